@@ -1,0 +1,20 @@
+import type { Backend } from "../backend.js";
+import { attentionKernels } from "./attention.js";
+import { convKernels } from "./conv.js";
+import { elementwiseKernels } from "./elementwise.js";
+import { gemmKernels } from "./gemm.js";
+import { indexingKernels } from "./indexing.js";
+import { normKernels } from "./norm.js";
+import { reduceKernels } from "./reduce.js";
+
+/** Plain TypeScript kernels: slow, obviously correct, always available. The oracle for every other backend. */
+export const referenceBackend: Backend = {
+  name: "reference",
+  ...elementwiseKernels,
+  ...reduceKernels,
+  ...gemmKernels,
+  ...convKernels,
+  ...normKernels,
+  ...attentionKernels,
+  ...indexingKernels,
+};

@@ -1,0 +1,33 @@
+/**
+ * diffuse: diffusion models in TypeScript.
+ *
+ * @example
+ * import { randn, Generator } from "diffuse";
+ * const noise = randn([1, 4, 64, 64], { generator: new Generator().manualSeed(42) });
+ */
+import * as F from "./ops/functional.js";
+
+export type { Backend } from "./backend/index.js";
+export { getBackend, listBackends, registerBackend, setBackend, withBackend } from "./backend/index.js";
+export { isGradEnabled, noGrad, setGradEnabled } from "./tensor/autograd.js";
+export {
+  arange,
+  type CreateOptions,
+  full,
+  linspace,
+  ones,
+  onesLike,
+  type RandomOptions,
+  rand,
+  randn,
+  randnLike,
+  tensor,
+  zeros,
+  zerosLike,
+} from "./tensor/create.js";
+export type { DType } from "./tensor/dtype.js";
+export { ArgumentError, DiffuseError, DTypeError, ShapeError } from "./tensor/errors.js";
+export { defaultGenerator, Generator } from "./tensor/generator.js";
+export type { Shape } from "./tensor/shape.js";
+export { Tensor } from "./tensor/tensor.js";
+export { F };

@@ -1,0 +1,84 @@
+import type { StridedF32 } from "../backend/index.js";
+import { type GradNode, isGradEnabled } from "../tensor/autograd.js";
+import { type DType, isFloating } from "../tensor/dtype.js";
+import { DTypeError } from "../tensor/errors.js";
+import type { Shape } from "../tensor/shape.js";
+import { Tensor } from "../tensor/tensor.js";
+
+/** A fresh float32 tensor over `data` (not copied). */
+export function fromF32(data: Float32Array, shape: Shape): Tensor {
+  return Tensor.fromStorage(data, shape, "float32");
+}
+
+/**
+ * A float32 strided view of `t` for kernels: float32 tensors are passed as they are (no copy, any strides);
+ * float16/bfloat16 are widened (contiguously); integer tensors are converted.
+ */
+export function stridedF32(t: Tensor): StridedF32 {
+  if (t.dtype === "float32")
+    return { data: t.storage.data as Float32Array, offset: t.offset, strides: t.strides };
+  return { data: t.toFloat32Array(), offset: 0, strides: contiguousStridesOf(t.shape) };
+}
+
+/** Strides of `t` as seen from an output of `shape` it broadcasts to (0 on broadcast dims). */
+export function broadcastStrided(t: Tensor, shape: Shape): StridedF32 {
+  const base = stridedF32(t);
+  const nd = shape.length;
+  const strides = new Array<number>(nd);
+  for (let i = 0; i < nd; i++) {
+    const j = i - (nd - t.ndim);
+    strides[i] = j < 0 || t.shape[j] === 1 ? 0 : base.strides[j]!;
+  }
+  return { data: base.data, offset: base.offset, strides };
+}
+
+/** The elements of `t` as a contiguous Float32Array (a view when `t` is contiguous float32, else a copy). */
+export function contiguousF32(t: Tensor): Float32Array {
+  if (t.dtype === "float32" && t.isContiguous()) {
+    const data = t.storage.data as Float32Array;
+    return t.offset === 0 && data.length === t.size ? data : data.subarray(t.offset, t.offset + t.size);
+  }
+  return t.toFloat32Array();
+}
+
+function contiguousStridesOf(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+/** Throws unless `t` has a floating dtype (the ops that compute on values need one). */
+export function requireFloat(t: Tensor, op: string): void {
+  if (!isFloating(t.dtype)) {
+    throw new DTypeError(`${op} needs a floating-point tensor, got ${t.dtype} (convert with .float())`);
+  }
+}
+
+/** The dtype of a float result: float32, since compute happens in float32. */
+export const COMPUTE_DTYPE: DType = "float32";
+
+/**
+ * Records `out` as produced by an op with `inputs`, when grad mode is on and any input requires grad.
+ * `backward(g)` returns one gradient (or null) per input, in order. Returns `out`.
+ */
+export function record(
+  out: Tensor,
+  name: string,
+  inputs: readonly (Tensor | null)[],
+  backward: GradNode["backward"],
+): Tensor {
+  if (!isGradEnabled()) return out;
+  if (!inputs.some((t) => t?.requiresGrad)) return out;
+  out.requiresGrad = true;
+  out.gradFn = { name, inputs, backward };
+  return out;
+}
+
+/** Whether a gradient should be computed for this input. */
+export function needsGrad(t: Tensor | null | undefined): boolean {
+  return !!t && t.requiresGrad;
+}

@@ -1,0 +1,238 @@
+import { type BinaryOp, getBackend, type UnaryOp } from "../backend/index.js";
+import { broadcastShapes } from "../tensor/shape.js";
+import { Tensor } from "../tensor/tensor.js";
+import { broadcastStrided, fromF32, record, requireFloat, stridedF32 } from "./core.js";
+import { sumToShape } from "./reduce.js";
+
+/** A tensor operand or a plain number (broadcast as a scalar). */
+export type TensorLike = Tensor | number;
+
+/** Wraps a number as a 0-d float32 tensor. */
+export function scalar(v: number): Tensor {
+  return fromF32(new Float32Array([v]), []);
+}
+
+function asTensor(v: TensorLike): Tensor {
+  return typeof v === "number" ? scalar(v) : v;
+}
+
+/** Runs a unary kernel (no autograd). */
+export function unaryRaw(op: UnaryOp, x: Tensor, p0?: number, p1?: number): Tensor {
+  const out = new Float32Array(x.size);
+  getBackend().unary(op, stridedF32(x), out, x.shape, p0, p1);
+  return fromF32(out, x.shape);
+}
+
+/** Runs a broadcasting binary kernel (no autograd). */
+export function binaryRaw(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const shape = broadcastShapes(ta.shape, tb.shape);
+  let n = 1;
+  for (const d of shape) n *= d;
+  const out = new Float32Array(n);
+  getBackend().binary(op, broadcastStrided(ta, shape), broadcastStrided(tb, shape), out, shape);
+  return fromF32(out, shape);
+}
+
+function unaryOp(
+  op: UnaryOp,
+  x: Tensor,
+  grad: (g: Tensor, x: Tensor, out: Tensor) => Tensor,
+  p0?: number,
+  p1?: number,
+): Tensor {
+  requireFloat(x, op);
+  const out = unaryRaw(op, x, p0, p1);
+  return record(out, op, [x], (g) => [grad(g, x, out)]);
+}
+
+// --- binary arithmetic (broadcasting) ---------------------------------------------------------------------------
+
+export function add(a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const out = binaryRaw("add", ta, tb);
+  return record(out, "add", [ta, tb], (g) => [sumToShape(g, ta.shape), sumToShape(g, tb.shape)]);
+}
+
+export function sub(a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const out = binaryRaw("sub", ta, tb);
+  return record(out, "sub", [ta, tb], (g) => [sumToShape(g, ta.shape), sumToShape(neg(g), tb.shape)]);
+}
+
+export function mul(a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const out = binaryRaw("mul", ta, tb);
+  return record(out, "mul", [ta, tb], (g) => [
+    ta.requiresGrad ? sumToShape(mul(g, tb), ta.shape) : null,
+    tb.requiresGrad ? sumToShape(mul(g, ta), tb.shape) : null,
+  ]);
+}
+
+export function div(a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const out = binaryRaw("div", ta, tb);
+  return record(out, "div", [ta, tb], (g) => [
+    ta.requiresGrad ? sumToShape(div(g, tb), ta.shape) : null,
+    tb.requiresGrad ? sumToShape(neg(div(mul(g, out), tb)), tb.shape) : null,
+  ]);
+}
+
+/** a^b elementwise; a number exponent uses a scalar-power kernel. */
+export function pow(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === "number" && a instanceof Tensor) {
+    const p = b;
+    return unaryOp("pow_scalar", a, (g, x) => mul(g, mul(unaryRaw("pow_scalar", x, p - 1), p)), p);
+  }
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const out = binaryRaw("pow", ta, tb);
+  return record(out, "pow", [ta, tb], (g) => [
+    ta.requiresGrad ? sumToShape(mul(g, mul(tb, binaryRaw("pow", ta, sub(tb, 1)))), ta.shape) : null,
+    tb.requiresGrad ? sumToShape(mul(g, mul(out, unaryRaw("log", ta))), tb.shape) : null,
+  ]);
+}
+
+/** Elementwise maximum; the gradient goes to `a` where a >= b, else to `b`. */
+export function maximum(a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const out = binaryRaw("maximum", ta, tb);
+  return record(out, "maximum", [ta, tb], (g) => {
+    const mask = binaryRaw("ge", ta, tb);
+    return [sumToShape(mul(g, mask), ta.shape), sumToShape(mul(g, sub(1, mask)), tb.shape)];
+  });
+}
+
+/** Elementwise minimum; the gradient goes to `a` where a <= b, else to `b`. */
+export function minimum(a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const out = binaryRaw("minimum", ta, tb);
+  return record(out, "minimum", [ta, tb], (g) => {
+    const mask = binaryRaw("le", ta, tb);
+    return [sumToShape(mul(g, mask), ta.shape), sumToShape(mul(g, sub(1, mask)), tb.shape)];
+  });
+}
+
+// --- comparisons (no gradient; results are 0/1 bool tensors) ----------------------------------------------------
+
+function compare(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
+  const f = binaryRaw(op, a, b);
+  return Tensor.fromStorage(Uint8Array.from(f.storage.data as Float32Array), f.shape, "bool");
+}
+export const eq = (a: TensorLike, b: TensorLike): Tensor => compare("eq", a, b);
+export const ne = (a: TensorLike, b: TensorLike): Tensor => compare("ne", a, b);
+export const lt = (a: TensorLike, b: TensorLike): Tensor => compare("lt", a, b);
+export const le = (a: TensorLike, b: TensorLike): Tensor => compare("le", a, b);
+export const gt = (a: TensorLike, b: TensorLike): Tensor => compare("gt", a, b);
+export const ge = (a: TensorLike, b: TensorLike): Tensor => compare("ge", a, b);
+
+// --- unary ------------------------------------------------------------------------------------------------------
+
+export const neg = (x: Tensor): Tensor => unaryOp("neg", x, (g) => neg(g));
+export const exp = (x: Tensor): Tensor => unaryOp("exp", x, (g, _x, out) => mul(g, out));
+export const log = (x: Tensor): Tensor => unaryOp("log", x, (g, xx) => div(g, xx));
+export const sqrt = (x: Tensor): Tensor => unaryOp("sqrt", x, (g, _x, out) => div(mul(g, 0.5), out));
+/** 1 / sqrt(x) */
+export const rsqrt = (x: Tensor): Tensor =>
+  unaryOp("rsqrt", x, (g, _x, out) => mul(g, mul(unaryRaw("pow_scalar", out, 3), -0.5)));
+export const abs = (x: Tensor): Tensor => unaryOp("abs", x, (g, xx) => mul(g, unaryRaw("sign", xx)));
+export const sign = (x: Tensor): Tensor => unaryOp("sign", x, (g) => mul(g, 0));
+export const tanh = (x: Tensor): Tensor =>
+  unaryOp("tanh", x, (g, _x, out) => mul(g, unaryRaw("affine", unaryRaw("square", out), -1, 1)));
+export const sigmoid = (x: Tensor): Tensor =>
+  unaryOp("sigmoid", x, (g, _x, out) => mul(g, mul(out, unaryRaw("affine", out, -1, 1))));
+/** x * sigmoid(x) */
+export const silu = (x: Tensor): Tensor => unaryOp("silu", x, (g, xx) => mul(g, unaryRaw("silu_grad", xx)));
+export const relu = (x: Tensor): Tensor => unaryOp("relu", x, (g, xx) => mul(g, binaryRaw("gt", xx, 0)));
+export const sin = (x: Tensor): Tensor => unaryOp("sin", x, (g, xx) => mul(g, unaryRaw("cos", xx)));
+export const cos = (x: Tensor): Tensor =>
+  unaryOp("cos", x, (g, xx) => mul(g, unaryRaw("affine", unaryRaw("sin", xx), -1, 0)));
+export const square = (x: Tensor): Tensor => unaryOp("square", x, (g, xx) => mul(g, mul(xx, 2)));
+export const reciprocal = (x: Tensor): Tensor =>
+  unaryOp("reciprocal", x, (g, _x, out) => neg(mul(g, unaryRaw("square", out))));
+export const floor = (x: Tensor): Tensor => unaryOp("floor", x, (g) => mul(g, 0));
+export const ceil = (x: Tensor): Tensor => unaryOp("ceil", x, (g) => mul(g, 0));
+/** Round half to even (torch.round). */
+export const round = (x: Tensor): Tensor => unaryOp("round", x, (g) => mul(g, 0));
+export const erf = (x: Tensor): Tensor =>
+  unaryOp("erf", x, (g, xx) =>
+    mul(g, mul(unaryRaw("exp", unaryRaw("affine", unaryRaw("square", xx), -1, 0)), 2 / Math.sqrt(Math.PI))),
+  );
+
+/** GELU: exact erf form (`approximate: "none"`, the default) or the tanh approximation. */
+export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
+  if (approximate === "tanh")
+    return unaryOp("gelu_tanh", x, (g, xx) => mul(g, unaryRaw("gelu_tanh_grad", xx)));
+  return unaryOp("gelu", x, (g, xx) => mul(g, unaryRaw("gelu_grad", xx)));
+}
+
+/** Clamps to [min, max] (either bound may be omitted). The gradient passes where min <= x <= max. */
+export function clamp(x: Tensor, min?: number | null, max?: number | null): Tensor {
+  const lo = min ?? Number.NEGATIVE_INFINITY;
+  const hi = max ?? Number.POSITIVE_INFINITY;
+  return unaryOp(
+    "clamp",
+    x,
+    (g, xx) => mul(g, binaryRaw("mul", binaryRaw("ge", xx, lo), binaryRaw("le", xx, hi))),
+    lo,
+    hi,
+  );
+}
+
+/** scale * x + shift in one pass. */
+export function affine(x: Tensor, scale: number, shift: number): Tensor {
+  return unaryOp("affine", x, (g) => mul(g, scale), scale, shift);
+}
+
+/** cond ? a : b with broadcasting; cond is a bool/uint8 (or any) tensor, non-zero meaning true. */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape), tb.shape);
+  let n = 1;
+  for (const d of shape) n *= d;
+  const condBytes =
+    cond.dtype === "bool" || cond.dtype === "uint8"
+      ? (cond.storage.data as Uint8Array)
+      : Uint8Array.from(cond.toFloat32Array(), (v) => (v !== 0 ? 1 : 0));
+  const condView =
+    cond.dtype === "bool" || cond.dtype === "uint8"
+      ? { data: condBytes, offset: cond.offset, strides: cond.strides }
+      : { data: condBytes, offset: 0, strides: contiguous(cond.shape) };
+  const nd = shape.length;
+  const condStrides = new Array<number>(nd);
+  for (let i = 0; i < nd; i++) {
+    const j = i - (nd - cond.ndim);
+    condStrides[i] = j < 0 || cond.shape[j] === 1 ? 0 : condView.strides[j]!;
+  }
+  const out = new Float32Array(n);
+  getBackend().where(
+    { data: condBytes, offset: condView.offset, strides: condStrides },
+    broadcastStrided(ta, shape),
+    broadcastStrided(tb, shape),
+    out,
+    shape,
+  );
+  const result = fromF32(out, shape);
+  return record(result, "where", [null, ta, tb], (g) => {
+    const zero = scalar(0);
+    return [null, sumToShape(where(cond, g, zero), ta.shape), sumToShape(where(cond, zero, g), tb.shape)];
+  });
+}
+
+function contiguous(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}

@@ -1,0 +1,152 @@
+import { getBackend } from "../backend/index.js";
+import { ShapeError } from "../tensor/errors.js";
+import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { contiguousF32, fromF32, record, requireFloat, stridedF32 } from "./core.js";
+import { expand, sum } from "./reduce.js";
+import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./view.js";
+
+/** One stride that walks all leading `nb` dims of `t` in row-major order, or null if none does. */
+function collapsedBatchStride(t: Tensor, nb: number): number | null {
+  let stride: number | null = null;
+  for (let i = nb - 1; i >= 0; i--) {
+    const d = t.shape[i]!;
+    if (d === 1) continue;
+    const s = t.strides[i]!;
+    if (stride === null) {
+      stride = s;
+      // the next outer dim must step over this one
+      continue;
+    }
+    const inner = t.shape.slice(i + 1, nb).reduce((a, b) => a * b, 1);
+    if (s !== stride * inner && !(s === 0 && stride === 0)) return null;
+  }
+  return stride ?? 0;
+}
+
+/** Raw batched product of a [..., m, k] and b [..., k, n] already broadcast to the same batch shape. */
+function matmulRaw(a: Tensor, b: Tensor): Tensor {
+  const nb = a.ndim - 2;
+  const batchShape = a.shape.slice(0, nb);
+  const batch = sizeOf(batchShape);
+  const m = a.shape[nb]!;
+  const k = a.shape[nb + 1]!;
+  const n = b.shape[nb + 1]!;
+  let sa = collapsedBatchStride(a, nb);
+  let sb = collapsedBatchStride(b, nb);
+  let A = a;
+  let B = b;
+  if (sa === null) {
+    A = contiguous(a);
+    sa = m * k;
+  }
+  if (sb === null) {
+    B = contiguous(b);
+    sb = k * n;
+  }
+  const av = stridedF32(A);
+  const bv = stridedF32(B);
+  // widened half tensors come back contiguous: their batch stride changes
+  if (A.dtype !== "float32") sa = batch > 1 ? m * k : 0;
+  if (B.dtype !== "float32") sb = batch > 1 ? k * n : 0;
+  const out = new Float32Array(batch * m * n);
+  getBackend().gemm({
+    batch,
+    m,
+    n,
+    k,
+    a: av.data,
+    aOffset: av.offset,
+    aBatchStride: sa,
+    aRowStride: av.strides[nb]!,
+    aColStride: av.strides[nb + 1]!,
+    b: bv.data,
+    bOffset: bv.offset,
+    bBatchStride: sb,
+    bRowStride: bv.strides[nb]!,
+    bColStride: bv.strides[nb + 1]!,
+    out,
+    outOffset: 0,
+    alpha: 1,
+    accumulate: false,
+  });
+  return fromF32(out, [...batchShape, m, n]);
+}
+
+/** Matrix product with NumPy semantics: 1-D operands are promoted, batch dims broadcast. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  requireFloat(a, "matmul");
+  requireFloat(b, "matmul");
+  if (a.ndim === 0 || b.ndim === 0) throw new ShapeError("matmul: both operands need at least one dimension");
+  const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;
+  const b2 = b.ndim === 1 ? unsqueeze(b, 1) : b;
+  const k = a2.shape[a2.ndim - 1]!;
+  if (b2.shape[b2.ndim - 2] !== k) {
+    throw new ShapeError(
+      `matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not align (${k} vs ${b2.shape[b2.ndim - 2]})`,
+    );
+  }
+  const batch = broadcastShapes(a2.shape.slice(0, -2), b2.shape.slice(0, -2));
+  const ae = expand(a2, [...batch, ...a2.shape.slice(-2)]);
+  const be = expand(b2, [...batch, ...b2.shape.slice(-2)]);
+  let out = record(matmulRaw(ae, be), "matmul", [ae, be], (g) => [
+    ae.requiresGrad ? matmul(g, transpose(be, -1, -2)) : null,
+    be.requiresGrad ? matmul(transpose(ae, -1, -2), g) : null,
+  ]);
+  if (a.ndim === 1) out = squeeze(out, -2);
+  if (b.ndim === 1) out = squeeze(out, -1);
+  return out;
+}
+
+/** y = x W^T + b for x [..., in], W [out, in], b [out] (PyTorch's F.linear). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  requireFloat(x, "linear");
+  if (weight.ndim !== 2)
+    throw new ShapeError(`linear: weight must be 2-D [out, in], got ${formatShape(weight.shape)}`);
+  const [outF, inF] = weight.shape as [number, number];
+  if (x.shape[x.ndim - 1] !== inF) {
+    throw new ShapeError(
+      `linear: input has ${x.shape[x.ndim - 1]} features, weight expects ${inF} (weight ${formatShape(weight.shape)})`,
+    );
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) {
+    throw new ShapeError(`linear: bias must be [${outF}], got ${formatShape(bias.shape)}`);
+  }
+  const lead = x.shape.slice(0, -1);
+  const rows = sizeOf(lead);
+  const x2 = contiguous(x);
+  const xv = stridedF32(x2);
+  const wv = stridedF32(weight);
+  const out = new Float32Array(rows * outF);
+  getBackend().gemm({
+    batch: 1,
+    m: rows,
+    n: outF,
+    k: inF,
+    a: xv.data,
+    aOffset: xv.offset,
+    aBatchStride: 0,
+    aRowStride: inF,
+    aColStride: 1,
+    b: wv.data,
+    bOffset: wv.offset,
+    bBatchStride: 0,
+    bRowStride: wv.strides[1]!,
+    bColStride: wv.strides[0]!,
+    out,
+    outOffset: 0,
+    alpha: 1,
+    accumulate: false,
+    bias: bias ? contiguousF32(bias) : null,
+  });
+  const y = fromF32(out, [...lead, outF]);
+  return record(y, "linear", [x, weight, bias ?? null], (g) => {
+    const g2 = reshape(g, [rows, outF]);
+    const xf = reshape(x2, [rows, inF]);
+    return [
+      x.requiresGrad ? reshape(matmul(g2, weight), x.shape) : null,
+      weight.requiresGrad ? matmul(transpose(g2, 0, 1), xf) : null,
+      bias?.requiresGrad ? sum(g2, 0) : null,
+    ];
+  });
+}

@@ -1,0 +1,176 @@
+import { getBackend } from "../backend/index.js";
+import { allocStorage, convertStorage, type DType } from "../tensor/dtype.js";
+import { ArgumentError, ShapeError } from "../tensor/errors.js";
+import { contiguousStrides, formatShape, inferShape, normalizeDim, type Shape } from "../tensor/shape.js";
+import { Tensor } from "../tensor/tensor.js";
+import { record } from "./core.js";
+
+function makeView(t: Tensor, shape: Shape, strides: Shape, offset: number): Tensor {
+  return new Tensor(t.storage, shape, t.dtype, strides, offset);
+}
+
+/** A contiguous copy of `t` (or `t` itself when already contiguous). */
+export function contiguous(t: Tensor): Tensor {
+  if (t.isContiguous()) return t;
+  return clone(t);
+}
+
+/** A contiguous copy of `t` that does not share storage. Gradient flows through. */
+export function clone(t: Tensor): Tensor {
+  const data = allocStorage(t.dtype, t.size);
+  getBackend().copy(
+    { data: t.storage.data, offset: t.offset, strides: t.strides },
+    { data, offset: 0, strides: contiguousStrides(t.shape) },
+    t.shape,
+  );
+  const out = Tensor.fromStorage(data, t.shape, t.dtype);
+  return record(out, "clone", [t], (g) => [g]);
+}
+
+/** The same elements in a new shape (one dim may be -1). A view when `t` is contiguous, else a copy. */
+export function reshape(t: Tensor, shape: Shape): Tensor {
+  const target = inferShape(shape, t.size);
+  const src = contiguous(t);
+  const out = makeView(src, target, contiguousStrides(target), src.offset);
+  return record(out, "reshape", [src], (g) => [reshape(g, src.shape)]);
+}
+
+/** Reorders dims: `out.shape[i] = t.shape[dims[i]]`. Always a view. */
+export function permute(t: Tensor, dims: readonly number[]): Tensor {
+  if (dims.length !== t.ndim) {
+    throw new ShapeError(`permute: got ${dims.length} dims for a tensor with ${t.ndim} dimension(s)`);
+  }
+  const norm = dims.map((d) => normalizeDim(d, t.ndim));
+  if (new Set(norm).size !== norm.length)
+    throw new ShapeError(`permute: repeated dim in [${dims.join(", ")}]`);
+  const out = makeView(
+    t,
+    norm.map((d) => t.shape[d]!),
+    norm.map((d) => t.strides[d]!),
+    t.offset,
+  );
+  const inverse = new Array<number>(norm.length);
+  norm.forEach((d, i) => {
+    inverse[d] = i;
+  });
+  return record(out, "permute", [t], (g) => [permute(g, inverse)]);
+}
+
+/** Swaps two dims (a view). */
+export function transpose(t: Tensor, dim0: number, dim1: number): Tensor {
+  const a = normalizeDim(dim0, t.ndim);
+  const b = normalizeDim(dim1, t.ndim);
+  const dims = Array.from({ length: t.ndim }, (_, i) => i);
+  dims[a] = b;
+  dims[b] = a;
+  return permute(t, dims);
+}
+
+/** Elements start, start+step, ... below end along `dim` (negative start/end count from the end). A view. */
+export function slice(t: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
+  const d = normalizeDim(dim, t.ndim);
+  const size = t.shape[d]!;
+  if (!Number.isInteger(step) || step < 1)
+    throw new ArgumentError(`slice: step must be a positive integer, got ${step}`);
+  const clampIndex = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
+  const s = clampIndex(start);
+  const e = Math.max(clampIndex(end ?? size), s);
+  const len = Math.ceil((e - s) / step);
+  const shape = [...t.shape];
+  shape[d] = len;
+  const strides = [...t.strides];
+  strides[d] = t.strides[d]! * step;
+  const out = makeView(t, shape, strides, t.offset + s * t.strides[d]!);
+  return record(out, "slice", [t], (g) => {
+    const data = new Float32Array(t.size);
+    const full = contiguousStrides(t.shape);
+    const dstStrides = [...full];
+    dstStrides[d] = full[d]! * step;
+    getBackend().copy(
+      { data: g.storage.data, offset: g.offset, strides: g.strides },
+      { data, offset: s * full[d]!, strides: dstStrides },
+      g.shape,
+    );
+    return [Tensor.fromStorage(data, t.shape, "float32")];
+  });
+}
+
+/** `length` elements from `start` along `dim` (PyTorch's narrow). */
+export function narrow(t: Tensor, dim: number, start: number, length: number): Tensor {
+  return slice(t, dim, start, start + length);
+}
+
+/** The entry `index` along `dim`, removing that dim. A view. */
+export function select(t: Tensor, dim: number, index: number): Tensor {
+  const d = normalizeDim(dim, t.ndim);
+  const size = t.shape[d]!;
+  const i = index < 0 ? index + size : index;
+  if (i < 0 || i >= size)
+    throw new ShapeError(`select: index ${index} out of range for dim ${dim} of size ${size}`);
+  return squeeze(slice(t, d, i, i + 1), d);
+}
+
+/** Removes size-1 dims (all of them, or the given ones). A view. */
+export function squeeze(t: Tensor, dims?: number | readonly number[]): Tensor {
+  const list =
+    dims === undefined
+      ? t.shape.map((s, i) => (s === 1 ? i : -1)).filter((i) => i >= 0)
+      : (typeof dims === "number" ? [dims] : dims)
+          .map((d) => normalizeDim(d, t.ndim))
+          .filter((d) => t.shape[d] === 1);
+  const keep = t.shape.map((_, i) => !list.includes(i));
+  const out = makeView(
+    t,
+    t.shape.filter((_, i) => keep[i]),
+    t.strides.filter((_, i) => keep[i]),
+    t.offset,
+  );
+  return record(out, "squeeze", [t], (g) => [reshape(g, t.shape)]);
+}
+
+/** Inserts a size-1 dim at `dim` (may be -1 for the end). A view. */
+export function unsqueeze(t: Tensor, dim: number): Tensor {
+  const d = normalizeDim(dim, t.ndim + 1);
+  const shape = [...t.shape];
+  const strides = [...t.strides];
+  shape.splice(d, 0, 1);
+  strides.splice(d, 0, d < t.ndim ? t.strides[d]! * t.shape[d]! : 1);
+  const out = makeView(t, shape, strides, t.offset);
+  return record(out, "unsqueeze", [t], (g) => [reshape(g, t.shape)]);
+}
+
+/** Merges dims startDim..endDim into one. */
+export function flatten(t: Tensor, startDim = 0, endDim = -1): Tensor {
+  if (t.ndim === 0) return reshape(t, [1]);
+  const s = normalizeDim(startDim, t.ndim);
+  const e = normalizeDim(endDim, t.ndim);
+  if (e < s) throw new ShapeError(`flatten: endDim ${endDim} is before startDim ${startDim}`);
+  const merged = t.shape.slice(s, e + 1).reduce((a, b) => a * b, 1);
+  return reshape(t, [...t.shape.slice(0, s), merged, ...t.shape.slice(e + 1)]);
+}
+
+/** A tensor sharing storage but cut off from the autograd graph. */
+export function detach(t: Tensor): Tensor {
+  return makeView(t, t.shape, t.strides, t.offset);
+}
+
+/** Converts to another dtype (a copy). Float-to-float conversions pass gradients through. */
+export function to(t: Tensor, dtype: DType): Tensor {
+  if (t.dtype === dtype) return t;
+  const src = contiguous(t);
+  const data = convertStorage(src.dataSync(), t.dtype, dtype);
+  const out = Tensor.fromStorage(data, t.shape, dtype);
+  if (dtype === "float32" || dtype === "float16" || dtype === "bfloat16") {
+    return record(out, "to", [t], (g) => [to(g, "float32")]);
+  }
+  return out;
+}
+
+/** Checks `t` has exactly `shape` (-1 matches anything), naming `what` in the error. */
+export function expectShape(t: Tensor, shape: readonly number[], what: string): void {
+  const ok = t.ndim === shape.length && shape.every((d, i) => d === -1 || d === t.shape[i]);
+  if (!ok) {
+    const want = `[${shape.map((d) => (d === -1 ? "*" : d)).join(", ")}]`;
+    throw new ShapeError(`${what}: expected shape ${want}, got ${formatShape(t.shape)}`);
+  }
+}

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { F, tensor } from "../../src/index.js";
+import { assertAllClose, gradcheck, randomTensor } from "../helpers.js";
+
+describe("reductions", () => {
+  const x = tensor([
+    [1, 2, 3],
+    [4, 5, 9],
+  ]);
+  it("sum/mean/var/max/min/argmax", () => {
+    assert.equal(x.sum().item(), 24);
+    assert.deepEqual(x.sum(0).tolist(), [5, 7, 12]);
+    assert.deepEqual(x.sum(1, { keepdim: true }).shape, [2, 1]);
+    assert.deepEqual(x.mean(-1).tolist(), [2, 6]);
+    assertAllClose(x.var(1).toFloat32Array(), [1, 7], 1e-6, 1e-6);
+    assertAllClose(x.var(1, { correction: 0 }).toFloat32Array(), [2 / 3, 14 / 3], 1e-6, 1e-6);
+    assert.deepEqual(x.max(1).tolist(), [3, 9]);
+    assert.deepEqual(x.min(0).tolist(), [1, 2, 3]);
+    assert.deepEqual(Array.from(x.argmax(1).dataSync() as BigInt64Array), [2n, 2n]);
+    assert.equal(Number(x.argmax().item()), 5);
+  });
+  it("reductions over non-adjacent dims", () => {
+    const t = randomTensor([2, 3, 4], 1);
+    const s = t.sum([0, 2]);
+    const want = [0, 1, 2].map((j) => {
+      let acc = 0;
+      for (let i = 0; i < 2; i++)
+        for (let k = 0; k < 4; k++) acc += t.select(0, i).select(0, j).select(0, k).item();
+      return acc;
+    });
+    assertAllClose(s.toFloat32Array(), want, 1e-5, 1e-5);
+  });
+  it("gradients", () => {
+    gradcheck((t) => t.sum([0, 2]), [randomTensor([2, 3, 4], 1)]);
+    gradcheck((t) => t.mean(1, { keepdim: true }), [randomTensor([2, 3, 4], 2)]);
+    gradcheck((t) => t.var([1, 2]), [randomTensor([2, 3, 4], 3)]);
+    gradcheck((t) => t.max(1), [randomTensor([3, 5], 4)]);
+    gradcheck((t) => t.min(), [randomTensor([3, 5], 5)]);
+  });
+});
+
+describe("views", () => {
+  it("reshape/permute/slice/squeeze share storage and index correctly", () => {
+    const t = F.reshape(tensor(Array.from({ length: 24 }, (_, i) => i)), [2, 3, 4]);
+    const p = t.permute(2, 0, 1);
+    assert.deepEqual(p.shape, [4, 2, 3]);
+    assert.equal(p.storage, t.storage);
+    assert.equal(p.select(0, 1).select(0, 1).select(0, 2).item(), 1 * 12 + 2 * 4 + 1);
+    const s = t.slice(2, 1, 4, 2);
+    assert.deepEqual(s.shape, [2, 3, 2]);
+    assert.deepEqual(s.select(0, 0).select(0, 0).tolist(), [1, 3]);
+    assert.deepEqual(t.slice(1, -1).shape, [2, 1, 4]);
+    assert.deepEqual(t.slice(1, -1).squeeze(1).shape, [2, 4]);
+    assert.deepEqual(t.unsqueeze(-1).shape, [2, 3, 4, 1]);
+    assert.deepEqual(t.flatten(1).shape, [2, 12]);
+    assert.deepEqual(p.contiguous().reshape(-1).tolist(), p.reshape([24]).tolist());
+    assert.deepEqual(tensor([1, 2]).expand(3, 2).tolist(), [
+      [1, 2],
+      [1, 2],
+      [1, 2],
+    ]);
+  });
+  it("bad shapes give clear errors", () => {
+    const t = tensor([1, 2, 3, 4, 5, 6]);
+    assert.throws(() => t.reshape(4, -1), /cannot reshape 6 elements into \[4, -1\]/);
+    assert.throws(() => t.permute(0, 0), /permute/);
+    assert.throws(() => t.add(tensor([1, 2])), /cannot be broadcast/);
+  });
+  it("gradients through views", () => {
+    gradcheck((t) => t.permute(2, 0, 1).reshape(4, 6).slice(1, 1, 5, 2), [randomTensor([2, 3, 4], 1)]);
+    gradcheck((t) => t.expand(3, 2, 4).mul(t), [randomTensor([2, 4], 2)]);
+    gradcheck((t) => t.unsqueeze(0).squeeze().select(1, 2), [randomTensor([2, 3], 3)]);
+  });
+});
+
+describe("matmul and linear", () => {
+  it("matches a hand product and supports batch broadcasting", () => {
+    const a = tensor([
+      [1, 2],
+      [3, 4],
+    ]);
+    const b = tensor([
+      [5, 6],
+      [7, 8],
+    ]);
+    assert.deepEqual(a.matmul(b).tolist(), [
+      [19, 22],
+      [43, 50],
+    ]);
+    assert.deepEqual(a.matmul(tensor([1, 1])).tolist(), [3, 7]);
+    const batched = randomTensor([3, 1, 2, 5], 1).matmul(randomTensor([4, 5, 6], 2));
+    assert.deepEqual(batched.shape, [3, 4, 2, 6]);
+  });
+  it("gradients (broadcast batch, transposed operands, linear with bias)", () => {
+    gradcheck(F.matmul, [randomTensor([2, 3, 4], 1), randomTensor([4, 5], 2)]);
+    gradcheck(F.matmul, [randomTensor([4, 3], 3).t(), randomTensor([2, 1, 4, 2], 4)]);
+    gradcheck(F.linear, [randomTensor([2, 3, 4], 5), randomTensor([6, 4], 6), randomTensor([6], 7)]);
+    gradcheck((x, w) => F.linear(x, w), [randomTensor([4, 5], 8).transpose(0, 1), randomTensor([3, 4], 9)]);
+  });
+});
