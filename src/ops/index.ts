@@ -1,7 +1,20 @@
 import "./methods.js";
 
+export { type AttentionOptions, scaled_dot_product_attention } from "./attention.js";
+export {
+  type Conv2dOptions,
+  type ConvTranspose2dOptions,
+  conv_transpose2d,
+  conv2d,
+  type Size2,
+} from "./conv.js";
+export { dropout, type UniformSource } from "./dropout.js";
 export * from "./elementwise.js";
+export { embedding, gather, indexSelect } from "./indexing.js";
+export { type CrossEntropyOptions, cross_entropy, mse_loss, type Reduction } from "./loss.js";
 export { linear, matmul } from "./matmul.js";
+export { group_norm, group_norm_silu, layer_norm } from "./norm.js";
+export { avg_pool2d, type InterpolateOptions, interpolate } from "./pool.js";
 export {
   argmax,
   argmin,
@@ -14,6 +27,8 @@ export {
   sumToShape,
   variance,
 } from "./reduce.js";
+export { cat, chunk, pad, split, stack } from "./shape.js";
+export { log_softmax, softmax } from "./softmax.js";
 export {
   clone,
   contiguous,

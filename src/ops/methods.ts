@@ -8,9 +8,12 @@ import { Tensor } from "../tensor/tensor.js";
 import { fromF32 } from "./core.js";
 import type { TensorLike } from "./elementwise.js";
 import * as ew from "./elementwise.js";
+import * as indexing from "./indexing.js";
 import { linear, matmul } from "./matmul.js";
 import type { ReduceOptions } from "./reduce.js";
 import * as red from "./reduce.js";
+import * as shapeOps from "./shape.js";
+import { log_softmax, softmax } from "./softmax.js";
 import * as view from "./view.js";
 
 declare module "../tensor/tensor.js" {
@@ -240,3 +243,36 @@ Object.assign(proto, {
 });
 
 export { linear };
+
+// --- softmax, split/chunk, gather/indexSelect (src/ops/softmax.ts, shape.ts, indexing.ts) ---------------------
+declare module "../tensor/tensor.js" {
+  interface Tensor {
+    softmax(dim?: number): Tensor;
+    log_softmax(dim?: number): Tensor;
+    split(splitSizeOrSections: number | readonly number[], dim?: number): Tensor[];
+    chunk(chunks: number, dim?: number): Tensor[];
+    gather(dim: number, index: Tensor): Tensor;
+    indexSelect(dim: number, index: Tensor): Tensor;
+  }
+}
+
+Object.assign(proto, {
+  softmax(this: Tensor, dim?: number) {
+    return softmax(this, dim);
+  },
+  log_softmax(this: Tensor, dim?: number) {
+    return log_softmax(this, dim);
+  },
+  split(this: Tensor, splitSizeOrSections: number | readonly number[], dim?: number) {
+    return shapeOps.split(this, splitSizeOrSections, dim);
+  },
+  chunk(this: Tensor, chunks: number, dim?: number) {
+    return shapeOps.chunk(this, chunks, dim);
+  },
+  gather(this: Tensor, dim: number, index: Tensor) {
+    return indexing.gather(this, dim, index);
+  },
+  indexSelect(this: Tensor, dim: number, index: Tensor) {
+    return indexing.indexSelect(this, dim, index);
+  },
+});

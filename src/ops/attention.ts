@@ -1,0 +1,176 @@
+import { getBackend } from "../backend/index.js";
+import { isGradEnabled } from "../tensor/autograd.js";
+import { isFloating } from "../tensor/dtype.js";
+import { ArgumentError, DTypeError, ShapeError } from "../tensor/errors.js";
+import { broadcastShapes, formatShape, type Shape, shapesEqual, sizeOf } from "../tensor/shape.js";
+import { Tensor } from "../tensor/tensor.js";
+import { contiguousF32, fromF32, requireFloat } from "./core.js";
+import { add, mul, where } from "./elementwise.js";
+import { matmul } from "./matmul.js";
+import { expand } from "./reduce.js";
+import { softmax } from "./softmax.js";
+import { reshape, transpose } from "./view.js";
+
+/** Options of {@link scaled_dot_product_attention}. */
+export interface AttentionOptions {
+  /**
+   * Broadcastable to [..., Lq, Lk]: a bool mask (true = attend, false = masked out) or a float mask added to the
+   * scores.
+   */
+  attnMask?: Tensor | null;
+  /** Query i attends to keys j <= i only (top-left aligned when Lq != Lk, as PyTorch). */
+  isCausal?: boolean;
+  /** Score scale; default 1/sqrt(D). */
+  scale?: number | null;
+}
+
+/** The bool [lq, lk] lower-triangular mask of causal attention (true = keep). */
+function causalMask(lq: number, lk: number): Tensor {
+  const keep = new Uint8Array(lq * lk);
+  for (let i = 0; i < lq; i++) keep.fill(1, i * lk, i * lk + Math.min(i + 1, lk));
+  return Tensor.fromStorage(keep, [lq, lk], "bool");
+}
+
+/** A float additive mask (0 where kept, -Infinity where masked) from a bool mask; float masks pass through. */
+function additive(mask: Tensor): Tensor {
+  return mask.dtype === "bool" ? where(mask, 0, Number.NEGATIVE_INFINITY) : mask;
+}
+
+/** softmax(scale * q k^T + mask) v from differentiable ops (autograd flows to q, k, v and a float mask). */
+function composed(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  causal: boolean,
+  scale: number,
+): Tensor {
+  let s = mul(matmul(q, transpose(k, -1, -2)), scale);
+  if (mask) s = mask.dtype === "bool" ? where(mask, s, Number.NEGATIVE_INFINITY) : add(s, mask);
+  if (causal) s = where(causalMask(s.shape[s.ndim - 2]!, s.shape[s.ndim - 1]!), s, Number.NEGATIVE_INFINITY);
+  return matmul(softmax(s, -1), v);
+}
+
+/** The fused kernel over the flattened batch; k, v and the mask are materialised where they broadcast. */
+function fused(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  causal: boolean,
+  scale: number,
+  batchShape: Shape,
+): Tensor {
+  const lq = q.shape[q.ndim - 2]!;
+  const d = q.shape[q.ndim - 1]!;
+  const lk = k.shape[k.ndim - 2]!;
+  const dv = v.shape[v.ndim - 1]!;
+  const batch = sizeOf(batchShape);
+  let maskData: Float32Array | null = null;
+  let maskBatchStride = 0;
+  let maskRowStride = 0;
+  if (causal) {
+    maskData = contiguousF32(additive(causalMask(lq, lk)));
+    maskRowStride = lk;
+  } else if (mask) {
+    const m = additive(mask);
+    const padded = [...new Array<number>(batchShape.length + 2 - m.ndim).fill(1), ...m.shape];
+    const perBatch = padded.slice(0, -2).some((s) => s !== 1);
+    const rows = padded[padded.length - 2] === 1 ? 1 : lq;
+    const target = perBatch ? [...batchShape, rows, lk] : [rows, lk];
+    const mm = perBatch ? m : reshape(m, padded.slice(-2));
+    maskData = contiguousF32(expand(mm, target));
+    maskBatchStride = perBatch ? rows * lk : 0;
+    maskRowStride = rows === 1 ? 0 : lk;
+  }
+  const out = new Float32Array(batch * lq * dv);
+  getBackend().attention({
+    batch,
+    lq,
+    lk,
+    d,
+    dv,
+    scale,
+    q: contiguousF32(expand(q, [...batchShape, lq, d])),
+    k: contiguousF32(expand(k, [...batchShape, lk, d])),
+    v: contiguousF32(expand(v, [...batchShape, lk, dv])),
+    out,
+    mask: maskData,
+    maskBatchStride,
+    maskRowStride,
+  });
+  return fromF32(out, [...batchShape, lq, dv]);
+}
+
+/**
+ * Attention `softmax(q k^T * scale + mask) v` (PyTorch's F.scaled_dot_product_attention, without dropout) for
+ * q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv]; the leading (batch/head) dims broadcast. Returns [..., Lq, Dv].
+ * Runs the fused kernel unless a gradient is needed, then the matmul/softmax composition.
+ */
+export function scaled_dot_product_attention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+): Tensor {
+  for (const [t, name] of [
+    [q, "q"],
+    [k, "k"],
+    [v, "v"],
+  ] as const) {
+    requireFloat(t, "scaled_dot_product_attention");
+    if (t.ndim < 2) {
+      throw new ShapeError(
+        `scaled_dot_product_attention: ${name} needs at least 2 dims, got ${formatShape(t.shape)}`,
+      );
+    }
+  }
+  const lq = q.shape[q.ndim - 2]!;
+  const d = q.shape[q.ndim - 1]!;
+  const lk = k.shape[k.ndim - 2]!;
+  if (k.shape[k.ndim - 1] !== d || v.shape[v.ndim - 2] !== lk) {
+    throw new ShapeError(
+      `scaled_dot_product_attention: expected k [..., Lk, ${d}] and v [..., Lk, Dv] with the same Lk for q ${formatShape(q.shape)}; got k ${formatShape(k.shape)}, v ${formatShape(v.shape)}`,
+    );
+  }
+  let batchShape: number[];
+  try {
+    batchShape = broadcastShapes(
+      broadcastShapes(q.shape.slice(0, -2), k.shape.slice(0, -2)),
+      v.shape.slice(0, -2),
+    );
+  } catch {
+    throw new ShapeError(
+      `scaled_dot_product_attention: batch dims of q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)} do not broadcast`,
+    );
+  }
+  const mask = opts.attnMask ?? null;
+  const causal = !!opts.isCausal;
+  if (mask) {
+    if (mask.dtype !== "bool" && !isFloating(mask.dtype)) {
+      throw new DTypeError(
+        `scaled_dot_product_attention: attnMask must be bool or floating, got ${mask.dtype}`,
+      );
+    }
+    const full = [...batchShape, lq, lk];
+    let ok = mask.ndim <= full.length;
+    if (ok) {
+      try {
+        ok = shapesEqual(broadcastShapes(mask.shape, full), full);
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      throw new ShapeError(
+        `scaled_dot_product_attention: attnMask ${formatShape(mask.shape)} does not broadcast to the scores ${formatShape(full)}`,
+      );
+    }
+    if (causal)
+      throw new ArgumentError("scaled_dot_product_attention: give either attnMask or isCausal, not both");
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const needsGraph = isGradEnabled() && [q, k, v, mask].some((t) => t?.requiresGrad);
+  if (needsGraph) return composed(q, k, v, mask, causal, scale);
+  return fused(q, k, v, mask, causal, scale, batchShape);
+}
