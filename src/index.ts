@@ -9,6 +9,22 @@ import * as F from "./ops/functional.js";
 
 export type { Backend } from "./backend/index.js";
 export { getBackend, listBackends, registerBackend, setBackend, withBackend } from "./backend/index.js";
+export {
+  loadSafetensors,
+  openSafetensors,
+  openSafetensorsSync,
+  parseSafetensors,
+  type SafetensorsData,
+  type SafetensorsDType,
+  type SafetensorsEntry,
+  SafetensorsError,
+  SafetensorsFile,
+  saveSafetensors,
+  serializeSafetensors,
+  type TensorMap,
+} from "./io/safetensors.js";
+export * as nn from "./nn/index.js";
+export * as optim from "./nn/optim/index.js";
 export { isGradEnabled, noGrad, setGradEnabled } from "./tensor/autograd.js";
 export {
   arange,

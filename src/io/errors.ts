@@ -1,0 +1,32 @@
+import { DiffuseError } from "../tensor/errors.js";
+
+/**
+ * A safetensors file or buffer was malformed, truncated or could not be read or written. The message names the
+ * file and the problem; `cause` holds the underlying system error where there was one.
+ */
+export class SafetensorsError extends DiffuseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message);
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** A short description of a Node.js file-system error ("file not found", "permission denied", ...). */
+export function describeFsError(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  switch (code) {
+    case "ENOENT":
+      return "file not found";
+    case "EISDIR":
+      return "is a directory, not a file";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "ENOTDIR":
+      return "a parent of the path is not a directory";
+    case "ENOSPC":
+      return "no space left on the device";
+    default:
+      return err instanceof Error ? err.message : String(err);
+  }
+}

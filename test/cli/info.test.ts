@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { serializeSafetensors, Tensor, tensor } from "../../src/index.js";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** Runs the CLI from its TypeScript entry (no build needed). */
+function diffuse(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+    cwd: repoRoot,
+    encoding: "utf8",
+    env: { ...process.env, DIFFUSE_DEBUG: "" },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let dir: string;
+let good: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
+  good = join(dir, "model.safetensors");
+  const bytes = serializeSafetensors(
+    {
+      "conv.weight": tensor(new Float32Array(2 * 3 * 3 * 3), [2, 3, 3, 3]),
+      "conv.bias": tensor([0.5, -0.5], [2]),
+      ids: Tensor.fromStorage(new BigInt64Array([1n, 2n, 3n]), [3], "int64"),
+      half: Tensor.fromStorage(new Uint16Array(4), [2, 2], "float16"),
+    },
+    { format: "pt", note: "tiny test model" },
+  );
+  writeFileSync(good, bytes);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A failed command: exit code 1, nothing on stdout, one line on stderr without a stack trace. */
+function assertOneLineError(r: ReturnType<typeof diffuse>, pattern: RegExp): void {
+  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
+  assert.equal(r.stdout, "");
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^diffuse: /);
+  assert.match(lines[0]!, pattern);
+}
+
+describe("diffuse CLI", () => {
+  it("--version prints the package.json version; --help lists the info command", () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8"));
+    const v = diffuse("--version");
+    assert.equal(v.code, 0);
+    assert.equal(v.stdout.trim(), pkg.version);
+    const h = diffuse("--help");
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /Usage: diffuse/);
+    assert.match(h.stdout, /info \[options\] <path>/);
+  });
+
+  it("info prints names, dtypes, shapes, parameter count and metadata as a table", () => {
+    const r = diffuse("info", good);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.match(r.stdout, /safetensors/);
+    // 54 + 2 + 3 + 4 parameters in 4 tensors
+    assert.match(r.stdout, /tensors: 4, parameters: 63 \(I64 x 1, F32 x 2, F16 x 1\)/);
+    assert.match(r.stdout, /^ {2}format: pt$/m);
+    assert.match(r.stdout, /^ {2}note: tiny test model$/m);
+    assert.match(r.stdout, /^conv\.weight\s+F32\s+\[2, 3, 3, 3\]\s+54$/m);
+    assert.match(r.stdout, /^conv\.bias\s+F32\s+\[2\]\s+2$/m);
+    assert.match(r.stdout, /^ids\s+I64\s+\[3\]\s+3$/m);
+    assert.match(r.stdout, /^half\s+F16\s+\[2, 2\]\s+4$/m);
+  });
+
+  it("info --json prints one JSON object", () => {
+    const r = diffuse("info", good, "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const info = JSON.parse(r.stdout);
+    assert.equal(info.format, "safetensors");
+    assert.equal(info.path, good);
+    assert.equal(info.tensorCount, 4);
+    assert.equal(info.parameterCount, 63);
+    assert.equal(info.fileBytes, readFileSync(good).length);
+    assert.deepEqual(info.dtypes, { I64: 1, F32: 2, F16: 1 });
+    assert.deepEqual(info.metadata, { format: "pt", note: "tiny test model" });
+    assert.deepEqual(
+      info.tensors.map((t: { name: string; dtype: string; shape: number[]; parameters: number }) => [
+        t.name,
+        t.dtype,
+        t.shape,
+        t.parameters,
+      ]),
+      [
+        ["ids", "I64", [3], 3],
+        ["conv.bias", "F32", [2], 2],
+        ["conv.weight", "F32", [2, 3, 3, 3], 54],
+        ["half", "F16", [2, 2], 4],
+      ],
+    );
+    assert.deepEqual(info.tensors[1].dataOffsets, [24, 32]);
+  });
+
+  it("info recognises a safetensors file by its content whatever the extension", () => {
+    const other = join(dir, "weights.bin");
+    writeFileSync(other, readFileSync(good));
+    const r = diffuse("info", other, "--json");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).tensorCount, 4);
+  });
+
+  it("a broken, missing or unknown file gives a one-line error and exit code 1", () => {
+    const broken = join(dir, "broken.safetensors");
+    const bytes = readFileSync(good);
+    writeFileSync(broken, bytes.subarray(0, bytes.length - 10));
+    assertOneLineError(diffuse("info", broken), /broken\.safetensors: .*truncated file/);
+
+    const garbage = join(dir, "garbage.safetensors");
+    writeFileSync(garbage, "this is not a safetensors file at all");
+    assertOneLineError(diffuse("info", garbage, "--json"), /garbage\.safetensors: header length \d+ exceeds/);
+
+    assertOneLineError(
+      diffuse("info", join(dir, "missing.safetensors")),
+      /missing\.safetensors: file not found/,
+    );
+    const text = join(dir, "notes.txt");
+    writeFileSync(text, "hello");
+    assertOneLineError(diffuse("info", text), /notes\.txt: unrecognised file type/);
+    assertOneLineError(diffuse("info", dir), /is not a file/);
+  });
+
+  it("usage errors exit with code 1", () => {
+    assert.equal(diffuse("info").code, 1);
+    assert.equal(diffuse("no-such-command").code, 1);
+  });
+});
