@@ -1,0 +1,54 @@
+import { linear } from "../ops/index.js";
+import { zeros } from "../tensor/create.js";
+import { ArgumentError } from "../tensor/errors.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { defaultLinearInit } from "./init.js";
+import { Module } from "./module.js";
+import type { LayerOptions } from "./options.js";
+import { Parameter } from "./parameter.js";
+
+/** Options of {@link Linear}. */
+export interface LinearOptions extends LayerOptions {
+  /** Add a learned bias (default true). */
+  bias?: boolean;
+}
+
+/**
+ * y = x Wᵀ + b over the last dim (PyTorch's `nn.Linear`): `weight` [out, in], `bias` [out]. Initialised as
+ * PyTorch: weight kaiming_uniform(a = sqrt(5)), bias U(±1/sqrt(in)).
+ */
+export class Linear extends Module<[Tensor], Tensor> {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  weight: Parameter;
+  bias: Parameter | null;
+
+  constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
+    super();
+    checkPositive({ inFeatures, outFeatures }, "Linear");
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    const weight = zeros([outFeatures, inFeatures]);
+    const bias = (opts.bias ?? true) ? zeros([outFeatures]) : null;
+    if (!opts.skipInit) defaultLinearInit(weight, bias, opts.generator);
+    this.weight = makeParameter(weight, opts);
+    this.bias = bias && makeParameter(bias, opts);
+  }
+
+  override forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+/** Wraps a freshly initialised float32 tensor as a parameter in the requested dtype. */
+export function makeParameter(t: Tensor, opts: { dtype?: LayerOptions["dtype"] }): Parameter {
+  return new Parameter(opts.dtype && opts.dtype !== "float32" ? t.to(opts.dtype) : t);
+}
+
+/** Throws unless every named size is a positive integer. */
+export function checkPositive(sizes: Record<string, number>, layer: string): void {
+  for (const [name, v] of Object.entries(sizes)) {
+    if (!Number.isInteger(v) || v <= 0)
+      throw new ArgumentError(`${layer}: ${name} must be a positive integer, got ${v}`);
+  }
+}
