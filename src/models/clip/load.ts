@@ -1,0 +1,164 @@
+// Loading transformers text-encoder folders (`config.json` + safetensors weights) into the CLIP models. Keys and
+// shapes are checked from the safetensors headers before any tensor data is read; tensors are then read and
+// copied one at a time, so a checkpoint never sits in memory twice.
+import { existsSync, readdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { openSafetensors, type SafetensorsEntry, type SafetensorsFile } from "../../io/safetensors.js";
+import { type LayerOptions, type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
+import type { DType } from "../../tensor/dtype.js";
+import { ArgumentError } from "../../tensor/errors.js";
+import { shapesEqual } from "../../tensor/shape.js";
+import { type CLIPTextConfig, clipTextConfig } from "./config.js";
+import { CLIPLoadError } from "./errors.js";
+
+/** Options of `CLIPTextModel.fromPretrained` / `CLIPTextModelWithProjection.fromPretrained`. */
+export interface CLIPFromPretrainedOptions {
+  /**
+   * Parameter dtype (default: the checkpoint's, so a float16 file stays float16 in memory and is widened per
+   * kernel). Other float dtypes are converted while loading.
+   */
+  dtype?: DType;
+  /** Weights variant, as diffusers' `variant`: "fp16" reads `model.fp16.safetensors`. */
+  variant?: string;
+  /** Throw on missing or unexpected keys (default true). Shape mismatches always throw. */
+  strict?: boolean;
+}
+
+/** The buffer older transformers versions saved; the models compute positions themselves. */
+const POSITION_IDS = "text_model.embeddings.position_ids";
+
+async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new CLIPLoadError(
+      code === "ENOENT" ? `${path}: ${what} not found` : `${path}: cannot read ${what}: ${String(err)}`,
+      { cause: err },
+    );
+  }
+  try {
+    const v: unknown = JSON.parse(text);
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not a JSON object");
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new CLIPLoadError(`${path}: ${what} is not a valid JSON object (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+}
+
+/** Reads and checks `<dir>/config.json`; `full` tells whether it was a whole CLIPConfig (with `text_config`). */
+export async function readCLIPTextConfig(dir: string): Promise<{ config: CLIPTextConfig; full: boolean }> {
+  const path = join(dir, "config.json");
+  const raw = await readJson(path, "config.json");
+  try {
+    return { config: clipTextConfig(raw), full: raw.text_config != null };
+  } catch (err) {
+    if (err instanceof ArgumentError) throw new CLIPLoadError(`${path}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/**
+ * The safetensors file(s) of a folder, in diffusers' order of preference: `model[.variant].safetensors`, then
+ * its sharded `.index.json`; without a variant, the fp16 files are the fallback.
+ */
+export async function findWeightFiles(dir: string, variant?: string): Promise<string[]> {
+  const stems = variant ? [`model.${variant}`] : ["model", "model.fp16"];
+  for (const stem of stems) {
+    const single = join(dir, `${stem}.safetensors`);
+    if (existsSync(single)) return [single];
+    const index = join(dir, `${stem}.safetensors.index.json`);
+    if (existsSync(index)) {
+      const weightMap = (await readJson(index, "safetensors index")).weight_map;
+      if (typeof weightMap !== "object" || weightMap === null)
+        throw new CLIPLoadError(`${index}: no "weight_map" object`);
+      const shards = [...new Set(Object.values(weightMap as Record<string, unknown>).map(String))];
+      return shards.map((s) => join(dir, s));
+    }
+  }
+  let present: string[] = [];
+  try {
+    present = readdirSync(dir).filter((f) => /\.(safetensors|bin|json)$/.test(f));
+  } catch {
+    throw new CLIPLoadError(`${dir}: folder not found`);
+  }
+  const tried = stems.flatMap((s) => [`${s}.safetensors`, `${s}.safetensors.index.json`]).join(", ");
+  const bin = present.some((f) => f.endsWith(".bin"))
+    ? " (PyTorch .bin checkpoints are not read; convert them to safetensors)"
+    : "";
+  throw new CLIPLoadError(
+    `${dir}: no weights found; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${bin}`,
+  );
+}
+
+function entryDType(e: SafetensorsEntry | undefined): DType {
+  if (e?.dtype === "F16") return "float16";
+  if (e?.dtype === "BF16") return "bfloat16";
+  return "float32";
+}
+
+/**
+ * Builds a model from a transformers folder: reads the config, builds the model with `build` (no random init),
+ * checks every key and shape against the file headers, then copies the tensors in one by one.
+ */
+export async function loadPretrained<M extends Module>(
+  dir: string,
+  opts: CLIPFromPretrainedOptions,
+  className: string,
+  withProjection: boolean,
+  build: (config: CLIPTextConfig, layerOpts: LayerOptions) => M,
+): Promise<M> {
+  const { config, full } = await readCLIPTextConfig(dir);
+  const paths = await findWeightFiles(dir, opts.variant);
+  const files: SafetensorsFile[] = [];
+  try {
+    const where = new Map<string, SafetensorsFile>();
+    for (const path of paths) {
+      const file = await openSafetensors(path);
+      files.push(file);
+      for (const e of file.entries) {
+        if (where.has(e.name))
+          throw new CLIPLoadError(`${path}: tensor ${e.name} also appears in ${where.get(e.name)!.path}`);
+        where.set(e.name, file);
+      }
+    }
+    where.delete(POSITION_IDS);
+    if (full) {
+      // a whole CLIPModel checkpoint: keep the text tower (and its projection where the model has one)
+      for (const name of [...where.keys()]) {
+        const keep =
+          name.startsWith("text_model.") || (withProjection && name.startsWith("text_projection."));
+        if (!keep) where.delete(name);
+      }
+    }
+    const tokenKey = "text_model.embeddings.token_embedding.weight";
+    const dtype = opts.dtype ?? entryDType(where.get(tokenKey)?.entry(tokenKey));
+    const model = build(config, { dtype, skipInit: true });
+    model.eval();
+    const label = `${className} (${paths.length === 1 ? paths[0] : `${paths.length} shards in ${dir}`})`;
+    const expected = model.stateDict();
+    const missing = [...expected.keys()].filter((k) => !where.has(k));
+    const unexpected = [...where.keys()].filter((k) => !expected.has(k));
+    const mismatched: ShapeMismatch[] = [];
+    for (const [name, t] of expected) {
+      const found = where.get(name)?.entry(name).shape;
+      if (found && !shapesEqual(found, t.shape)) mismatched.push({ key: name, expected: t.shape, found });
+    }
+    const strict = opts.strict ?? true;
+    if (mismatched.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
+      throw new StateDictError(label, missing, unexpected, mismatched);
+    }
+    for (const name of expected.keys()) {
+      const file = where.get(name);
+      if (!file) continue;
+      model.loadStateDict(new Map([[name, await file.getAsync(name)]]), { strict: false });
+    }
+    return model;
+  } finally {
+    for (const f of files) f.close();
+  }
+}
