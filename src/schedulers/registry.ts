@@ -1,0 +1,104 @@
+// Building a scheduler from a diffusers config: `_class_name` picks the class (diffusers' `from_pretrained` of
+// a `scheduler/` folder).
+import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
+import { DDIMScheduler } from "./ddim.js";
+import { DDPMScheduler } from "./ddpm.js";
+import { DPMSolverMultistepScheduler } from "./dpmsolver-multistep.js";
+import { SchedulerError } from "./errors.js";
+import { EulerDiscreteScheduler } from "./euler.js";
+import { EulerAncestralDiscreteScheduler } from "./euler-ancestral.js";
+import { HeunDiscreteScheduler } from "./heun.js";
+import { LCMScheduler } from "./lcm.js";
+import { LMSDiscreteScheduler } from "./lms.js";
+import { PNDMScheduler } from "./pndm.js";
+import type { Scheduler, SchedulerClass } from "./scheduler.js";
+import { UniPCMultistepScheduler } from "./unipc.js";
+
+/** Every scheduler class, by diffusers' class name. */
+export const SCHEDULER_CLASSES: Readonly<Record<string, SchedulerClass>> = Object.freeze({
+  DDPMScheduler,
+  DDIMScheduler,
+  PNDMScheduler,
+  LMSDiscreteScheduler,
+  EulerDiscreteScheduler,
+  EulerAncestralDiscreteScheduler,
+  HeunDiscreteScheduler,
+  DPMSolverMultistepScheduler,
+  UniPCMultistepScheduler,
+  LCMScheduler,
+});
+
+/** The scheduler class named `className` (diffusers' name), or a SchedulerError listing the known ones. */
+export function schedulerClass(className: string): SchedulerClass {
+  const cls = Object.hasOwn(SCHEDULER_CLASSES, className) ? SCHEDULER_CLASSES[className] : undefined;
+  if (!cls) {
+    throw new SchedulerError(
+      `unknown scheduler class ${JSON.stringify(className)}; known: ${Object.keys(SCHEDULER_CLASSES).join(", ")}`,
+    );
+  }
+  return cls;
+}
+
+/** Builds the scheduler a diffusers config describes, choosing the class by its `_class_name`. */
+export function schedulerFromConfig(config: SchedulerConfigInput, options?: SchedulerOptions): Scheduler {
+  const name = config._class_name;
+  if (typeof name !== "string") {
+    throw new SchedulerError('scheduler config has no "_class_name"; use a class\'s fromConfig() instead');
+  }
+  return new (schedulerClass(name))(config, options);
+}
+
+/**
+ * Parses scheduler_config.json text. diffusers writes non-finite floats as bare `Infinity` / `-Infinity` / `NaN`
+ * (Python's json module), which JSON.parse rejects; those tokens are read as numbers.
+ */
+export function parseSchedulerConfigJson(
+  text: string,
+  file = "scheduler_config.json",
+): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // quote bare non-finite tokens outside strings, then parse again
+    const quoted = text.replace(/("(?:[^"\\]|\\.)*")|(-?Infinity|NaN)/g, (_m, str: string, tok: string) =>
+      str !== undefined ? str : `"${tok}"`,
+    );
+    try {
+      parsed = JSON.parse(quoted);
+    } catch (err) {
+      throw new SchedulerError(`${file}: not valid JSON (${(err as Error).message})`);
+    }
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new SchedulerError(`${file}: expected a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Loads the scheduler of a diffusers model folder from `<dir>/scheduler/scheduler_config.json` (or
+ * `<dir>/scheduler_config.json` when `dir` is the scheduler folder itself). Node.js only.
+ */
+export async function loadScheduler(dir: string, options?: SchedulerOptions): Promise<Scheduler> {
+  const { readFile } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  const candidates = [join(dir, "scheduler", "scheduler_config.json"), join(dir, "scheduler_config.json")];
+  for (const file of candidates) {
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw new SchedulerError(`${file}: cannot read (${(err as Error).message})`);
+    }
+    const config = parseSchedulerConfigJson(text, file);
+    try {
+      return schedulerFromConfig(config, options);
+    } catch (err) {
+      if (err instanceof SchedulerError) throw new SchedulerError(`${file}: ${err.message}`);
+      throw err;
+    }
+  }
+  throw new SchedulerError(`no scheduler config found: ${candidates[0]} does not exist`);
+}
