@@ -10,6 +10,18 @@ import * as F from "./ops/functional.js";
 export type { Backend } from "./backend/index.js";
 export { getBackend, listBackends, registerBackend, setBackend, withBackend } from "./backend/index.js";
 export {
+  decodeImage,
+  encodePng,
+  type Image,
+  ImageError,
+  imageGrid,
+  imageToTensor,
+  readImage,
+  readPngText,
+  tensorToImage,
+  writePng,
+} from "./io/image.js";
+export {
   loadSafetensors,
   openSafetensors,
   openSafetensorsSync,
@@ -25,6 +37,26 @@ export {
 } from "./io/safetensors.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./nn/optim/index.js";
+/** The whole schedulers layer, including the functional k-diffusion-style samplers and sigma helpers. */
+export * as schedulers from "./schedulers/index.js";
+export {
+  DDIMScheduler,
+  DDPMScheduler,
+  DPMSolverMultistepScheduler,
+  EulerAncestralDiscreteScheduler,
+  EulerDiscreteScheduler,
+  HeunDiscreteScheduler,
+  LCMScheduler,
+  LMSDiscreteScheduler,
+  loadScheduler,
+  PNDMScheduler,
+  SAMPLERS,
+  Scheduler,
+  SchedulerError,
+  samplerFromName,
+  schedulerFromConfig,
+  UniPCMultistepScheduler,
+} from "./schedulers/index.js";
 export { isGradEnabled, noGrad, setGradEnabled } from "./tensor/autograd.js";
 export {
   arange,
@@ -44,6 +76,7 @@ export {
 export type { DType } from "./tensor/dtype.js";
 export { ArgumentError, DiffuseError, DTypeError, ShapeError } from "./tensor/errors.js";
 export { defaultGenerator, Generator } from "./tensor/generator.js";
+export type { ProgressCallback, ProgressEvent } from "./tensor/progress.js";
 export type { Shape } from "./tensor/shape.js";
 export { Tensor } from "./tensor/tensor.js";
 export { F };
