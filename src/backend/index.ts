@@ -1,5 +1,6 @@
 import { ArgumentError } from "../tensor/errors.js";
 import type { Backend } from "./backend.js";
+import { nativeBackend } from "./native/index.js";
 import { referenceBackend } from "./reference/index.js";
 
 export type {
@@ -13,9 +14,12 @@ export type {
   StridedF32,
   UnaryOp,
 } from "./backend.js";
+export { nativeBackend } from "./native/index.js";
 export { referenceBackend } from "./reference/index.js";
 
 const registry = new Map<string, Backend>([["reference", referenceBackend]]);
+// the native CPU backend is registered when its addon is built (it then becomes the default)
+if (nativeBackend) registry.set(nativeBackend.name, nativeBackend);
 let current: Backend | undefined;
 
 /** Makes a backend selectable by name (`setBackend(name)`, `DIFFUSE_BACKEND=name`). */

@@ -1,0 +1,38 @@
+// Shared helpers for the native kernels: index types, aligned scratch memory.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+namespace diffuse {
+
+using i64 = std::int64_t;
+
+inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+inline i64 round_up(i64 a, i64 b) { return ceil_div(a, b) * b; }
+
+/** Named scratch slots: a kernel may hold several at once, each slot is one growable buffer per thread. */
+enum ScratchSlot : int {
+  kPackA = 0,
+  kPackB,
+  kPackAShared,
+  kPackBShared,
+  kEdgeTile,
+  kConvCol,
+  kAttnScores,
+  kAttnOut,
+  kAttnStats,
+  kAttnQ,
+  kAttnK,
+  kAttnV,
+  kMisc,
+  kNumScratchSlots
+};
+
+/**
+ * Thread-local growable arena: returns a 64-byte aligned buffer of at least `count` floats for `slot`. The buffer
+ * is reused across calls (grown, never shrunk) so hot kernels do not malloc. Contents are unspecified.
+ */
+float* scratch(ScratchSlot slot, i64 count);
+
+}  // namespace diffuse

@@ -1,0 +1,251 @@
+#include "conv.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "gemm.h"
+#include "parallel.h"
+
+namespace diffuse {
+
+namespace {
+
+/**
+ * The im2col matrix of one image's channel group, packed on the fly: B[kk][j] with kk = (c, ky, kx) and
+ * j = (oy, ox), value x[c][oy*sh - ph + ky*dh][ox*sw - pw + kx*dw] (0 in the padding). Never materialised whole.
+ */
+class Im2colB final : public BPacker {
+ public:
+  Im2colB(const float* x, const ConvShape& s) : x_(x), s_(s) {}
+
+  void pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const override {
+    const ConvShape& s = s_;
+    const i64 kk_per_c = s.kh * s.kw;
+    for (i64 jr = 0; jr < nc; jr += nr) {
+      const i64 cols = std::min<i64>(nr, nc - jr);
+      const i64 jstart = j0 + jr;
+      i64 c = k0 / kk_per_c, ky = (k0 % kk_per_c) / s.kw, kx = k0 % s.kw;
+      for (i64 p = 0; p < kc; p++) {
+        row(dst + p * nr, c, ky, kx, jstart, cols);
+        for (i64 t = cols; t < nr; t++) dst[p * nr + t] = 0.0f;
+        if (++kx == s.kw) {
+          kx = 0;
+          if (++ky == s.kh) {
+            ky = 0;
+            ++c;
+          }
+        }
+      }
+      dst += kc * nr;
+    }
+  }
+
+  /** Writes `cols` consecutive output positions starting at flat index j for tap (c, ky, kx). */
+  void row(float* out, i64 c, i64 ky, i64 kx, i64 j, i64 cols) const {
+    const ConvShape& s = s_;
+    const float* plane = x_ + c * s.in_h * s.in_w;
+    i64 oy = j / s.out_w, ox = j % s.out_w;
+    i64 t = 0;
+    while (t < cols) {
+      const i64 len = std::min<i64>(cols - t, s.out_w - ox);  // segment within one output row
+      const i64 iy = oy * s.sh - s.ph + ky * s.dh;
+      float* o = out + t;
+      if (iy < 0 || iy >= s.in_h) {
+        std::memset(o, 0, sizeof(float) * len);
+      } else {
+        const float* rowp = plane + iy * s.in_w;
+        const i64 ix0 = ox * s.sw - s.pw + kx * s.dw;
+        if (s.sw == 1) {
+          // valid u: 0 <= ix0 + u < in_w
+          const i64 lo = std::clamp<i64>(-ix0, 0, len);
+          const i64 hi = std::clamp<i64>(s.in_w - ix0, lo, len);
+          if (lo > 0) std::memset(o, 0, sizeof(float) * lo);
+          if (hi > lo) std::memcpy(o + lo, rowp + ix0 + lo, sizeof(float) * (hi - lo));
+          if (len > hi) std::memset(o + hi, 0, sizeof(float) * (len - hi));
+        } else {
+          for (i64 u = 0; u < len; u++) {
+            const i64 ix = ix0 + u * s.sw;
+            o[u] = (ix >= 0 && ix < s.in_w) ? rowp[ix] : 0.0f;
+          }
+        }
+      }
+      t += len;
+      ox = 0;
+      ++oy;
+    }
+  }
+
+ private:
+  const float* x_;
+  ConvShape s_;
+};
+
+bool is_pointwise(const ConvShape& s) {
+  return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0 && s.out_h == s.in_h &&
+         s.out_w == s.in_w;
+}
+
+/** Runs fn(n, g) over all images and groups: in parallel across them when there are enough, else serially
+ * (each GEMM then uses the pool itself). */
+template <typename F>
+void for_each_image_group(const ConvShape& s, double flops_per_task, F fn) {
+  const i64 tasks = s.batch * s.groups;
+  const int threads = num_threads();
+  const bool outer = threads > 1 && tasks >= threads && (tasks % threads == 0 || tasks >= 4 * threads);
+  if (outer && flops_per_task * tasks >= 4e6) {
+    parallel_for(tasks, [&](i64 t) { fn(t / s.groups, t % s.groups); });
+  } else {
+    for (i64 t = 0; t < tasks; t++) fn(t / s.groups, t % s.groups);
+  }
+}
+
+}  // namespace
+
+void conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvShape& s) {
+  const i64 cg = s.in_c / s.groups, og = s.out_c / s.groups;
+  const i64 kdim = cg * s.kh * s.kw, ohw = s.out_h * s.out_w, hw = s.in_h * s.in_w;
+  const double flops = 2.0 * og * kdim * ohw;
+  for_each_image_group(s, flops, [&](i64 n, i64 g) {
+    const float* xg = x + (n * s.in_c + g * cg) * hw;
+    GemmProblem P;
+    P.m = og;
+    P.n = ohw;
+    P.k = kdim;
+    P.a = w + g * og * kdim;
+    P.ars = kdim;
+    P.acs = 1;
+    P.c = out + (n * s.out_c + g * og) * ohw;
+    P.ldc = ohw;
+    P.bias_m = bias ? bias + g * og : nullptr;
+    if (is_pointwise(s)) {
+      StridedB b(xg, hw, 1);
+      P.b = &b;
+      sgemm(P);
+    } else {
+      Im2colB b(xg, s);
+      P.b = &b;
+      sgemm(P);
+    }
+  });
+}
+
+void conv2d_backward_input(const float* grad_out, const float* w, float* grad_in, const ConvShape& s) {
+  const i64 cg = s.in_c / s.groups, og = s.out_c / s.groups;
+  const i64 kk_per_c = s.kh * s.kw;
+  const i64 kdim = cg * kk_per_c, ohw = s.out_h * s.out_w, hw = s.in_h * s.in_w;
+  const double flops = 2.0 * og * kdim * ohw;
+  // col[kk][j] = sum_o W[o][kk] * gradOut[o][j], then scatter-add (col2im) into gradIn. Columns go in chunks
+  // so the col buffer stays a few MB however large the image.
+  const i64 chunk = std::max<i64>(256, std::min<i64>(ohw, (i64{1} << 21) / std::max<i64>(kdim, 1)));
+  for_each_image_group(s, flops, [&](i64 n, i64 g) {
+    const float* go = grad_out + (n * s.out_c + g * og) * ohw;
+    float* gi = grad_in + (n * s.in_c + g * cg) * hw;
+    GemmProblem P;
+    P.k = og;
+    P.a = w + g * og * kdim;  // A[kk][o] = w[o*kdim + kk]
+    P.ars = 1;
+    P.acs = kdim;
+    if (is_pointwise(s)) {
+      StridedB b(go, ohw, 1);
+      P.m = cg;
+      P.n = ohw;
+      P.b = &b;
+      P.c = gi;
+      P.ldc = hw;
+      sgemm(P);
+      return;
+    }
+    std::memset(gi, 0, sizeof(float) * cg * hw);
+    for (i64 j0 = 0; j0 < ohw; j0 += chunk) {
+      const i64 nc = std::min<i64>(chunk, ohw - j0);
+      float* col = scratch(kConvCol, kdim * nc);
+      StridedB b(go + j0, ohw, 1);
+      P.m = kdim;
+      P.n = nc;
+      P.b = &b;
+      P.c = col;
+      P.ldc = nc;
+      sgemm(P);
+      // col2im: each input channel owns its plane, so channels can be scattered in parallel
+      auto scatter = [&](i64 c) {
+        float* plane = gi + c * hw;
+        for (i64 ky = 0; ky < s.kh; ky++)
+          for (i64 kx = 0; kx < s.kw; kx++) {
+            const float* src = col + ((c * s.kh + ky) * s.kw + kx) * nc;
+            i64 oy = j0 / s.out_w, ox = j0 % s.out_w;
+            for (i64 t = 0; t < nc;) {
+              const i64 len = std::min<i64>(nc - t, s.out_w - ox);
+              const i64 iy = oy * s.sh - s.ph + ky * s.dh;
+              if (iy >= 0 && iy < s.in_h) {
+                float* rowp = plane + iy * s.in_w;
+                const i64 ix0 = ox * s.sw - s.pw + kx * s.dw;
+                for (i64 u = 0; u < len; u++) {
+                  const i64 ix = ix0 + u * s.sw;
+                  if (ix >= 0 && ix < s.in_w) rowp[ix] += src[t + u];
+                }
+              }
+              t += len;
+              ox = 0;
+              ++oy;
+            }
+          }
+      };
+      if (in_parallel_region() || cg * kk_per_c * nc < (1 << 16)) {
+        for (i64 c = 0; c < cg; c++) scatter(c);
+      } else {
+        parallel_for(cg, scatter);
+      }
+    }
+  });
+}
+
+void conv2d_backward_weight(const float* x, const float* grad_out, float* grad_w, const ConvShape& s) {
+  const i64 cg = s.in_c / s.groups, og = s.out_c / s.groups;
+  const i64 kdim = cg * s.kh * s.kw, ohw = s.out_h * s.out_w, hw = s.in_h * s.in_w;
+  // gradW[g] (og x kdim) = sum_n gradOut[n,g] (og x ohw) @ col[n,g]^T (ohw x kdim); the sum over n and over
+  // column chunks accumulates. Groups are independent and run in parallel when there are enough of them.
+  const i64 chunk = std::max<i64>(64, std::min<i64>(ohw, (i64{1} << 21) / std::max<i64>(kdim, 1)));
+  auto group = [&](i64 g) {
+    float* gw = grad_w + g * og * kdim;
+    bool first = true;
+    for (i64 n = 0; n < s.batch; n++) {
+      const float* xg = x + (n * s.in_c + g * cg) * hw;
+      const float* go = grad_out + (n * s.out_c + g * og) * ohw;
+      for (i64 j0 = 0; j0 < ohw; j0 += chunk) {
+        const i64 nc = std::min<i64>(chunk, ohw - j0);
+        GemmProblem P;
+        P.m = og;
+        P.n = kdim;
+        P.k = nc;
+        P.a = go + j0;
+        P.ars = ohw;
+        P.acs = 1;
+        P.c = gw;
+        P.ldc = kdim;
+        P.accumulate = !first;
+        first = false;
+        if (is_pointwise(s)) {
+          StridedB b(xg + j0, 1, hw);  // B[j][c] = x[c][j]
+          P.b = &b;
+          sgemm(P);
+        } else {
+          float* col = scratch(kConvCol, kdim * nc);
+          Im2colB im(xg, s);
+          im.pack(col, 0, kdim, j0, nc, static_cast<int>(nc));  // one panel = col[kk][0:nc]
+          StridedB b(col, 1, nc);
+          P.b = &b;
+          sgemm(P);
+        }
+      }
+    }
+    if (first) std::memset(gw, 0, sizeof(float) * og * kdim);  // empty batch or image
+  };
+  const int threads = num_threads();
+  if (threads > 1 && s.groups >= threads && 2.0 * s.batch * og * kdim * ohw * s.groups >= 4e6) {
+    parallel_for(s.groups, group);
+  } else {
+    for (i64 g = 0; g < s.groups; g++) group(g);
+  }
+}
+
+}  // namespace diffuse

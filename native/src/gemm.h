@@ -1,0 +1,95 @@
+// Single-precision GEMM core: packed panels + register-blocked micro-kernels (BLIS-style loop nest).
+#pragma once
+#include "common.h"
+
+namespace diffuse {
+
+/**
+ * Micro-kernel contract: C[0:mr, 0:nr] (row stride ldc) = alpha * Apanel @ Bpanel + (beta ? C : 0)
+ * + bias_n[0:nr] (per column, may be null) + bias_m[0:mr] (per row, may be null).
+ * Apanel is k x mr (mr values per step), Bpanel is k x nr; both 64-byte aligned.
+ */
+using MicroKernel = void (*)(i64 k, const float* a, const float* b, float* c, i64 ldc, float alpha, int beta,
+                             const float* bias_n, const float* bias_m);
+
+struct KernelInfo {
+  const char* name;
+  int mr;
+  int nr;
+  i64 kc;  // depth of a packed block (A/B micro-panels stay in L1)
+  i64 mc;  // rows of a packed A block (stays in L2)
+  i64 nc;  // columns of a packed B block
+  MicroKernel fn;
+};
+
+/** Writes columns [j0, j0+nc) of rows [k0, k0+kc) of some logical B (k x n) as ceil(nc/nr) zero-padded panels. */
+class BPacker {
+ public:
+  virtual ~BPacker() = default;
+  virtual void pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const = 0;
+};
+
+/** B[p][j] = data[p*rs + j*cs]. */
+class StridedB final : public BPacker {
+ public:
+  StridedB(const float* data, i64 rs, i64 cs) : data_(data), rs_(rs), cs_(cs) {}
+  void pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const override;
+
+ private:
+  const float* data_;
+  i64 rs_, cs_;
+};
+
+/**
+ * B already in panel form (as StridedB::pack writes it for the whole matrix: depth x nr panels, zero-padded),
+ * seen through a window: logical B[p][j] = full[row0 + p][col0 + j]. Lets a B that many GEMMs share be packed once.
+ */
+class PrepackedB final : public BPacker {
+ public:
+  PrepackedB(const float* panels, i64 depth, int nr, i64 row0, i64 col0)
+      : panels_(panels), depth_(depth), nr_(nr), row0_(row0), col0_(col0) {}
+  void pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const override;
+
+ private:
+  const float* panels_;
+  i64 depth_;
+  int nr_;
+  i64 row0_, col0_;
+};
+
+/** C (m x n, row stride ldc) = alpha * A @ B (+ C if accumulate) + bias_n[j] + bias_m[i]. A[i][p] = a[i*ars + p*acs]. */
+struct GemmProblem {
+  i64 m = 0, n = 0, k = 0;
+  float alpha = 1.0f;
+  const float* a = nullptr;
+  i64 ars = 0, acs = 0;
+  const BPacker* b = nullptr;
+  float* c = nullptr;
+  i64 ldc = 0;
+  bool accumulate = false;
+  const float* bias_n = nullptr;
+  const float* bias_m = nullptr;
+  /** Optional: A already packed by pack_a_panels (used by the serial path when k <= the kernel's kc). */
+  const float* a_packed = nullptr;
+};
+
+/** Packs A (m x k, A[i][p] = a[i*ars + p*acs]) into the active kernel's row panels of full depth k. */
+void pack_a_panels(const float* a, i64 ars, i64 acs, i64 m, i64 k, float* dst);
+
+/** Runs one GEMM; uses the thread pool when `parallel` and the product is large enough. */
+void sgemm(const GemmProblem& p, bool parallel = true);
+
+/** The micro-kernel in use ("avx512", "avx2" or "portable"). */
+const KernelInfo& active_kernel();
+
+/** Forces a kernel by name (for tests); returns false if the CPU cannot run it. Empty name = best available. */
+bool select_kernel(const char* name);
+
+// Kernels compiled in their own translation units with ISA flags.
+extern const KernelInfo kPortableKernel;
+#if defined(DIFFUSE_HAVE_X86_KERNELS)
+extern const KernelInfo kAvx2Kernel;
+extern const KernelInfo kAvx512Kernel;
+#endif
+
+}  // namespace diffuse

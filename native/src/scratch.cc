@@ -1,0 +1,33 @@
+#include <new>
+
+#include "common.h"
+
+namespace diffuse {
+
+namespace {
+struct Arena {
+  float* ptr[kNumScratchSlots] = {};
+  i64 cap[kNumScratchSlots] = {};
+  ~Arena() {
+    for (float* p : ptr) std::free(p);
+  }
+};
+thread_local Arena arena;
+}  // namespace
+
+float* scratch(ScratchSlot slot, i64 count) {
+  if (count < 16) count = 16;
+  if (arena.cap[slot] < count) {
+    std::free(arena.ptr[slot]);
+    // grow by 1.5x to amortise odd sizes; round to a whole number of cache lines
+    i64 want = count + count / 2;
+    std::size_t bytes = static_cast<std::size_t>(round_up(want * 4, 64));
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    arena.ptr[slot] = static_cast<float*>(p);
+    arena.cap[slot] = static_cast<i64>(bytes / 4);
+  }
+  return arena.ptr[slot];
+}
+
+}  // namespace diffuse

@@ -1,0 +1,120 @@
+#include "vmath.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace diffuse {
+
+namespace {
+
+constexpr double kSqrt1_2 = 0.70710678118654752440;
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+/** Scalar reference formulas, evaluated in float64 and rounded once. */
+float scalar(VFn f, double x) {
+  switch (f) {
+    case VFn::kExp:
+      return static_cast<float>(std::exp(x));
+    case VFn::kSigmoid:
+      return static_cast<float>(1.0 / (1.0 + std::exp(-x)));
+    case VFn::kSilu:
+      return static_cast<float>(x / (1.0 + std::exp(-x)));
+    case VFn::kSiluGrad: {
+      const double s = 1.0 / (1.0 + std::exp(-x));
+      return static_cast<float>(s * (1.0 + x * (1.0 - s)));
+    }
+    case VFn::kTanh:
+      return static_cast<float>(std::tanh(x));
+    case VFn::kGelu:
+      return static_cast<float>(0.5 * x * (1.0 + std::erf(x * kSqrt1_2)));
+    case VFn::kGeluGrad:
+      return static_cast<float>(0.5 * (1.0 + std::erf(x * kSqrt1_2)) + x * kInvSqrt2Pi * std::exp(-0.5 * x * x));
+    case VFn::kGeluTanh:
+      return static_cast<float>(0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x))));
+    case VFn::kGeluTanhGrad: {
+      const double t = std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x));
+      const double du = kSqrt2OverPi * (1.0 + 3.0 * 0.044715 * x * x);
+      return static_cast<float>(0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+    }
+    case VFn::kCount:
+      break;
+  }
+  return 0.0f;
+}
+
+void vmath_portable(VFn f, const float* x, float* y, i64 n) {
+  for (i64 i = 0; i < n; i++) y[i] = scalar(f, x[i]);
+}
+
+float vmax_portable(const float* x, i64 n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (i64 i = 0; i < n; i++) {
+    if (std::isnan(x[i])) return x[i];
+    mx = x[i] > mx ? x[i] : mx;
+  }
+  return mx;
+}
+
+float vexp_shift_sum_portable(float* x, i64 n, float shift) {
+  float sum = 0;
+  for (i64 i = 0; i < n; i++) sum += x[i] = std::exp(x[i] - shift);
+  return sum;
+}
+
+struct Impl {
+  VMathFn map;
+  float (*max)(const float*, i64);
+  float (*exp_sum)(float*, i64, float);
+};
+
+const Impl kPortable = {vmath_portable, vmax_portable, vexp_shift_sum_portable};
+#if defined(DIFFUSE_HAVE_X86_KERNELS)
+const Impl kAvx2 = {vmath_avx2, vmax_avx2, vexp_shift_sum_avx2};
+#endif
+
+const Impl* best() {
+#if defined(DIFFUSE_HAVE_X86_KERNELS)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
+#endif
+  return &kPortable;
+}
+
+const Impl* g_impl = nullptr;
+
+const Impl& impl() {
+  if (!g_impl) g_impl = best();
+  return *g_impl;
+}
+
+}  // namespace
+
+void vmath(VFn f, const float* x, float* y, i64 n) { impl().map(f, x, y, n); }
+
+float vmax(const float* x, i64 n) { return impl().max(x, n); }
+
+float vexp_shift_sum(float* x, i64 n, float shift) { return impl().exp_sum(x, n, shift); }
+
+bool select_vmath(const char* name) {
+  if (!name || !*name) {
+    g_impl = best();
+    return true;
+  }
+  if (std::strcmp(name, "portable") == 0) {
+    g_impl = &kPortable;
+    return true;
+  }
+#if defined(DIFFUSE_HAVE_X86_KERNELS)
+  if (std::strcmp(name, "avx2") == 0 || std::strcmp(name, "avx512") == 0) {
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return false;
+    g_impl = &kAvx2;
+    return true;
+  }
+#endif
+  return false;
+}
+
+}  // namespace diffuse

@@ -1,0 +1,29 @@
+// Vectorised float32 math over contiguous arrays (y may alias x), with a scalar float64 fallback. The AVX2
+// versions (vmath_avx2.cc) are chosen at run time; they are accurate to a few float32 ulps.
+#pragma once
+#include "common.h"
+
+namespace diffuse {
+
+enum class VFn : int { kExp, kSigmoid, kSilu, kSiluGrad, kTanh, kGelu, kGeluGrad, kGeluTanh, kGeluTanhGrad, kCount };
+
+/** y[i] = f(x[i]) for i < n. */
+void vmath(VFn f, const float* x, float* y, i64 n);
+
+/** max of x[0..n) (-inf when n = 0); NaN if any element is NaN. */
+float vmax(const float* x, i64 n);
+
+/** x[i] = exp(x[i] - shift) in place; returns the sum of the new values. */
+float vexp_shift_sum(float* x, i64 n, float shift);
+
+/** Selects the implementation: "avx2", "portable" or "" (best for this CPU). False if the CPU cannot run it. */
+bool select_vmath(const char* name);
+
+using VMathFn = void (*)(VFn f, const float* x, float* y, i64 n);
+#if defined(DIFFUSE_HAVE_X86_KERNELS)
+void vmath_avx2(VFn f, const float* x, float* y, i64 n);
+float vmax_avx2(const float* x, i64 n);
+float vexp_shift_sum_avx2(float* x, i64 n, float shift);
+#endif
+
+}  // namespace diffuse

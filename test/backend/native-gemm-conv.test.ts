@@ -1,0 +1,289 @@
+// Property tests of the native GEMM and convolution kernels against the reference backend (the oracle): odd sizes,
+// batch 1, strides, transposed operands, accumulate, bias, groups, dilation, stride 2, every micro-kernel.
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import type { Backend, Conv2dParams, GemmParams } from "../../src/backend/index.js";
+import { getBackend } from "../../src/backend/index.js";
+import { nativeAddon } from "../../src/backend/native/index.js";
+import { testRng } from "../helpers.js";
+import { close, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
+
+describe("native backend: gemm and conv2d", { skip }, () => {
+  const addon = nativeAddon!;
+  const initial = addon?.info();
+  after(() => {
+    addon.setKernel("");
+    addon.setNumThreads(initial.threads);
+  });
+
+  it("is the default backend unless DIFFUSE_BACKEND says otherwise", () => {
+    if (!process.env.DIFFUSE_BACKEND) assert.equal(getBackend().name, "native");
+    assert.ok(["avx512", "avx2", "portable"].includes(addon.info().kernel));
+  });
+
+  describe("gemm", () => {
+    const rng = testRng(1);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
+    const sizes = [1, 2, 5, 7, 13, 16, 17, 31, 33, 64, 65, 130];
+
+    /** A random GEMM with A and B stored row-major, transposed or with gaps, in larger arrays at an offset. */
+    function randomCase(i: number): GemmParams {
+      const batch = pick([1, 1, 2, 3]);
+      const m = pick(sizes);
+      const n = pick(sizes);
+      const k = i % 7 === 0 ? pick([257, 300, 513]) : pick(sizes);
+      const layout = (rows: number, cols: number) => {
+        const kind = pick(["row", "col", "gap"] as const);
+        const rowStride = kind === "row" ? cols : kind === "col" ? 1 : cols + 3;
+        const colStride = kind === "row" ? 1 : kind === "col" ? rows : 1;
+        const span = kind === "col" ? rows * cols : rows * (cols + 3);
+        const bcast = batch > 1 && rng() < 0.25;
+        return { rowStride, colStride, batchStride: bcast ? 0 : span, span };
+      };
+      const la = layout(m, k);
+      const lb = layout(k, n);
+      const aOffset = pick([0, 5]);
+      const bOffset = pick([0, 3]);
+      const outOffset = pick([0, 2]);
+      return {
+        batch,
+        m,
+        n,
+        k,
+        a: randArray(aOffset + batch * la.span, rng),
+        aOffset,
+        aBatchStride: la.batchStride,
+        aRowStride: la.rowStride,
+        aColStride: la.colStride,
+        b: randArray(bOffset + batch * lb.span, rng),
+        bOffset,
+        bBatchStride: lb.batchStride,
+        bRowStride: lb.rowStride,
+        bColStride: lb.colStride,
+        out: randArray(outOffset + batch * m * n, rng),
+        outOffset,
+        alpha: pick([1, 1, 0.5, -2]),
+        accumulate: rng() < 0.3,
+        bias: rng() < 0.3 ? randArray(n, rng) : null,
+      };
+    }
+
+    for (const kernel of kernels) {
+      it(`matches the reference on 40 random problems (${kernel} micro-kernel)`, (t) => {
+        if (!addon.setKernel(kernel)) return t.skip(`no ${kernel} kernel in this build or on this CPU`);
+        try {
+          for (let i = 0; i < 40; i++) {
+            const p = randomCase(i);
+            const want = p.out.slice();
+            const got = p.out.slice();
+            ref.gemm({ ...p, out: want });
+            nat.gemm({ ...p, out: got });
+            const what = `case ${i} (${p.batch}x${p.m}x${p.n}x${p.k}, strides A ${p.aRowStride}/${p.aColStride} B ${p.bRowStride}/${p.bColStride}, acc ${p.accumulate})`;
+            close(got, want, what, 2e-5);
+            // nothing before outOffset is touched
+            for (let j = 0; j < p.outOffset; j++) assert.equal(got[j], p.out[j]);
+          }
+        } finally {
+          addon.setKernel("");
+        }
+      });
+    }
+
+    it("gives the same result on 1 and 2 threads for a problem large enough to split", () => {
+      const m = 150;
+      const n = 333;
+      const k = 200;
+      const base = { batch: 1, m, n, k, aOffset: 0, aBatchStride: 0, aRowStride: k, aColStride: 1 };
+      const p = {
+        ...base,
+        a: randArray(m * k, rng),
+        b: randArray(k * n, rng),
+        bOffset: 0,
+        bBatchStride: 0,
+        bRowStride: n,
+        bColStride: 1,
+        outOffset: 0,
+        alpha: 1,
+        accumulate: false,
+        bias: randArray(n, rng),
+      };
+      const want = new Float32Array(m * n);
+      ref.gemm({ ...p, out: want });
+      const outs = [1, 2].map((threads) => {
+        addon.setNumThreads(threads);
+        const out = new Float32Array(m * n);
+        nat.gemm({ ...p, out });
+        return out;
+      });
+      addon.setNumThreads(initial.threads);
+      close(outs[0]!, want, "1 thread");
+      assert.deepEqual(outs[1], outs[0]);
+    });
+
+    it("handles k = 0 (bias only) and empty outputs", () => {
+      const out = new Float32Array(6).fill(7);
+      const bias = new Float32Array([1, 2, 3]);
+      const p = {
+        batch: 1,
+        m: 2,
+        n: 3,
+        k: 0,
+        a: new Float32Array(0),
+        aOffset: 0,
+        aBatchStride: 0,
+        aRowStride: 0,
+        aColStride: 1,
+        b: new Float32Array(0),
+        bOffset: 0,
+        bBatchStride: 0,
+        bRowStride: 3,
+        bColStride: 1,
+        out,
+        outOffset: 0,
+        alpha: 1,
+        accumulate: true,
+        bias,
+      };
+      nat.gemm(p);
+      assert.deepEqual([...out], [8, 9, 10, 8, 9, 10]);
+    });
+
+    it("rejects views that reach outside their arrays", () => {
+      const a = new Float32Array(10);
+      const p = {
+        batch: 1,
+        m: 4,
+        n: 4,
+        k: 4,
+        a,
+        aOffset: 0,
+        aBatchStride: 0,
+        aRowStride: 4,
+        aColStride: 1,
+        b: new Float32Array(16),
+        bOffset: 0,
+        bBatchStride: 0,
+        bRowStride: 4,
+        bColStride: 1,
+        out: new Float32Array(16),
+        outOffset: 0,
+        alpha: 1,
+        accumulate: false,
+      };
+      assert.throws(() => nat.gemm(p), RangeError);
+      assert.throws(() => nat.gemm({ ...p, a: new Float32Array(16), out: new Float32Array(15) }), RangeError);
+    });
+  });
+
+  describe("conv2d", () => {
+    const rng = testRng(2);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
+
+    function randomParams(i: number): Conv2dParams {
+      const groups = pick([1, 1, 2, 3]);
+      const cpg = pick([1, 2, 5]);
+      const opg = pick([1, 3, 4]);
+      const kernelH = i % 5 === 0 ? 1 : pick([1, 2, 3, 5]);
+      const kernelW = i % 5 === 0 ? 1 : pick([1, 3]);
+      const strideH = i % 5 === 0 ? 1 : pick([1, 1, 2]);
+      const strideW = i % 5 === 0 ? 1 : pick([1, 2]);
+      const dilationH = pick([1, 1, 2]);
+      const dilationW = pick([1, 2]);
+      const padH = i % 5 === 0 ? 0 : pick([0, 1, 2]);
+      const padW = i % 5 === 0 ? 0 : pick([0, 1]);
+      const inH = pick([5, 8, 11]) + dilationH * (kernelH - 1);
+      const inW = pick([4, 9, 17, 33]) + dilationW * (kernelW - 1);
+      const outH = Math.floor((inH + 2 * padH - dilationH * (kernelH - 1) - 1) / strideH) + 1;
+      const outW = Math.floor((inW + 2 * padW - dilationW * (kernelW - 1) - 1) / strideW) + 1;
+      return {
+        batch: pick([1, 2]),
+        inChannels: groups * cpg,
+        inH,
+        inW,
+        outChannels: groups * opg,
+        outH,
+        outW,
+        kernelH,
+        kernelW,
+        strideH,
+        strideW,
+        padH,
+        padW,
+        dilationH,
+        dilationW,
+        groups,
+      };
+    }
+
+    const describeParams = (p: Conv2dParams) =>
+      `N${p.batch} C${p.inChannels} ${p.inH}x${p.inW} -> O${p.outChannels} ${p.outH}x${p.outW} k${p.kernelH}x${p.kernelW} s${p.strideH},${p.strideW} p${p.padH},${p.padW} d${p.dilationH},${p.dilationW} g${p.groups}`;
+
+    it("forward, backward-input and backward-weight match the reference on 30 random convolutions", () => {
+      for (let i = 0; i < 30; i++) {
+        const p = randomParams(i);
+        const what = describeParams(p);
+        const xLen = p.batch * p.inChannels * p.inH * p.inW;
+        const wLen = p.outChannels * (p.inChannels / p.groups) * p.kernelH * p.kernelW;
+        const oLen = p.batch * p.outChannels * p.outH * p.outW;
+        const x = randArray(xLen, rng);
+        const w = randArray(wLen, rng);
+        const bias = rng() < 0.5 ? randArray(p.outChannels, rng) : null;
+        const go = randArray(oLen, rng);
+        const want = new Float32Array(oLen);
+        const got = new Float32Array(oLen).fill(Number.NaN); // outputs must be fully written
+        ref.conv2d(x, w, bias, want, p);
+        nat.conv2d(x, w, bias, got, p);
+        close(got, want, `conv2d ${what}`);
+        const wantGi = new Float32Array(xLen);
+        const gotGi = new Float32Array(xLen).fill(Number.NaN);
+        ref.conv2dBackwardInput(go, w, wantGi, p);
+        nat.conv2dBackwardInput(go, w, gotGi, p);
+        close(gotGi, wantGi, `conv2dBackwardInput ${what}`);
+        const wantGw = new Float32Array(wLen);
+        const gotGw = new Float32Array(wLen).fill(Number.NaN);
+        ref.conv2dBackwardWeight(x, go, wantGw, p);
+        nat.conv2dBackwardWeight(x, go, gotGw, p);
+        close(gotGw, wantGw, `conv2dBackwardWeight ${what}`);
+      }
+    });
+
+    it("matches on a convolution large enough to use the thread pool", () => {
+      const p: Conv2dParams = {
+        batch: 1,
+        inChannels: 32,
+        inH: 24,
+        inW: 24,
+        outChannels: 40,
+        outH: 24,
+        outW: 24,
+        kernelH: 3,
+        kernelW: 3,
+        strideH: 1,
+        strideW: 1,
+        padH: 1,
+        padW: 1,
+        dilationH: 1,
+        dilationW: 1,
+        groups: 1,
+      };
+      const x = randArray(32 * 24 * 24, rng);
+      const w = randArray(40 * 32 * 9, rng);
+      const go = randArray(40 * 24 * 24, rng);
+      const bias = randArray(40, rng);
+      const run = (b: Backend) => {
+        const out = new Float32Array(40 * 576);
+        const gi = new Float32Array(32 * 576);
+        const gw = new Float32Array(40 * 32 * 9);
+        b.conv2d(x, w, bias, out, p);
+        b.conv2dBackwardInput(go, w, gi, p);
+        b.conv2dBackwardWeight(x, go, gw, p);
+        return [out, gi, gw];
+      };
+      const want = run(ref);
+      const got = run(nat);
+      ["forward", "backward input", "backward weight"].forEach((what, i) => {
+        close(got[i]!, want[i]!, what);
+      });
+    });
+  });
+});

@@ -1,0 +1,46 @@
+// Shared pieces of the native-backend property tests: the backends under test, random data and the error measure.
+import assert from "node:assert/strict";
+import type { Backend } from "../../src/backend/index.js";
+import { referenceBackend } from "../../src/backend/index.js";
+import { nativeBackend, nativeLoadError } from "../../src/backend/native/index.js";
+
+export const skip = nativeBackend
+  ? false
+  : `native addon not built (${nativeLoadError}); run \`npm run build:native\``;
+export const nat = nativeBackend as Backend;
+export const ref = referenceBackend;
+
+export function randArray(n: number, rng: () => number, lo = -1, hi = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * rng();
+  return a;
+}
+
+/** max|got - want| / max|want| (relative to the output's magnitude); NaNs must match. */
+export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length);
+  let diff = 0;
+  let mag = 0;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!;
+    const w = want[i]!;
+    if (Number.isNaN(w) || Number.isNaN(g)) {
+      if (Number.isNaN(w) !== Number.isNaN(g)) return Number.POSITIVE_INFINITY;
+      continue;
+    }
+    if (!Number.isFinite(w) || !Number.isFinite(g)) {
+      if (g !== w) return Number.POSITIVE_INFINITY;
+      continue;
+    }
+    diff = Math.max(diff, Math.abs(g - w));
+    mag = Math.max(mag, Math.abs(w));
+  }
+  return diff / Math.max(mag, 1e-30);
+}
+
+export function close(got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-5): void {
+  const e = relErr(got, want);
+  assert.ok(e <= tol, `${what}: relative error ${e.toExponential(2)} > ${tol}`);
+}
+
+export const kernels = ["avx512", "avx2", "portable"];
