@@ -1,0 +1,208 @@
+// Loading diffusers model folders (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`, or sharded with an
+// `.index.json`): keys and shapes are checked against the safetensors headers before any tensor data is read, then
+// tensors are read a few at a time and copied into the module, so a checkpoint never sits in memory twice.
+import { existsSync, readdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { openSafetensors, type SafetensorsFile } from "../../io/safetensors.js";
+import { type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
+import { reshape } from "../../ops/index.js";
+import type { DType } from "../../tensor/dtype.js";
+import { shapesEqual } from "../../tensor/shape.js";
+import type { Tensor } from "../../tensor/tensor.js";
+import { CheckpointError } from "./errors.js";
+
+/** Options of the models' `fromPretrained`. */
+export interface FromPretrainedOptions {
+  /**
+   * Parameter dtype. Default float32 (as diffusers), unless `keepDtype`: then the checkpoint's float dtype, so a
+   * float16 file stays float16 in memory (ops widen half weights per kernel).
+   */
+  dtype?: DType;
+  /** Keep the checkpoint's dtype (see `dtype`). Default false. */
+  keepDtype?: boolean;
+  /** Weights variant as diffusers' `variant`: "fp16" reads `diffusion_pytorch_model.fp16.safetensors`. */
+  variant?: string;
+  /** Throw on missing or unexpected keys (default true). Shape mismatches always throw. */
+  strict?: boolean;
+}
+
+/** Reads `<dir>/config.json` as a JSON object. */
+export async function readConfigJson(dir: string, who: string): Promise<Record<string, unknown>> {
+  const path = join(dir, "config.json");
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new CheckpointError(
+      code === "ENOENT"
+        ? `${who}: ${path} not found (a diffusers model folder has config.json next to its weights)`
+        : `${who}: cannot read ${path}: ${String(err)}`,
+      { cause: err },
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new CheckpointError(`${who}: ${path} is not valid JSON (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new CheckpointError(`${who}: ${path} must hold a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * The safetensors file(s) of a diffusers model folder, in diffusers' order: `<stem>[.variant].safetensors`, then
+ * its sharded `.index.json`; without a variant the `.fp16` files are the fallback when they are all there is.
+ */
+export async function findWeightFiles(dir: string, who: string, variant?: string): Promise<string[]> {
+  const base = "diffusion_pytorch_model";
+  const stems = variant ? [`${base}.${variant}`] : [base, `${base}.fp16`];
+  for (const stem of stems) {
+    const single = join(dir, `${stem}.safetensors`);
+    if (existsSync(single)) return [single];
+    const index = join(dir, `${stem}.safetensors.index.json`);
+    if (existsSync(index)) {
+      let map: unknown;
+      try {
+        map = JSON.parse(await readFile(index, "utf8")).weight_map;
+      } catch (err) {
+        throw new CheckpointError(`${who}: cannot read ${index}: ${(err as Error).message}`, { cause: err });
+      }
+      if (typeof map !== "object" || map === null)
+        throw new CheckpointError(`${who}: ${index} has no "weight_map" object`);
+      return [...new Set(Object.values(map as Record<string, unknown>).map(String))].map((f) => join(dir, f));
+    }
+  }
+  let present: string[];
+  try {
+    present = readdirSync(dir).filter((f) => /\.(safetensors|bin|ckpt|pt|json)$/.test(f));
+  } catch (err) {
+    throw new CheckpointError(`${who}: folder ${dir} not found`, { cause: err });
+  }
+  const tried = stems.flatMap((s) => [`${s}.safetensors`, `${s}.safetensors.index.json`]).join(", ");
+  const pickle = present.some((f) => /\.(bin|ckpt|pt)$/.test(f))
+    ? " (PyTorch pickle checkpoints are not read; convert them to safetensors)"
+    : "";
+  throw new CheckpointError(
+    `${who}: no weights in ${dir}; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${pickle}`,
+  );
+}
+
+/** How {@link loadWeights} adapts checkpoint tensors before checking them. */
+export interface LoadWeightsOptions {
+  /** Throw on missing or unexpected keys (default true). */
+  strict?: boolean;
+  /** Renames a checkpoint key to the module's key (e.g. deprecated names); return it unchanged otherwise. */
+  renameKey?: (key: string) => string;
+  /** Accept [out, in, 1, 1] (a 1x1 conv kernel) where the module has a Linear weight [out, in]. */
+  squeezeConv1x1?: boolean;
+  /** Name of the model in error messages. */
+  label: string;
+}
+
+/** Tensors read per loadStateDict call: bounded so a checkpoint is never held twice. */
+const BATCH_BYTES = 64 * 1024 * 1024;
+
+function isConv1x1Of(found: readonly number[], expected: readonly number[]): boolean {
+  return (
+    expected.length === 2 &&
+    found.length === 4 &&
+    found[2] === 1 &&
+    found[3] === 1 &&
+    shapesEqual(found.slice(0, 2), expected)
+  );
+}
+
+/** The float dtype of most bytes of the files (what `keepDtype` keeps). */
+export async function checkpointDType(paths: readonly string[]): Promise<DType> {
+  const bytes = new Map<DType, number>();
+  for (const path of paths) {
+    const file = await openSafetensors(path);
+    for (const e of file.entries) {
+      const dt: DType | null =
+        e.dtype === "F16"
+          ? "float16"
+          : e.dtype === "BF16"
+            ? "bfloat16"
+            : e.dtype === "F32"
+              ? "float32"
+              : null;
+      if (dt) bytes.set(dt, (bytes.get(dt) ?? 0) + e.byteLength);
+    }
+    file.close();
+  }
+  let best: DType = "float32";
+  for (const [dt, n] of bytes) if (n > (bytes.get(best) ?? 0)) best = dt;
+  return best;
+}
+
+/**
+ * Loads safetensors files into `module` with Module.loadStateDict semantics: every key and shape is checked from
+ * the headers first and all problems are reported in one StateDictError; then the tensors are read and copied in
+ * (converted to the parameters' dtype).
+ */
+export async function loadWeights(
+  module: Module,
+  paths: readonly string[],
+  opts: LoadWeightsOptions,
+): Promise<void> {
+  const files: SafetensorsFile[] = [];
+  try {
+    const where = new Map<string, { file: SafetensorsFile; key: string }>();
+    for (const path of paths) {
+      const file = await openSafetensors(path);
+      files.push(file);
+      for (const e of file.entries) {
+        const key = opts.renameKey ? opts.renameKey(e.name) : e.name;
+        const prev = where.get(key);
+        if (prev) {
+          throw new CheckpointError(
+            `${opts.label}: tensor ${key} appears twice (${prev.file.path}: ${prev.key}; ${path}: ${e.name})`,
+          );
+        }
+        where.set(key, { file, key: e.name });
+      }
+    }
+    const expected = module.stateDict();
+    const missing = [...expected.keys()].filter((k) => !where.has(k));
+    const unexpected = [...where.keys()].filter((k) => !expected.has(k));
+    const mismatched: ShapeMismatch[] = [];
+    const squeeze = new Set<string>();
+    for (const [name, t] of expected) {
+      const src = where.get(name);
+      if (!src) continue;
+      const found = src.file.entry(src.key).shape;
+      if (shapesEqual(found, t.shape)) continue;
+      if (opts.squeezeConv1x1 && isConv1x1Of(found, t.shape)) squeeze.add(name);
+      else mismatched.push({ key: name, expected: t.shape, found });
+    }
+    if (mismatched.length > 0 || ((opts.strict ?? true) && (missing.length > 0 || unexpected.length > 0))) {
+      throw new StateDictError(opts.label, missing, unexpected, mismatched);
+    }
+    let batch = new Map<string, Tensor>();
+    let batchBytes = 0;
+    const flush = (): void => {
+      if (batch.size > 0) module.loadStateDict(batch, { strict: false });
+      batch = new Map();
+      batchBytes = 0;
+    };
+    for (const [name, t] of expected) {
+      const src = where.get(name);
+      if (!src) continue;
+      let value = await src.file.getAsync(src.key);
+      if (squeeze.has(name)) value = reshape(value, t.shape);
+      batch.set(name, value);
+      batchBytes += src.file.entry(src.key).byteLength;
+      if (batchBytes >= BATCH_BYTES) flush();
+    }
+    flush();
+  } finally {
+    for (const f of files) f.close();
+  }
+}
