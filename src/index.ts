@@ -35,6 +35,20 @@ export {
   serializeSafetensors,
   type TensorMap,
 } from "./io/safetensors.js";
+/** Every model architecture, block and config helper. */
+export * as models from "./models/index.js";
+export {
+  AutoencoderKL,
+  AutoencoderKLConfig,
+  CheckpointError,
+  CLIPTextModel,
+  CLIPTextModelWithProjection,
+  CLIPTokenizer,
+  ModelConfigError,
+  TokenizerError,
+  UNet2DConditionConfig,
+  UNet2DConditionModel,
+} from "./models/index.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./nn/optim/index.js";
 /** The whole schedulers layer, including the functional k-diffusion-style samplers and sigma helpers. */

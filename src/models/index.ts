@@ -24,6 +24,8 @@ export {
   type Transformer2DModelOptions,
 } from "./blocks/transformer.js";
 export { type FromPretrainedOptions, type LoadWeightsOptions, loadWeights } from "./blocks/weights.js";
+export * from "./clip/index.js";
+export { CLIPTokenizer, TokenizerError } from "./clip/tokenizer.js";
 export { planUNet, UNet2DConditionConfig, type UNetBlockPlan, type UNetPlan } from "./unet/config.js";
 export {
   type AddedCondKwargs,
