@@ -1,5 +1,5 @@
 // Kernel throughput of every available backend on matmul and conv2d shapes; the reference backend is the baseline.
-import { F, listBackends, noGrad, randn, withBackend, Generator } from "../src/index.js";
+import { F, Generator, listBackends, noGrad, randn, withBackend } from "../src/index.js";
 import { bestTime, fmt, printTable } from "./util.js";
 
 interface Case {
