@@ -2,7 +2,7 @@ import type { StridedF32 } from "../backend/index.js";
 import { type GradNode, isGradEnabled } from "../tensor/autograd.js";
 import { type DType, isFloating } from "../tensor/dtype.js";
 import { DTypeError } from "../tensor/errors.js";
-import type { Shape } from "../tensor/shape.js";
+import { contiguousStrides, type Shape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 
 /** A fresh float32 tensor over `data` (not copied). */
@@ -17,19 +17,24 @@ export function fromF32(data: Float32Array, shape: Shape): Tensor {
 export function stridedF32(t: Tensor): StridedF32 {
   if (t.dtype === "float32")
     return { data: t.storage.data as Float32Array, offset: t.offset, strides: t.strides };
-  return { data: t.toFloat32Array(), offset: 0, strides: contiguousStridesOf(t.shape) };
+  return { data: t.toFloat32Array(), offset: 0, strides: contiguousStrides(t.shape) };
 }
 
-/** Strides of `t` as seen from an output of `shape` it broadcasts to (0 on broadcast dims). */
+/** Strides of a view of `shape` with `strides` as seen from an output of `outShape` it broadcasts to (0 on broadcast dims). */
+export function broadcastStrides(shape: Shape, strides: Shape, outShape: Shape): number[] {
+  const nd = outShape.length;
+  const out = new Array<number>(nd);
+  for (let i = 0; i < nd; i++) {
+    const j = i - (nd - shape.length);
+    out[i] = j < 0 || shape[j] === 1 ? 0 : strides[j]!;
+  }
+  return out;
+}
+
+/** A float32 view of `t` as seen from an output of `shape` it broadcasts to (0 strides on broadcast dims). */
 export function broadcastStrided(t: Tensor, shape: Shape): StridedF32 {
   const base = stridedF32(t);
-  const nd = shape.length;
-  const strides = new Array<number>(nd);
-  for (let i = 0; i < nd; i++) {
-    const j = i - (nd - t.ndim);
-    strides[i] = j < 0 || t.shape[j] === 1 ? 0 : base.strides[j]!;
-  }
-  return { data: base.data, offset: base.offset, strides };
+  return { data: base.data, offset: base.offset, strides: broadcastStrides(t.shape, base.strides, shape) };
 }
 
 /** The elements of `t` as a contiguous Float32Array (a view when `t` is contiguous float32, else a copy). */
@@ -39,16 +44,6 @@ export function contiguousF32(t: Tensor): Float32Array {
     return t.offset === 0 && data.length === t.size ? data : data.subarray(t.offset, t.offset + t.size);
   }
   return t.toFloat32Array();
-}
-
-function contiguousStridesOf(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
 }
 
 /** Throws unless `t` has a floating dtype (the ops that compute on values need one). */

@@ -1,7 +1,7 @@
 import { type BinaryOp, getBackend, type UnaryOp } from "../backend/index.js";
-import { broadcastShapes } from "../tensor/shape.js";
+import { broadcastShapes, contiguousStrides } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { broadcastStrided, fromF32, record, requireFloat, stridedF32 } from "./core.js";
+import { broadcastStrided, broadcastStrides, fromF32, record, requireFloat, stridedF32 } from "./core.js";
 import { sumToShape } from "./reduce.js";
 
 /** A tensor operand or a plain number (broadcast as a scalar). */
@@ -198,23 +198,22 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape), tb.shape);
   let n = 1;
   for (const d of shape) n *= d;
-  const condBytes =
-    cond.dtype === "bool" || cond.dtype === "uint8"
-      ? (cond.storage.data as Uint8Array)
-      : Uint8Array.from(cond.toFloat32Array(), (v) => (v !== 0 ? 1 : 0));
-  const condView =
-    cond.dtype === "bool" || cond.dtype === "uint8"
-      ? { data: condBytes, offset: cond.offset, strides: cond.strides }
-      : { data: condBytes, offset: 0, strides: contiguous(cond.shape) };
-  const nd = shape.length;
-  const condStrides = new Array<number>(nd);
-  for (let i = 0; i < nd; i++) {
-    const j = i - (nd - cond.ndim);
-    condStrides[i] = j < 0 || cond.shape[j] === 1 ? 0 : condView.strides[j]!;
-  }
+  // the kernel reads 0/1 bytes: bool/uint8 conditions are used in place, others are converted
+  const isBytes = cond.dtype === "bool" || cond.dtype === "uint8";
+  const condView = isBytes
+    ? { data: cond.storage.data as Uint8Array, offset: cond.offset, strides: cond.strides }
+    : {
+        data: Uint8Array.from(cond.toFloat32Array(), (v) => (v !== 0 ? 1 : 0)),
+        offset: 0,
+        strides: contiguousStrides(cond.shape),
+      };
   const out = new Float32Array(n);
   getBackend().where(
-    { data: condBytes, offset: condView.offset, strides: condStrides },
+    {
+      data: condView.data,
+      offset: condView.offset,
+      strides: broadcastStrides(cond.shape, condView.strides, shape),
+    },
     broadcastStrided(ta, shape),
     broadcastStrided(tb, shape),
     out,
@@ -225,14 +224,4 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
     const zero = scalar(0);
     return [null, sumToShape(where(cond, g, zero), ta.shape), sumToShape(where(cond, zero, g), tb.shape)];
   });
-}
-
-function contiguous(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
 }
