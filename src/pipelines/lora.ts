@@ -16,9 +16,7 @@ import {
   resolveKohyaName,
 } from "../io/lora-format.js";
 import { loadSafetensors } from "../io/safetensors.js";
-import { Transformer2DModel } from "../models/blocks/transformer.js";
 import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
-import { Conv2d } from "../nn/conv.js";
 import {
   addLoraAdapter,
   type LoraAdapter,
@@ -66,11 +64,6 @@ export interface LoraHandle {
   readonly mode: LoraMode;
   /** One adapter per adapted module. */
   readonly adapters: readonly LoraAdapter[];
-  /**
-   * Modules merged although mode is "adapter": the 1x1-conv proj_in / proj_out of a Transformer2DModel, whose
-   * weight the model reads directly rather than through forward. Removal is exact either way.
-   */
-  readonly mergedInstead: readonly string[];
   readonly scale: number;
   /** False after {@link remove}. */
   readonly active: boolean;
@@ -164,8 +157,6 @@ interface Resolved {
   entry: LoraEntry;
   path: string;
   layer: LoraLayer;
-  /** Apply by merging even in adapter mode (the model bypasses this layer's forward). */
-  mergeOnly: boolean;
 }
 
 /** Per target model: its modules by dotted path, and (lazily) the kohya name index. */
@@ -232,9 +223,7 @@ function resolveAll(models: LoraModels, lora: ParsedLora): { resolved: Resolved[
       problems.push(`${entry.sourceName} (${path}): ${shape}`);
       continue;
     }
-    const parent = v.modules.get(path.slice(0, Math.max(0, path.lastIndexOf("."))));
-    const mergeOnly = layer instanceof Conv2d && parent instanceof Transformer2DModel;
-    resolved.push({ entry, path, layer: layer as LoraLayer, mergeOnly });
+    resolved.push({ entry, path, layer: layer as LoraLayer });
   }
   return { resolved, problems };
 }
@@ -272,20 +261,17 @@ export function applyLora(models: LoraModels, lora: ParsedLora, opts: ApplyLoraO
   try {
     for (const r of resolved) {
       const weights = { down: r.entry.down, up: r.entry.up, alpha: r.entry.alpha };
-      const m: LoraMode = r.mergeOnly ? "merge" : mode;
-      adapters.push(addLoraAdapter(r.layer, weights, { scale, mode: m, name: `${name}:${r.path}` }));
+      adapters.push(addLoraAdapter(r.layer, weights, { scale, mode, name: `${name}:${r.path}` }));
     }
   } catch (err) {
     for (const a of adapters.reverse()) a.remove();
     throw err;
   }
-  const mergedInstead = mode === "adapter" ? resolved.filter((r) => r.mergeOnly).map((r) => r.path) : [];
   let active = true;
   return {
     name,
     mode,
     adapters,
-    mergedInstead,
     get scale() {
       return scale;
     },

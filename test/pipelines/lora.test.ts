@@ -102,7 +102,6 @@ describe("LoRA on the tiny UNet (fixtures)", { skip: skipWithoutFixtures() }, ()
       for (const [f, scale, out] of cases) {
         const h = applyLora({ unet }, files[f]!, { scale, mode });
         assert.equal(h.adapters.length, 48);
-        assert.deepEqual(h.mergedInstead, []);
         check(out, `${f} scale ${scale} (${mode})`);
         h.remove();
         assert.equal(h.active, false);
@@ -377,8 +376,8 @@ describe("LoRA family checks on an SD 1.5 block layout", () => {
           "up_blocks.3.attentions.2.proj_out",
         ],
       );
-      // a Transformer2DModel reads its 1x1-conv projections' weights directly: merged even in adapter mode
-      assert.deepEqual(h.mergedInstead, mode === "adapter" ? ["up_blocks.3.attentions.2.proj_out"] : []);
+      // the 1x1-conv proj_out of a Transformer2DModel runs through its forward, so the adapter applies on the fly
+      if (mode === "adapter") assert.equal(h.adapters.at(-1)!.mode, "adapter");
       const out = run();
       assert.ok(out.some((v, i) => v !== before[i]));
       if (mode === "merge") merged = out;

@@ -10,7 +10,7 @@ import {
   Module,
   ModuleList,
 } from "../../nn/index.js";
-import { add, linear, permute, reshape } from "../../ops/index.js";
+import { add, permute, reshape } from "../../ops/index.js";
 import { ShapeError } from "../../tensor/errors.js";
 import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
@@ -146,22 +146,26 @@ export class Transformer2DModel extends Module<[Tensor, (Tensor | null)?], Tenso
         `Transformer2DModel: expected input [B, ${this.inChannels}, H, W], got ${formatShape(x.shape)}`,
       );
     }
-    const [b, c, hgt, wid] = x.shape as [number, number, number, number];
+    const [b, _c, hgt, wid] = x.shape as [number, number, number, number];
     const n = this.norm;
     const normed = n.call(x);
-    // NCHW -> tokens [B, H*W, C]; a 1x1 conv is the same linear map on each token, applied here as one
-    const tokens = reshape(permute(normed, [0, 2, 3, 1]), [b, hgt * wid, c]);
-    let h = project(this.proj_in, tokens);
+    const toTokens = (img: Tensor) => {
+      const ch = img.shape[1]!;
+      return reshape(permute(img, [0, 2, 3, 1]), [b, hgt * wid, ch]);
+    };
+    const toImage = (tokens: Tensor) => {
+      const ch = tokens.shape[2]!;
+      return permute(reshape(tokens, [b, hgt, wid, ch]), [0, 3, 1, 2]);
+    };
+    // Projections go through the layers' own forward (so LoRA adapters on them apply): a Linear on tokens, or a
+    // 1x1 Conv2d on the image layout, as diffusers orders them.
+    let h =
+      this.proj_in instanceof Linear
+        ? this.proj_in.call(toTokens(normed))
+        : toTokens(this.proj_in.call(normed));
     for (const block of this.transformer_blocks) h = block.call(h, encoderHiddenStates);
-    h = project(this.proj_out, h);
-    const image = permute(reshape(h, [b, hgt, wid, c]), [0, 3, 1, 2]);
+    const image =
+      this.proj_out instanceof Linear ? toImage(this.proj_out.call(h)) : this.proj_out.call(toImage(h));
     return add(image, x);
   }
-}
-
-/** A Linear, or a 1x1 Conv2d used as the linear map it is, on tokens [B, L, C]. */
-function project(layer: Linear | Conv2d, tokens: Tensor): Tensor {
-  if (layer instanceof Linear) return layer.call(tokens);
-  const w = layer.weight;
-  return linear(tokens, reshape(w, [w.shape[0]!, w.shape[1]!]), layer.bias);
 }
