@@ -51,6 +51,18 @@ export {
 } from "./models/index.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./nn/optim/index.js";
+/** Stable Diffusion pipelines (text-to-image, image-to-image, inpainting), guidance, A1111 parameters. */
+export * as pipelines from "./pipelines/index.js";
+export {
+  formatParameters,
+  type GenerateOptions,
+  type GenerateResult,
+  loadStableDiffusionPipeline,
+  PipelineError,
+  parseParameters,
+  StableDiffusionPipeline,
+  StableDiffusionXLPipeline,
+} from "./pipelines/index.js";
 /** The whole schedulers layer, including the functional k-diffusion-style samplers and sigma helpers. */
 export * as schedulers from "./schedulers/index.js";
 export {

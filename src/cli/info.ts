@@ -1,6 +1,7 @@
 /**
  * `diffuse info PATH [--json]`: describes what is at PATH. Each kind of input has an inspector that recognises
- * it (by extension or by its first bytes) and builds a report; today that is safetensors files.
+ * it (by extension, by its first bytes, or a folder by its files) and builds a report: model folders and
+ * single-file Stable Diffusion checkpoints (info-model.ts), safetensors files, PNG images (info-png.ts).
  */
 import { open, stat } from "node:fs/promises";
 import type { Command } from "commander";
@@ -8,6 +9,8 @@ import { describeFsError } from "../io/errors.js";
 import { MAX_HEADER_BYTES, openSafetensors } from "../io/safetensors.js";
 import { CliError } from "./errors.js";
 import { formatBytes, formatCount, formatTable, truncate } from "./format.js";
+import { checkpointInspector, modelFolderInspector } from "./info-model.js";
+import { pngInspector } from "./info-png.js";
 
 /** What `info` prints: `json` for --json, `text` for people. */
 export interface InfoReport {
@@ -19,8 +22,10 @@ export interface InfoReport {
 export interface Inspector {
   /** Human name of the kind, used in error messages ("safetensors file"). */
   readonly kind: string;
-  /** True when this inspector handles the file; `head` holds its first bytes (up to 16). */
-  detect(path: string, head: Uint8Array): boolean;
+  /** True for inspectors of folders (they see only folders; the others only files). */
+  readonly folders?: boolean;
+  /** True when this inspector handles the path; `head` holds a file's first bytes (up to 16; empty for folders). */
+  detect(path: string, head: Uint8Array): boolean | Promise<boolean>;
   inspect(path: string): Promise<InfoReport>;
 }
 
@@ -99,7 +104,12 @@ const safetensorsInspector: Inspector = {
 };
 
 /** Inspectors tried in order; the first whose `detect` accepts the path handles it. */
-export const inspectors: Inspector[] = [safetensorsInspector];
+export const inspectors: Inspector[] = [
+  modelFolderInspector,
+  checkpointInspector,
+  safetensorsInspector,
+  pngInspector,
+];
 
 /** Describes the file at `path` with the first matching inspector. */
 export async function describePath(path: string): Promise<InfoReport> {
@@ -110,11 +120,15 @@ export async function describePath(path: string): Promise<InfoReport> {
     throw new CliError(`${path}: ${describeFsError(err)}`);
   }
   const kinds = inspectors.map((i) => i.kind).join(", ");
-  if (!info.isFile()) throw new CliError(`${path} is not a file (info reads: ${kinds})`);
-  const head = await readHead(path, 16);
-  const inspector = inspectors.find((i) => i.detect(path, head));
-  if (!inspector) throw new CliError(`${path}: unrecognised file type (info reads: ${kinds})`);
-  return inspector.inspect(path);
+  const folder = info.isDirectory();
+  if (!folder && !info.isFile()) throw new CliError(`${path} is not a file (info reads: ${kinds})`);
+  const head = folder ? new Uint8Array(0) : await readHead(path, 16);
+  for (const inspector of inspectors) {
+    if ((inspector.folders ?? false) === folder && (await inspector.detect(path, head)))
+      return inspector.inspect(path);
+  }
+  if (folder) throw new CliError(`${path} is not a file or a model folder (info reads: ${kinds})`);
+  throw new CliError(`${path}: unrecognised file type (info reads: ${kinds})`);
 }
 
 async function readHead(path: string, length: number): Promise<Uint8Array> {
@@ -137,9 +151,9 @@ export function registerInfo(program: Command): void {
   program
     .command("info")
     .description(
-      "describe a file: tensor names, dtypes, shapes, parameter count and metadata of a .safetensors",
+      "describe a file or model: a .safetensors (tensors, dtypes, metadata), a Stable Diffusion checkpoint or diffusers folder (family, components, parameters, dtypes, configs), a PNG",
     )
-    .argument("<path>", "file to describe")
+    .argument("<path>", "file or model folder to describe")
     .option("--json", "print one JSON object instead of a table")
     .action(async (path: string, opts: { json?: boolean }) => {
       const report = await describePath(path);

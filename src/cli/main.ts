@@ -5,7 +5,11 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { registerEval } from "./eval.js";
+import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
+import { registerTrain } from "./train.js";
+import { registerTrainClassifier } from "./train-classifier.js";
 
 /** The package version, read from package.json (two folders up from both src/cli and dist/cli). */
 export function packageVersion(): string {
@@ -24,6 +28,10 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)");
   registerInfo(program);
+  registerEval(program);
+  registerGenerate(program);
+  registerTrain(program);
+  registerTrainClassifier(program, "train-classifier");
   return program;
 }
 

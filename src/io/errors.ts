@@ -11,6 +11,18 @@ export class SafetensorsError extends DiffuseError {
   }
 }
 
+/**
+ * A checkpoint (a model folder, a weights file, a single-file Stable Diffusion checkpoint) could not be loaded: a
+ * file is missing or unreadable, or its contents are not what was expected. The message names what was found,
+ * what was expected and what to do. (Key and shape mismatches against a model are nn's `StateDictError`.)
+ */
+export class CheckpointError extends DiffuseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message);
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
 /** A short description of a Node.js file-system error ("file not found", "permission denied", ...). */
 export function describeFsError(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;

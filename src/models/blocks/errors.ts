@@ -7,13 +7,6 @@ import { DiffuseError } from "../../tensor/errors.js";
  */
 export class ModelConfigError extends DiffuseError {}
 
-/**
- * A model folder could not be loaded: `config.json` or the weights are missing, unreadable or not what the model
- * expects. (Key and shape mismatches between the checkpoint and the model are reported as nn's `StateDictError`.)
- */
-export class CheckpointError extends DiffuseError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message);
-    if (options?.cause !== undefined) this.cause = options.cause;
-  }
-}
+// A model folder could not be loaded (`config.json` or the weights missing, unreadable or not what the model
+// expects). Defined in io so that checkpoint-format code below the models can throw it too.
+export { CheckpointError } from "../../io/errors.js";

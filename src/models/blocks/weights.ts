@@ -4,7 +4,12 @@
 import { existsSync, readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { openSafetensors, type SafetensorsFile } from "../../io/safetensors.js";
+import {
+  openSafetensors,
+  type SafetensorsDType,
+  type SafetensorsEntry,
+  type SafetensorsFile,
+} from "../../io/safetensors.js";
 import { type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
 import { reshape } from "../../ops/index.js";
 import type { DType } from "../../tensor/dtype.js";
@@ -12,14 +17,17 @@ import { shapesEqual } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { CheckpointError } from "./errors.js";
 
-/** Options of the models' `fromPretrained`. */
+/**
+ * Options of the models' `fromPretrained` (UNet2DConditionModel, AutoencoderKL, CLIPTextModel,
+ * CLIPTextModelWithProjection): one dtype policy for all of them.
+ */
 export interface FromPretrainedOptions {
   /**
-   * Parameter dtype. Default float32 (as diffusers), unless `keepDtype`: then the checkpoint's float dtype, so a
-   * float16 file stays float16 in memory (ops widen half weights per kernel).
+   * Parameter dtype. Default: the checkpoint's float dtype (that of most of its bytes), so a float16 file stays
+   * float16 in memory (ops widen half weights per kernel); `"float32"` converts while loading.
    */
   dtype?: DType;
-  /** Keep the checkpoint's dtype (see `dtype`). Default false. */
+  /** @deprecated The checkpoint's dtype is now kept by default; this flag changes nothing. */
   keepDtype?: boolean;
   /** Weights variant as diffusers' `variant`: "fp16" reads `diffusion_pytorch_model.fp16.safetensors`. */
   variant?: string;
@@ -119,27 +127,91 @@ function isConv1x1Of(found: readonly number[], expected: readonly number[]): boo
   );
 }
 
-/** The float dtype of most bytes of the files (what `keepDtype` keeps). */
-export async function checkpointDType(paths: readonly string[]): Promise<DType> {
+/** The tensor dtype a safetensors float dtype is read as, or null for non-float dtypes. */
+export function floatDType(dtype: SafetensorsDType): DType | null {
+  return dtype === "F16" ? "float16" : dtype === "BF16" ? "bfloat16" : dtype === "F32" ? "float32" : null;
+}
+
+/** The float dtype holding most bytes among `entries` (float32 when there are no float tensors). */
+export function dominantDType(entries: Iterable<Pick<SafetensorsEntry, "dtype" | "byteLength">>): DType {
   const bytes = new Map<DType, number>();
-  for (const path of paths) {
-    const file = await openSafetensors(path);
-    for (const e of file.entries) {
-      const dt: DType | null =
-        e.dtype === "F16"
-          ? "float16"
-          : e.dtype === "BF16"
-            ? "bfloat16"
-            : e.dtype === "F32"
-              ? "float32"
-              : null;
-      if (dt) bytes.set(dt, (bytes.get(dt) ?? 0) + e.byteLength);
-    }
-    file.close();
+  for (const e of entries) {
+    const dt = floatDType(e.dtype);
+    if (dt) bytes.set(dt, (bytes.get(dt) ?? 0) + e.byteLength);
   }
   let best: DType = "float32";
   for (const [dt, n] of bytes) if (n > (bytes.get(best) ?? 0)) best = dt;
   return best;
+}
+
+/** The float dtype of most bytes of the files: what `fromPretrained` keeps by default. */
+export async function checkpointDType(paths: readonly string[]): Promise<DType> {
+  const entries: SafetensorsEntry[] = [];
+  for (const path of paths) {
+    const file = await openSafetensors(path);
+    entries.push(...file.entries);
+    file.close();
+  }
+  return dominantDType(entries);
+}
+
+/** The parameter dtype of a `fromPretrained` call: `opts.dtype`, else the checkpoint's (see FromPretrainedOptions). */
+export async function resolveLoadDType(
+  opts: FromPretrainedOptions,
+  paths: readonly string[],
+): Promise<DType> {
+  return opts.dtype ?? (await checkpointDType(paths));
+}
+
+/** One tensor to load: its shape (known before reading) and how to read it. */
+export interface TensorSource {
+  readonly shape: readonly number[];
+  /** Bytes it occupies in the file (bounds how much is read before it is copied into the module). */
+  readonly byteLength: number;
+  read(): Promise<Tensor>;
+}
+
+/**
+ * Loads tensors into `module` with Module.loadStateDict semantics: every key and shape is checked first (from
+ * `sources`, before any data is read) and all problems are reported in one StateDictError; then the tensors are
+ * read a few at a time and copied in (converted to the parameters' dtype).
+ */
+export async function loadTensorSources(
+  module: Module,
+  sources: ReadonlyMap<string, TensorSource>,
+  opts: Pick<LoadWeightsOptions, "strict" | "squeezeConv1x1" | "label">,
+): Promise<void> {
+  const expected = module.stateDict();
+  const missing = [...expected.keys()].filter((k) => !sources.has(k));
+  const unexpected = [...sources.keys()].filter((k) => !expected.has(k));
+  const mismatched: ShapeMismatch[] = [];
+  const squeeze = new Set<string>();
+  for (const [name, t] of expected) {
+    const src = sources.get(name);
+    if (!src || shapesEqual(src.shape, t.shape)) continue;
+    if (opts.squeezeConv1x1 && isConv1x1Of(src.shape, t.shape)) squeeze.add(name);
+    else mismatched.push({ key: name, expected: t.shape, found: src.shape });
+  }
+  if (mismatched.length > 0 || ((opts.strict ?? true) && (missing.length > 0 || unexpected.length > 0))) {
+    throw new StateDictError(opts.label, missing, unexpected, mismatched);
+  }
+  let batch = new Map<string, Tensor>();
+  let batchBytes = 0;
+  const flush = (): void => {
+    if (batch.size > 0) module.loadStateDict(batch, { strict: false });
+    batch = new Map();
+    batchBytes = 0;
+  };
+  for (const [name, t] of expected) {
+    const src = sources.get(name);
+    if (!src) continue;
+    let value = await src.read();
+    if (squeeze.has(name)) value = reshape(value, t.shape);
+    batch.set(name, value);
+    batchBytes += src.byteLength;
+    if (batchBytes >= BATCH_BYTES) flush();
+  }
+  flush();
 }
 
 /**
@@ -154,54 +226,29 @@ export async function loadWeights(
 ): Promise<void> {
   const files: SafetensorsFile[] = [];
   try {
-    const where = new Map<string, { file: SafetensorsFile; key: string }>();
+    const sources = new Map<string, TensorSource & { file: SafetensorsFile; key: string }>();
     for (const path of paths) {
       const file = await openSafetensors(path);
       files.push(file);
       for (const e of file.entries) {
         const key = opts.renameKey ? opts.renameKey(e.name) : e.name;
-        const prev = where.get(key);
+        const prev = sources.get(key);
         if (prev) {
           throw new CheckpointError(
             `${opts.label}: tensor ${key} appears twice (${prev.file.path}: ${prev.key}; ${path}: ${e.name})`,
           );
         }
-        where.set(key, { file, key: e.name });
+        const name = e.name;
+        sources.set(key, {
+          file,
+          key: name,
+          shape: e.shape,
+          byteLength: e.byteLength,
+          read: () => file.getAsync(name),
+        });
       }
     }
-    const expected = module.stateDict();
-    const missing = [...expected.keys()].filter((k) => !where.has(k));
-    const unexpected = [...where.keys()].filter((k) => !expected.has(k));
-    const mismatched: ShapeMismatch[] = [];
-    const squeeze = new Set<string>();
-    for (const [name, t] of expected) {
-      const src = where.get(name);
-      if (!src) continue;
-      const found = src.file.entry(src.key).shape;
-      if (shapesEqual(found, t.shape)) continue;
-      if (opts.squeezeConv1x1 && isConv1x1Of(found, t.shape)) squeeze.add(name);
-      else mismatched.push({ key: name, expected: t.shape, found });
-    }
-    if (mismatched.length > 0 || ((opts.strict ?? true) && (missing.length > 0 || unexpected.length > 0))) {
-      throw new StateDictError(opts.label, missing, unexpected, mismatched);
-    }
-    let batch = new Map<string, Tensor>();
-    let batchBytes = 0;
-    const flush = (): void => {
-      if (batch.size > 0) module.loadStateDict(batch, { strict: false });
-      batch = new Map();
-      batchBytes = 0;
-    };
-    for (const [name, t] of expected) {
-      const src = where.get(name);
-      if (!src) continue;
-      let value = await src.file.getAsync(src.key);
-      if (squeeze.has(name)) value = reshape(value, t.shape);
-      batch.set(name, value);
-      batchBytes += src.file.entry(src.key).byteLength;
-      if (batchBytes >= BATCH_BYTES) flush();
-    }
-    flush();
+    await loadTensorSources(module, sources, opts);
   } finally {
     for (const f of files) f.close();
   }

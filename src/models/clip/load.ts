@@ -4,26 +4,20 @@
 import { existsSync, readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { openSafetensors, type SafetensorsEntry, type SafetensorsFile } from "../../io/safetensors.js";
+import { openSafetensors, type SafetensorsFile } from "../../io/safetensors.js";
 import { type LayerOptions, type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
-import type { DType } from "../../tensor/dtype.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import { shapesEqual } from "../../tensor/shape.js";
+import { dominantDType, type FromPretrainedOptions } from "../blocks/weights.js";
 import { type CLIPTextConfig, clipTextConfig } from "./config.js";
 import { CLIPLoadError } from "./errors.js";
 
-/** Options of `CLIPTextModel.fromPretrained` / `CLIPTextModelWithProjection.fromPretrained`. */
-export interface CLIPFromPretrainedOptions {
-  /**
-   * Parameter dtype (default: the checkpoint's, so a float16 file stays float16 in memory and is widened per
-   * kernel). Other float dtypes are converted while loading.
-   */
-  dtype?: DType;
-  /** Weights variant, as diffusers' `variant`: "fp16" reads `model.fp16.safetensors`. */
-  variant?: string;
-  /** Throw on missing or unexpected keys (default true). Shape mismatches always throw. */
-  strict?: boolean;
-}
+/**
+ * Options of `CLIPTextModel.fromPretrained` / `CLIPTextModelWithProjection.fromPretrained`: the same as every
+ * model's `fromPretrained` (the checkpoint's dtype is kept unless `dtype` is given; `variant: "fp16"` reads
+ * `model.fp16.safetensors`).
+ */
+export type CLIPFromPretrainedOptions = FromPretrainedOptions;
 
 /** The buffer older transformers versions saved; the models compute positions themselves. */
 const POSITION_IDS = "text_model.embeddings.position_ids";
@@ -95,12 +89,6 @@ export async function findWeightFiles(dir: string, variant?: string): Promise<st
   );
 }
 
-function entryDType(e: SafetensorsEntry | undefined): DType {
-  if (e?.dtype === "F16") return "float16";
-  if (e?.dtype === "BF16") return "bfloat16";
-  return "float32";
-}
-
 /**
  * Builds a model from a transformers folder: reads the config, builds the model with `build` (no random init),
  * checks every key and shape against the file headers, then copies the tensors in one by one.
@@ -135,8 +123,7 @@ export async function loadPretrained<M extends Module>(
         if (!keep) where.delete(name);
       }
     }
-    const tokenKey = "text_model.embeddings.token_embedding.weight";
-    const dtype = opts.dtype ?? entryDType(where.get(tokenKey)?.entry(tokenKey));
+    const dtype = opts.dtype ?? dominantDType([...where].map(([name, file]) => file.entry(name)));
     const model = build(config, { dtype, skipInit: true });
     model.eval();
     const label = `${className} (${paths.length === 1 ? paths[0] : `${paths.length} shards in ${dir}`})`;

@@ -19,11 +19,11 @@ import { groupNormSilu } from "../blocks/activation.js";
 import type { RawConfig } from "../blocks/config-values.js";
 import { TimestepEmbedding, Timesteps, timestepEmbedding, timestepValues } from "../blocks/embeddings.js";
 import {
-  checkpointDType,
   type FromPretrainedOptions,
   findWeightFiles,
   loadWeights,
   readConfigJson,
+  resolveLoadDType,
 } from "../blocks/weights.js";
 import { planUNet, UNet2DConditionConfig, type UNetBlockPlan, type UNetPlan } from "./config.js";
 import {
@@ -174,13 +174,14 @@ export class UNet2DConditionModel extends Module<
 
   /**
    * Loads a diffusers `unet` folder: `config.json` and `diffusion_pytorch_model.safetensors` (or the `.fp16`
-   * file, or a sharded index). Every key and shape is checked before any weight is read.
+   * file, or a sharded index). Every key and shape is checked before any weight is read. The parameters keep the
+   * checkpoint's dtype unless `opts.dtype` says otherwise (a float16 file stays float16 in memory).
    */
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<UNet2DConditionModel> {
     const who = "UNet2DConditionModel";
     const config = UNet2DConditionConfig.from(await readConfigJson(dir, who));
     const paths = await findWeightFiles(dir, who, opts.variant);
-    const dtype = opts.dtype ?? (opts.keepDtype ? await checkpointDType(paths) : "float32");
+    const dtype = await resolveLoadDType(opts, paths);
     const model = new UNet2DConditionModel(config, { dtype, skipInit: true }).eval();
     await loadWeights(model, paths, { strict: opts.strict, label: `${who} (${dir})` });
     return model;

@@ -7,15 +7,16 @@ import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { RawConfig } from "../blocks/config-values.js";
 import {
-  checkpointDType,
   type FromPretrainedOptions,
   findWeightFiles,
   loadWeights,
   readConfigJson,
+  resolveLoadDType,
 } from "../blocks/weights.js";
 import { AutoencoderKLConfig } from "./config.js";
 import { DiagonalGaussianDistribution } from "./distribution.js";
 import { Decoder, Encoder, type StageHook } from "./encoder-decoder.js";
+import { tiledDecode, type VAETilingOptions } from "./tiling.js";
 
 /** What {@link AutoencoderKL.encode} returns (diffusers' `AutoencoderKLOutput`). */
 export interface AutoencoderKLEncodeOutput {
@@ -30,6 +31,15 @@ export interface VAEStageOptions {
    * "decoder.up_blocks.<i>", "decoder.conv_out" (forward hooks).
    */
   onStage?: (name: string, value: Tensor) => void;
+  /**
+   * decode only: decode in overlapping tiles blended at the seams (memory of one tile; see tiling.ts). Default:
+   * whatever {@link AutoencoderKL.enableTiling} set (off). Stage hooks are not called in tiled mode.
+   */
+  tiled?: boolean;
+  /** Tile side in pixels for `tiled` (default: enableTiling's, else the config's sample_size). */
+  tileSize?: number;
+  /** Fraction of a tile overlapping each neighbour for `tiled` (default 0.25). */
+  tileOverlap?: number;
 }
 
 /** Old diffusers names of the mid-block attention projections (`_convert_deprecated_attention_blocks`). */
@@ -60,6 +70,8 @@ export class AutoencoderKL extends Module<
   decoder: Decoder;
   quant_conv: Conv2d | null;
   post_quant_conv: Conv2d | null;
+  /** Tiled decoding settings when enabled (diffusers' `enable_tiling()`), else null. */
+  tiling: VAETilingOptions | null = null;
 
   /** @param config a checked config, or a raw `config.json` object (checked here). */
   constructor(
@@ -80,12 +92,13 @@ export class AutoencoderKL extends Module<
   /**
    * Loads a diffusers `vae` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`). Also accepts
    * the old attention names (query/key/value/proj_attn) and 1x1-conv attention kernels [C, C, 1, 1] (LDM layout).
+   * The parameters keep the checkpoint's dtype unless `opts.dtype` says otherwise.
    */
   static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<AutoencoderKL> {
     const who = "AutoencoderKL";
     const config = AutoencoderKLConfig.from(await readConfigJson(dir, who));
     const paths = await findWeightFiles(dir, who, opts.variant);
-    const dtype = opts.dtype ?? (opts.keepDtype ? await checkpointDType(paths) : "float32");
+    const dtype = await resolveLoadDType(opts, paths);
     const model = new AutoencoderKL(config, { dtype, skipInit: true }).eval();
     await loadWeights(model, paths, {
       strict: opts.strict,
@@ -118,8 +131,26 @@ export class AutoencoderKL extends Module<
     return { latentDist: new DiagonalGaussianDistribution(moments) };
   }
 
+  /** Decode in overlapping tiles from now on (diffusers' `enable_tiling()`); see {@link VAEStageOptions.tiled}. */
+  enableTiling(opts: VAETilingOptions = {}): this {
+    this.tiling = { ...opts };
+    return this;
+  }
+
+  disableTiling(): this {
+    this.tiling = null;
+    return this;
+  }
+
   /** latent [B, latent_channels, h, w] (already divided by scaling_factor) -> image [B, out_channels, h f, w f]. */
   decode(z: Tensor, opts: VAEStageOptions = {}): Tensor {
+    const tiling = opts.tiled === undefined ? this.tiling : opts.tiled ? (this.tiling ?? {}) : null;
+    if (tiling && z.ndim === 4 && z.shape[1] === this.config.latent_channels) {
+      return tiledDecode(z, this.downscaleFactor, (tile) => this.decode(tile, { tiled: false }), {
+        tileSize: opts.tileSize ?? tiling.tileSize ?? this.config.sample_size,
+        overlap: opts.tileOverlap ?? tiling.overlap ?? 0.25,
+      });
+    }
     const cfg = this.config;
     if (z.ndim !== 4 || z.shape[1] !== cfg.latent_channels) {
       throw new ShapeError(

@@ -12,6 +12,7 @@ import {
   CLIPTextModelWithProjection,
   findWeightFiles,
 } from "../../../src/models/clip/index.js";
+import { CheckpointError } from "../../../src/models/index.js";
 import { assertClose, fixturesDir, randomTensor, skipWithoutFixtures } from "../../helpers.js";
 
 describe("CLIP text encoder fromPretrained", { skip: skipWithoutFixtures() }, () => {
@@ -193,6 +194,8 @@ describe("CLIP text encoder fromPretrained", { skip: skipWithoutFixtures() }, ()
       /no weights found; looked for model\.safetensors, [\s\S]*pytorch_model\.bin[\s\S]*not read/,
     );
     await assert.rejects(CLIPTextModel.fromPretrained(join(tmp, "nowhere")), CLIPLoadError);
+    // one error type for every model's loading problems
+    await assert.rejects(CLIPTextModel.fromPretrained(join(tmp, "nowhere")), CheckpointError);
     const bad = await folder({ "model.safetensors": weights }, { ...config, hidden_act: "swish" });
     await assert.rejects(
       CLIPTextModel.fromPretrained(bad),

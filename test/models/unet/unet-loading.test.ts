@@ -1,4 +1,4 @@
-// fromPretrained on diffusers folders: fp16 variants, keepDtype, sharded checkpoints and strict key checking.
+// fromPretrained on diffusers folders: fp16 variants, the dtype policy, sharded checkpoints and strict key checking.
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,15 +34,18 @@ describe("UNet2DConditionModel.fromPretrained", { skip: skipWithoutFixtures() },
   });
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  it("reads a .fp16.safetensors file when it is the only one; keepDtype keeps it half", async () => {
+  it("reads a .fp16.safetensors file when it is the only one and keeps it half unless dtype is given", async () => {
     const half = new Map([...weights].map(([k, t]) => [k, t.half()]));
     const dir = await folder("fp16", { "diffusion_pytorch_model.fp16.safetensors": half });
     const want = io.get("out_a")!.toFloat32Array();
 
-    const f32 = await UNet2DConditionModel.fromPretrained(dir);
-    assert.ok(f32.parameters().every((p) => p.dtype === "float32"));
-    const keep = await UNet2DConditionModel.fromPretrained(dir, { keepDtype: true });
+    const keep = await UNet2DConditionModel.fromPretrained(dir);
     assert.ok(keep.parameters().every((p) => p.dtype === "float16"));
+    const f32 = await UNet2DConditionModel.fromPretrained(dir, { dtype: "float32" });
+    assert.ok(f32.parameters().every((p) => p.dtype === "float32"));
+    // the float32 fixture folder loads as float32
+    const single = await UNet2DConditionModel.fromPretrained(src);
+    assert.ok(single.parameters().every((p) => p.dtype === "float32"));
     const explicit = await UNet2DConditionModel.fromPretrained(dir, { variant: "fp16", dtype: "bfloat16" });
     assert.ok(explicit.parameters().every((p) => p.dtype === "bfloat16"));
 

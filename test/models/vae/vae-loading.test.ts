@@ -54,6 +54,25 @@ describe("AutoencoderKL.fromPretrained", { skip: skipWithoutFixtures() }, () => 
     assertClose(decoded.toFloat32Array(), io.get("decoded_mean")!.toFloat32Array(), 1e-4, "decoded_mean");
   });
 
+  it("keeps a float16 checkpoint float16 unless dtype is given", async () => {
+    const dir = join(tmp, "fp16");
+    mkdirSync(dir);
+    copyFileSync(join(src, "config.json"), join(dir, "config.json"));
+    const half = new Map([...weights].map(([k, t]) => [k, t.half()]));
+    await saveSafetensors(join(dir, "diffusion_pytorch_model.fp16.safetensors"), half);
+    const keep = await AutoencoderKL.fromPretrained(dir);
+    assert.ok(keep.parameters().every((p) => p.dtype === "float16"));
+    const f32 = await AutoencoderKL.fromPretrained(dir, { dtype: "float32" });
+    assert.ok(f32.parameters().every((p) => p.dtype === "float32"));
+    const want = io.get("decoded_mean")!.toFloat32Array();
+    const a = noGrad(() => keep.decode(io.get("latent_mean")!).toFloat32Array());
+    assert.deepEqual(
+      a,
+      noGrad(() => f32.decode(io.get("latent_mean")!).toFloat32Array()),
+    );
+    assertClose(a, want, 1e-2, "fp16 weights vs the float32 reference");
+  });
+
   it("rejects a bad config with a clear message", () => {
     const bad = (raw: Record<string, unknown>, message: RegExp) =>
       assert.throws(

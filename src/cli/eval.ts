@@ -1,0 +1,220 @@
+/**
+ * `diffuse eval`: scores a class-conditional digit model with the digit classifier: the class accuracy of generated
+ * digits, the Fréchet distance between classifier features of generated and held-out real digits, and the reference
+ * distance between two halves of the real digits. `--sweep` runs samplers x steps x guidance and prints a markdown
+ * table.
+ */
+import { existsSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { DigitClassifier } from "../models/classifier/digit-classifier.js";
+import { loadClassConditionalPipeline } from "../pipelines/class-conditional.js";
+import { samplerSpec } from "../schedulers/samplers.js";
+import { loadMnist } from "../train/data/mnist.js";
+import {
+  type EvalResult,
+  type EvalSetting,
+  evaluateSweep,
+  realBaselineFd,
+  realDigitStats,
+  SWEEP_GUIDANCE,
+  SWEEP_SAMPLERS,
+  SWEEP_STEPS,
+  sweepMarkdown,
+  sweepSettings,
+} from "../train/eval.js";
+import { CliError } from "./errors.js";
+import { progressReporter } from "./progress.js";
+import { TRAIN_CLASSIFIER_COMMAND } from "./train-classifier.js";
+
+/** The shipped model and classifier (inside the package, so the defaults work from any folder). */
+export const DEFAULT_MODEL_DIR = fileURLToPath(new URL("../../models/mnist", import.meta.url));
+export const DEFAULT_CLASSIFIER_DIR = fileURLToPath(
+  new URL("../../models/mnist-classifier", import.meta.url),
+);
+
+/** Parsed options of the command. */
+interface EvalCliOptions {
+  model?: string;
+  classifier?: string;
+  numPerClass: string;
+  sampler?: string;
+  steps?: string;
+  guidance?: string;
+  seed: string;
+  batch: string;
+  sweep?: boolean;
+  json?: boolean;
+}
+
+function intOption(value: string, name: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new CliError(`--${name} must be an integer >= ${min}, got "${value}"`);
+  return n;
+}
+
+/** A comma-separated list option; one value unless `many`. */
+function listOption<T>(
+  value: string | undefined,
+  name: string,
+  many: boolean,
+  fallback: readonly T[],
+  parse: (s: string) => T,
+): T[] {
+  if (value === undefined) return [...fallback];
+  const items = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (items.length === 0) throw new CliError(`--${name} is empty`);
+  if (!many && items.length > 1)
+    throw new CliError(`--${name} takes one value (lists need --sweep), got "${value}"`);
+  return items.map(parse);
+}
+
+function checkFolder(dir: string, what: string, hint: string): void {
+  if (!existsSync(dir)) throw new CliError(`${what} folder ${dir} not found; ${hint}`);
+  if (!statSync(dir).isDirectory()) throw new CliError(`${what} ${dir} is not a folder; ${hint}`);
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(1)}%`;
+}
+
+/** Settings asked for: one (default dpmpp-2m, 20 steps, guidance 3), or with `sweep` lists (default: the README's). */
+export function settingsFromOptions(
+  opts: Pick<EvalCliOptions, "sampler" | "steps" | "guidance" | "sweep">,
+): EvalSetting[] {
+  const many = opts.sweep === true;
+  const samplers = listOption(opts.sampler, "sampler", many, many ? SWEEP_SAMPLERS : ["dpmpp-2m"], (s) => {
+    samplerSpec(s); // unknown names fail here, before any loading
+    return s;
+  });
+  const steps = listOption(opts.steps, "steps", many, many ? SWEEP_STEPS : [20], (s) =>
+    intOption(s, "steps", 1),
+  );
+  const guidance = listOption(opts.guidance, "guidance", many, many ? SWEEP_GUIDANCE : [3], (s) => {
+    const g = Number(s);
+    if (!Number.isFinite(g)) throw new CliError(`--guidance must be a number, got "${s}"`);
+    return g;
+  });
+  return sweepSettings(samplers, steps, guidance);
+}
+
+function describeResult(r: EvalResult): string {
+  const perClass = r.perClassAccuracy.map((a, c) => `${c} ${pct(a)}`).join(", ");
+  return [
+    `${r.sampler}, ${r.steps} steps, guidance ${r.guidance}: ${r.numPerClass} per class (${r.count} images), ${r.seconds.toFixed(0)} s`,
+    `class accuracy: ${pct(r.accuracy)} (${perClass})`,
+    `FD(generated, held-out): ${r.fd.toFixed(3)}`,
+    `FD(held-out half, held-out half): ${r.referenceFd.toFixed(3)} (reference)`,
+    `ratio: ${r.fdRatio.toFixed(2)}`,
+  ].join("\n");
+}
+
+/** Runs the command; returns the results it printed. */
+export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
+  const modelDir = opts.model ?? DEFAULT_MODEL_DIR;
+  const classifierDir = opts.classifier ?? DEFAULT_CLASSIFIER_DIR;
+  const numPerClass = intOption(opts.numPerClass, "num-per-class", 1);
+  const seed = intOption(opts.seed, "seed", 0);
+  const batchSize = intOption(opts.batch, "batch", 1);
+  const settings = settingsFromOptions(opts);
+  checkFolder(
+    modelDir,
+    "model",
+    "pass --model DIR (a class-conditional pipeline folder with unet/ and scheduler/)",
+  );
+  checkFolder(
+    classifierDir,
+    "classifier",
+    `train one with "${TRAIN_CLASSIFIER_COMMAND} --out ${classifierDir}" or pass --classifier DIR`,
+  );
+  const { unet, scheduler } = await loadClassConditionalPipeline(modelDir);
+  const classifier = await DigitClassifier.fromPretrained(classifierDir);
+  const { train, heldOut } = loadMnist();
+  const real = realDigitStats(classifier, heldOut);
+  const baseline = realBaselineFd(classifier, train, numPerClass, real);
+  const reporter = progressReporter({ json: opts.json });
+  const controller = new AbortController();
+  const onSigint = () => controller.abort(new CliError("interrupted"));
+  process.once("SIGINT", onSigint);
+  let results: EvalResult[];
+  try {
+    results = await evaluateSweep({
+      unet,
+      scheduler,
+      classifier,
+      heldOut,
+      numPerClass,
+      seed,
+      batchSize,
+      real,
+      settings,
+      onProgress: reporter.onProgress,
+      onResult: opts.json
+        ? (r) => process.stdout.write(`${JSON.stringify({ type: "setting", ...r })}\n`)
+        : undefined,
+      signal: controller.signal,
+    });
+  } finally {
+    reporter.stop();
+    process.off("SIGINT", onSigint);
+  }
+  const info = {
+    model: modelDir,
+    classifier: classifierDir,
+    classifierHeldOutAccuracy: real.classifierAccuracy,
+    heldOutDigits: heldOut.count,
+    referenceFd: real.referenceFd,
+    referenceHalf: real.halfCount,
+    realBaselineFd: baseline,
+    numPerClass,
+    seed,
+  };
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ type: "result", ...info, results })}\n`);
+    return results;
+  }
+  const header =
+    `model ${modelDir}; classifier ${classifierDir} (accuracy ${pct(real.classifierAccuracy)} on ${heldOut.count} held-out digits)\n` +
+    `reference FD between two halves of the held-out digits (${real.halfCount} vs ${real.halfCount}): ${real.referenceFd.toFixed(3)}\n` +
+    `FD of ${numPerClass} real training digits per class vs the held-out digits (a perfect model at this size): ${baseline.toFixed(3)}`;
+  if (opts.sweep) {
+    process.stdout.write(
+      `${header}\n${numPerClass} generated images per class per setting, seed ${seed}; cells: class accuracy / FD(generated, held-out)\n\n${sweepMarkdown(results)}\n`,
+    );
+  } else {
+    process.stdout.write(`${header}\n${results.map(describeResult).join("\n\n")}\n`);
+  }
+  return results;
+}
+
+/** Adds the `eval` command to the program. */
+export function registerEval(program: Command): void {
+  program
+    .command("eval")
+    .description(
+      "score a class-conditional digit model: class accuracy and Fréchet distance to held-out digits",
+    )
+    .option("--model <dir>", "class-conditional pipeline folder (default: the shipped models/mnist)")
+    .option("--classifier <dir>", "digit classifier folder (default: the shipped models/mnist-classifier)")
+    .option("--num-per-class <n>", "generated images per class and setting", "50")
+    .option(
+      "--sampler <name>",
+      "sampler (default dpmpp-2m; with --sweep a comma list, default ddim,euler,euler-a,dpmpp-2m,unipc)",
+    )
+    .option("--steps <n>", "inference steps (default 20; with --sweep a comma list, default 5,10,20,50)")
+    .option(
+      "--guidance <g>",
+      "classifier-free guidance (default 3; with --sweep a comma list, default 1,3,7)",
+    )
+    .option("--seed <n>", "seed of the initial noise (the same for every setting)", "0")
+    .option("--batch <n>", "images per generation batch", "100")
+    .option("--sweep", "evaluate every sampler x steps x guidance combination and print a markdown table")
+    .option("--json", "print progress and the result as JSON lines")
+    .action(async (opts: EvalCliOptions) => {
+      await runEval(opts);
+    });
+}

@@ -1,0 +1,249 @@
+/**
+ * `diffuse generate`: images from a model folder. The folder's `model_index.json` `_class_name` picks the pipeline;
+ * today that is the class-conditional pixel pipeline (`diffuse train mnist`), whose shipped model under
+ * models/mnist is the default. Each image i is sampled with seed + i on its own, so any one image can be redone
+ * alone; PNGs carry the settings in an A1111-style `parameters` text chunk.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { imageGrid, tensorToImage, writePng } from "../io/image.js";
+import { select } from "../ops/index.js";
+import {
+  CLASS_CONDITIONAL_PIPELINE,
+  generateClassImages,
+  loadClassConditionalPipeline,
+  pipelineSampler,
+} from "../pipelines/class-conditional.js";
+import { samplerSpec } from "../schedulers/samplers.js";
+import type { ProgressCallback } from "../tensor/progress.js";
+import { CliError } from "./errors.js";
+import {
+  addSdGenerateOptions,
+  isStableDiffusionModel,
+  runSdGenerate,
+  type SdGenerateOptions,
+} from "./generate-sd.js";
+import { progressReporter } from "./progress.js";
+
+/** The shipped class-conditional MNIST model (inside the package: works from src/cli and dist/cli). */
+export const SHIPPED_MODEL_DIR = fileURLToPath(new URL("../../models/mnist", import.meta.url));
+
+/** Parsed options of `diffuse generate`. */
+export interface GenerateCliOptions {
+  model?: string;
+  class?: string;
+  numImages?: string;
+  sampler?: string;
+  steps?: string;
+  guidance?: string;
+  seed?: string;
+  output?: string;
+  grid?: string;
+  json?: boolean;
+}
+
+/** Settings shared by the pipelines. */
+interface GenerateSettings {
+  modelDir: string;
+  numImages: number;
+  sampler: string;
+  steps: number;
+  guidance: number;
+  seed: number;
+  output: string;
+  grid?: string;
+  classes?: string;
+  onProgress: ProgressCallback;
+  /** Called with each file written. */
+  onFile: (path: string, info: Record<string, unknown>) => void;
+}
+
+function int(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isInteger(n) || n < min) {
+    throw new CliError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  }
+  return n;
+}
+
+/** `out.png` for one image; `out-0.png`, `out-1.png`, ... for several. */
+export function outputPaths(output: string, n: number): string[] {
+  const ext = extname(output).toLowerCase() === ".png" ? extname(output) : "";
+  if (extname(output) !== "" && ext === "") throw new CliError(`-o must name a .png file, got "${output}"`);
+  const stem = ext ? output.slice(0, -ext.length) : output;
+  if (n === 1) return [`${stem}.png`];
+  return Array.from({ length: n }, (_, i) => `${stem}-${i}.png`);
+}
+
+/** The class-conditional pipeline: `--class` (one number or a comma list, cycled; default 0..9 cycled). */
+async function generateClassConditional(s: GenerateSettings): Promise<void> {
+  const { unet, scheduler } = await loadClassConditionalPipeline(s.modelDir);
+  const numClasses = unet.numClassEmbeds - 1;
+  const classes =
+    s.classes === undefined
+      ? [...Array(numClasses).keys()]
+      : s.classes.split(",").map((c) => {
+          const n = Number(c.trim());
+          if (c.trim() === "" || !Number.isInteger(n) || n < 0 || n >= numClasses) {
+            throw new CliError(
+              `--class must be integers in 0..${numClasses - 1} for this model, got "${c.trim()}"`,
+            );
+          }
+          return n;
+        });
+  const paths = outputPaths(s.output, s.numImages);
+  mkdirFor(paths[0]!);
+  const modelName = basename(resolve(s.modelDir));
+  const [h, w] = [unet.config.sample_size, unet.config.sample_size].flat() as number[];
+  const images = [];
+  for (let i = 0; i < s.numImages; i++) {
+    const label = classes[i % classes.length]!;
+    const seed = s.seed + i;
+    const sampler = pipelineSampler(s.sampler, scheduler.config);
+    const x = generateClassImages(unet, sampler, {
+      classLabels: [label],
+      guidanceScale: s.guidance,
+      steps: s.steps,
+      seed,
+      onProgress: (e) => s.onProgress({ ...e, step: i * s.steps + e.step, total: s.numImages * s.steps }),
+    });
+    const image = tensorToImage(select(x, 0, 0));
+    images.push(image);
+    const parameters = `class ${label}\nSteps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${seed}, Size: ${w}x${h}, Model: ${modelName}`;
+    writePng(paths[i]!, image, { parameters });
+    s.onFile(paths[i]!, { class: label, seed });
+  }
+  if (s.grid) {
+    mkdirFor(s.grid);
+    const parameters = `classes ${images.map((_, i) => classes[i % classes.length]).join(",")}\nSteps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${s.seed}, Size: ${w}x${h}, Model: ${modelName}`;
+    writePng(s.grid, imageGrid(images, Math.min(images.length, 10)), { parameters });
+    s.onFile(s.grid, { grid: true });
+  }
+}
+
+function mkdirFor(path: string): void {
+  const dir = dirname(path);
+  if (!existsSync(dir)) throw new CliError(`output folder ${dir} does not exist`);
+}
+
+/** Pipelines by model_index.json `_class_name`. */
+const PIPELINES: Record<string, (s: GenerateSettings) => Promise<void>> = {
+  [CLASS_CONDITIONAL_PIPELINE]: generateClassConditional,
+};
+
+/** The `_class_name` of a model folder's model_index.json, with clear errors for what is not a model folder. */
+export function pipelineClassOf(dir: string): string {
+  if (!existsSync(dir)) throw new CliError(`model folder ${dir} not found`);
+  if (!statSync(dir).isDirectory()) throw new CliError(`--model ${dir} is not a folder`);
+  const index = join(dir, "model_index.json");
+  if (!existsSync(index)) {
+    throw new CliError(
+      `${dir} is not a pipeline folder: it has no model_index.json (train one with "diffuse train mnist")`,
+    );
+  }
+  let name: unknown;
+  try {
+    name = (JSON.parse(readFileSync(index, "utf8")) as { _class_name?: unknown })._class_name;
+  } catch (err) {
+    throw new CliError(`${index} is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof name !== "string" || !(name in PIPELINES)) {
+    throw new CliError(
+      `${index}: pipeline ${JSON.stringify(name)} is not supported by generate (supported: ${Object.keys(PIPELINES).join(", ")})`,
+    );
+  }
+  return name;
+}
+
+/** Defaults of the class-conditional path (the SD path has its own; see generate-sd.ts). */
+const CLASS_DEFAULTS = {
+  numImages: "1",
+  sampler: "dpmpp-2m",
+  steps: "20",
+  guidance: "3",
+  seed: "0",
+  output: "out.png",
+};
+
+/** Runs the class-conditional path of `diffuse generate`. */
+export async function runGenerate(o: Partial<GenerateCliOptions>): Promise<void> {
+  const v = {
+    ...CLASS_DEFAULTS,
+    ...Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)),
+  };
+  samplerSpec(v.sampler); // unknown sampler names fail before any loading
+  const guidance = Number(v.guidance);
+  if (v.guidance.trim() === "" || !Number.isFinite(guidance)) {
+    throw new CliError(`--guidance must be a number, got "${v.guidance}"`);
+  }
+  const modelDir = o.model ?? SHIPPED_MODEL_DIR;
+  const pipeline = PIPELINES[pipelineClassOf(modelDir)]!;
+  const reporter = progressReporter({ json: o.json });
+  try {
+    await pipeline({
+      modelDir,
+      numImages: int("num-images", v.numImages, 1),
+      sampler: v.sampler,
+      steps: int("steps", v.steps, 1),
+      guidance,
+      seed: int("seed", v.seed, 0),
+      output: v.output,
+      grid: o.grid,
+      classes: o.class,
+      onProgress: reporter.onProgress,
+      onFile: (path, info) => {
+        if (o.json) process.stdout.write(`${JSON.stringify({ type: "image", path, ...info })}\n`);
+      },
+    });
+  } finally {
+    reporter.stop();
+  }
+}
+
+/** Options of both paths, as commander parses them. */
+type AllGenerateOptions = Partial<GenerateCliOptions> & SdGenerateOptions;
+
+/**
+ * Adds `generate` to the program: a Stable Diffusion model (a .safetensors file, or a folder whose model_index.json
+ * names a StableDiffusion* pipeline) goes to the text-to-image path, every other folder to the pipeline its
+ * model_index.json names (class-conditional today; the shipped MNIST model without --model).
+ */
+export function registerGenerate(program: Command): void {
+  const cmd = program
+    .command("generate")
+    .description(
+      "generate images: a class-conditional model (default: the shipped MNIST model) or Stable Diffusion",
+    )
+    .argument("[prompt]", "text prompt (Stable Diffusion models only)")
+    .option("--model <path>", "model folder or SD checkpoint (default: the shipped models/mnist)")
+    .option(
+      "--class <list>",
+      "class-conditional: class label, or a comma list cycled over the images (default: all)",
+    )
+    .option("--num-images <n>", "number of images (default 1)")
+    .option(
+      "--sampler <name>",
+      "sampler: dpmpp-2m, euler-a, ddim, unipc, ... (class-conditional default dpmpp-2m)",
+    )
+    .option("--steps <n>", "inference steps (class-conditional default 20)")
+    .option("--guidance <g>", "classifier-free guidance scale (class-conditional default 3)")
+    .option("--seed <n>", "seed (class-conditional: of the first image, image i uses seed + i; default 0)")
+    .option(
+      "-o, --output <file>",
+      "output PNG (several images: <name>-<i>.png; class-conditional default out.png)",
+    )
+    .option("--grid <file>", "class-conditional: also write all images as one grid PNG")
+    .option("--json", "print progress and written files as JSON lines");
+  addSdGenerateOptions(cmd);
+  cmd.action(async (prompt: string | undefined, o: AllGenerateOptions) => {
+    if (o.from || (o.model !== undefined && isStableDiffusionModel(o.model))) return runSdGenerate(prompt, o);
+    if (prompt !== undefined) {
+      throw new CliError(
+        `a prompt was given, but ${o.model ?? "the shipped MNIST model"} is not a Stable Diffusion model (class-conditional models take --class)`,
+      );
+    }
+    return runGenerate(o);
+  });
+}

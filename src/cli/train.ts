@@ -1,0 +1,174 @@
+/**
+ * `diffuse train mnist --out DIR [...]`: trains a class-conditional diffusion model on the MNIST digits into a
+ * pipeline folder (see src/train/run.ts), with a progress bar on a TTY or JSON lines with --json. `--resume DIR`
+ * continues a run from its checkpoint; Ctrl-C stops after the current step and writes a checkpoint first.
+ */
+import type { Command } from "commander";
+import { loadMnist } from "../train/data/mnist.js";
+import { trainDiffusion } from "../train/run.js";
+import { CliError } from "./errors.js";
+import { progressReporter } from "./progress.js";
+
+/** Parsed options of `diffuse train`. */
+export interface TrainCliOptions {
+  out: string;
+  resume?: string;
+  steps: string;
+  batch: string;
+  lr: string;
+  warmup?: string;
+  emaDecay: string;
+  condDropout: string;
+  predictionType: string;
+  betaSchedule: string;
+  seed: string;
+  sampleEvery: string;
+  checkpointEvery: string;
+  channels: string;
+  layersPerBlock: string;
+  attention: string;
+  headDim: string;
+  normGroups: string;
+  json?: boolean;
+}
+
+function int(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new CliError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+function num(name: string, v: string, lo: number, hi = Infinity): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < lo || n > hi)
+    throw new CliError(`--${name} must be a number in [${lo}, ${hi}], got "${v}"`);
+  return n;
+}
+
+function ints(name: string, v: string, min: number): number[] {
+  const parts = v
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  return parts.map((p) => int(name, p, min));
+}
+
+/** The UNet2DModel config the options describe (1 input channel, 32x32, 10 classes + the null class). */
+export function mnistUNetConfig(
+  o: Pick<TrainCliOptions, "channels" | "layersPerBlock" | "attention" | "headDim" | "normGroups">,
+) {
+  const channels = ints("channels", o.channels, 1);
+  if (channels.length < 1 || channels.length > 4)
+    throw new CliError(`--channels takes 1 to 4 values, got "${o.channels}"`);
+  const attn = new Set(o.attention === "" || o.attention === "none" ? [] : ints("attention", o.attention, 0));
+  for (const a of attn) {
+    if (a >= channels.length)
+      throw new CliError(`--attention level ${a} does not exist (levels 0..${channels.length - 1})`);
+  }
+  const levels = channels.map((_, i) => i);
+  return {
+    sample_size: 32,
+    in_channels: 1,
+    out_channels: 1,
+    block_out_channels: channels,
+    down_block_types: levels.map((i) => (attn.has(i) ? "AttnDownBlock2D" : "DownBlock2D")),
+    up_block_types: [...levels].reverse().map((i) => (attn.has(i) ? "AttnUpBlock2D" : "UpBlock2D")),
+    layers_per_block: int("layers-per-block", o.layersPerBlock, 1),
+    attention_head_dim: int("head-dim", o.headDim, 1),
+    norm_num_groups: int("norm-groups", o.normGroups, 1),
+    num_class_embeds: 11,
+  };
+}
+
+/** Runs `diffuse train mnist`. */
+export async function runTrain(dataset: string, o: TrainCliOptions): Promise<void> {
+  if (dataset !== "mnist") throw new CliError(`unknown dataset "${dataset}" (available: mnist)`);
+  if (!["epsilon", "v_prediction"].includes(o.predictionType)) {
+    throw new CliError(`--prediction-type must be epsilon or v_prediction, got "${o.predictionType}"`);
+  }
+  const schedules = ["linear", "scaled_linear", "squaredcos_cap_v2"];
+  if (!schedules.includes(o.betaSchedule)) {
+    throw new CliError(`--beta-schedule must be one of ${schedules.join(", ")}, got "${o.betaSchedule}"`);
+  }
+  const steps = int("steps", o.steps, 1);
+  const train = {
+    steps,
+    batchSize: int("batch", o.batch, 1),
+    lr: num("lr", o.lr, Number.MIN_VALUE),
+    warmupSteps: o.warmup !== undefined ? int("warmup", o.warmup, 0) : undefined,
+    emaDecay: num("ema-decay", o.emaDecay, 0, 1),
+    condDropout: num("cond-dropout", o.condDropout, 0, 1),
+    seed: int("seed", o.seed, 0),
+  };
+  const unetConfig = mnistUNetConfig(o);
+  const { train: data } = loadMnist();
+  const reporter = progressReporter({ json: o.json });
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  process.once("SIGINT", onSigint);
+  const log = (msg: Record<string, unknown>, text: string): void => {
+    if (o.json) process.stdout.write(`${JSON.stringify(msg)}\n`);
+    else if (process.stderr.isTTY) process.stderr.write(`\n${text}\n`);
+  };
+  try {
+    const result = await trainDiffusion({
+      outDir: o.out,
+      data,
+      unetConfig,
+      schedulerConfig: { prediction_type: o.predictionType, beta_schedule: o.betaSchedule },
+      train,
+      resumeFrom: o.resume,
+      sampleEvery: int("sample-every", o.sampleEvery, 0),
+      checkpointEvery: int("checkpoint-every", o.checkpointEvery, 0),
+      onProgress: reporter.onProgress,
+      signal: controller.signal,
+      onSaved: (what, path, step) =>
+        log({ type: "saved", what, path, step }, `saved ${what}: ${path} (step ${step})`),
+      extra: { argv: process.argv.slice(2) },
+    });
+    reporter.stop();
+    const { trainer, stopped } = result;
+    log(
+      { type: stopped ? "stopped" : "done", step: trainer.step, out: o.out },
+      stopped
+        ? `stopped at step ${trainer.step}; continue with --resume ${o.out}`
+        : `done: ${trainer.step} steps, pipeline in ${o.out}`,
+    );
+  } finally {
+    reporter.stop();
+    process.off("SIGINT", onSigint);
+  }
+}
+
+/** Adds `train` to the program. */
+export function registerTrain(program: Command): void {
+  program
+    .command("train")
+    .description("train a class-conditional diffusion model (dataset: mnist) into a pipeline folder")
+    .argument("<dataset>", "dataset to train on: mnist")
+    .requiredOption("--out <dir>", "output pipeline folder (also holds checkpoint/ and samples/)")
+    .option("--resume <dir>", "continue the run whose output folder (or checkpoint/) this is")
+    .option("--steps <n>", "optimisation steps", "3000")
+    .option("--batch <n>", "images per step", "64")
+    .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", "1e-3")
+    .option("--warmup <n>", "warm-up steps (default min(200, steps / 10))")
+    .option("--ema-decay <x>", "EMA decay upper bound", "0.999")
+    .option("--cond-dropout <p>", "probability of training on the null class", "0.1")
+    .option("--prediction-type <t>", "training target: epsilon or v_prediction", "v_prediction")
+    .option("--beta-schedule <s>", "noise schedule: linear, scaled_linear or squaredcos_cap_v2", "squaredcos_cap_v2")
+    .option("--seed <n>", "seed of weights, noise and data order", "0")
+    .option(
+      "--sample-every <k>",
+      "write a sample grid and the loss curve every k steps (0: at the end)",
+      "500",
+    )
+    .option("--checkpoint-every <k>", "write a checkpoint every k steps (0: at the end)", "250")
+    .option("--channels <list>", "block_out_channels", "32,64,64")
+    .option("--layers-per-block <n>", "ResNet layers per down block", "1")
+    .option("--attention <levels>", "resolution levels with self-attention (0 = 32x32; 'none')", "2")
+    .option("--head-dim <n>", "attention_head_dim (channels per head)", "32")
+    .option("--norm-groups <n>", "GroupNorm groups", "16")
+    .option("--json", "print progress as JSON lines")
+    .action(async (dataset: string, o: TrainCliOptions) => runTrain(dataset, o));
+}

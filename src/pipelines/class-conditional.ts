@@ -1,0 +1,201 @@
+// Sampling a class-conditional pixel-space diffusion model (a diffusers UNet2DModel with a class-embedding table
+// whose last row is the "null" class), with classifier-free guidance (Ho & Salimans 2022): the conditional and the
+// unconditional prediction come from one batched UNet call and are mixed as e_u + g (e_c - e_u).
+import { mkdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic.js";
+import { saveSafetensors } from "../io/safetensors.js";
+import type { FromPretrainedOptions } from "../models/blocks/weights.js";
+import { UNet2DModel } from "../models/unet/unet-2d.js";
+import { unet2DConfigJson } from "../models/unet/unet-2d-config.js";
+import { add, cat, clamp, mul, narrow, sub } from "../ops/index.js";
+import { loadScheduler } from "../schedulers/registry.js";
+import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
+import type { Scheduler } from "../schedulers/scheduler.js";
+import { noGrad } from "../tensor/autograd.js";
+import { randn } from "../tensor/create.js";
+import type { DType } from "../tensor/dtype.js";
+import { ArgumentError } from "../tensor/errors.js";
+import { Generator } from "../tensor/generator.js";
+import type { ProgressCallback } from "../tensor/progress.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+/** Options of {@link generateClassImages}. */
+export interface ClassImageOptions {
+  /** One image per label, each in [0, numClasses). */
+  classLabels: readonly number[];
+  /** Classifier-free guidance scale g (default 3; 1 = the conditional model alone, 0 = unconditional). */
+  guidanceScale?: number;
+  /** Inference steps (default 20). */
+  steps?: number;
+  /** Seed of a new Generator for the initial noise and stochastic steps (default 0), unless `generator`. */
+  seed?: number;
+  generator?: Generator;
+  /** Called after each step with stage "sample". */
+  onProgress?: ProgressCallback;
+  /** Aborts between steps (throws the signal's reason). */
+  signal?: AbortSignal;
+  /** Index of the unconditional class (default num_class_embeds - 1). */
+  nullClass?: number;
+}
+
+/** The parts of a class-conditional pipeline folder. */
+export interface ClassConditionalPipeline {
+  unet: UNet2DModel;
+  scheduler: Scheduler;
+}
+
+/** Image size [H, W] of the UNet's `sample_size`. */
+function sampleSize(unet: UNet2DModel): [number, number] {
+  const s = unet.config.sample_size;
+  if (typeof s === "number") return [s, s];
+  if (Array.isArray(s) && s.length === 2) return [s[0] as number, s[1] as number];
+  throw new ArgumentError(
+    "generateClassImages: the UNet config has no sample_size; cannot choose the image size",
+  );
+}
+
+/**
+ * Samples one image per class label with any scheduler (setTimesteps / scaleModelInput / step): returns
+ * [N, out_channels, H, W] clamped to [-1, 1]. With guidance (g != 1) each step runs the UNet once on a batch of 2N:
+ * the labels and N null labels.
+ */
+export function generateClassImages(
+  unet: UNet2DModel,
+  scheduler: Scheduler,
+  opts: ClassImageOptions,
+): Tensor {
+  const labels = opts.classLabels;
+  const nEmbeds = unet.numClassEmbeds;
+  if (nEmbeds < 2) {
+    throw new ArgumentError("generateClassImages: the UNet is not class-conditional (num_class_embeds < 2)");
+  }
+  const nullClass = opts.nullClass ?? nEmbeds - 1;
+  const numClasses = nEmbeds - 1;
+  if (labels.length === 0) throw new ArgumentError("generateClassImages: classLabels is empty");
+  for (const c of labels) {
+    if (!Number.isInteger(c) || c < 0 || c >= nEmbeds || c === nullClass) {
+      throw new ArgumentError(
+        `generateClassImages: class label ${c} is out of range; this model has classes 0..${numClasses - 1}`,
+      );
+    }
+  }
+  const g = opts.guidanceScale ?? 3;
+  const steps = opts.steps ?? 20;
+  if (!Number.isFinite(g))
+    throw new ArgumentError(`generateClassImages: guidanceScale must be finite, got ${g}`);
+  if (!Number.isInteger(steps) || steps < 1) {
+    throw new ArgumentError(`generateClassImages: steps must be a positive integer, got ${steps}`);
+  }
+  const generator = opts.generator ?? new Generator(opts.seed ?? 0);
+  const n = labels.length;
+  const [h, w] = sampleSize(unet);
+  const guided = g !== 1;
+  const batchLabels = guided ? [...labels, ...new Array<number>(n).fill(nullClass)] : [...labels];
+  return noGrad(() => {
+    scheduler.setTimesteps(steps);
+    let x = randn([n, unet.config.in_channels, h, w], { generator });
+    if (scheduler.initNoiseSigma !== 1) x = mul(x, scheduler.initNoiseSigma);
+    const timesteps = scheduler.timesteps;
+    for (let i = 0; i < timesteps.length; i++) {
+      opts.signal?.throwIfAborted();
+      const t = timesteps[i]!;
+      const input = scheduler.scaleModelInput(x, t);
+      let out = unet.call(guided ? cat([input, input], 0) : input, t, batchLabels);
+      if (guided) {
+        const cond = narrow(out, 0, 0, n);
+        const uncond = narrow(out, 0, n, n);
+        out = add(uncond, mul(sub(cond, uncond), g));
+      }
+      x = scheduler.step(out, t, x, { generator }).prevSample;
+      opts.onProgress?.({ stage: "sample", step: i + 1, total: timesteps.length, values: { t } });
+    }
+    return clamp(x, -1, 1);
+  });
+}
+
+/**
+ * The named sampler (`dpmpp-2m`, `euler-a`, ...; see schedulers/samplers.ts) on a pipeline's training schedule.
+ * DDPM's `variance_type` ("fixed_small") only means something to DDPMScheduler and is dropped for the others
+ * (diffusers ignores it there too).
+ */
+export function pipelineSampler(name: string, schedulerConfig: Readonly<Record<string, unknown>>): Scheduler {
+  const { variance_type, ...rest } = schedulerConfig;
+  const keep = samplerSpec(name).className === "DDPMScheduler" || variance_type == null;
+  return samplerFromName(name, keep ? { ...rest, variance_type } : rest);
+}
+
+/**
+ * Loads a class-conditional pipeline folder: `unet/` (UNet2DModel) and `scheduler/scheduler_config.json`
+ * (model_index.json is checked when present).
+ */
+export async function loadClassConditionalPipeline(
+  dir: string,
+  opts: FromPretrainedOptions = {},
+): Promise<ClassConditionalPipeline> {
+  let index: Record<string, unknown> | null = null;
+  try {
+    index = JSON.parse(await readFile(join(dir, "model_index.json"), "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ENOENT") {
+      throw new ArgumentError(`${join(dir, "model_index.json")}: cannot read (${(err as Error).message})`);
+    }
+  }
+  const unetEntry = index?.unet;
+  if (index && !(Array.isArray(unetEntry) && unetEntry[1] === "UNet2DModel")) {
+    throw new ArgumentError(
+      `${join(dir, "model_index.json")}: not a class-conditional UNet2DModel pipeline (unet is ${JSON.stringify(unetEntry)})`,
+    );
+  }
+  const unet = await UNet2DModel.fromPretrained(join(dir, "unet"), opts);
+  const scheduler = await loadScheduler(dir);
+  return { unet, scheduler };
+}
+
+/** `_class_name` of the model_index.json of these folders. */
+export const CLASS_CONDITIONAL_PIPELINE = "ClassConditionalPipeline";
+
+/** Options of {@link saveClassConditionalPipeline}. */
+export interface SavePipelineOptions {
+  /** Weights to write instead of the UNet's own (e.g. its EMA average), keyed as its state dict. */
+  weights?: ReadonlyMap<string, Tensor>;
+  /** Stored dtype (default float32). */
+  dtype?: DType;
+}
+
+/**
+ * Writes a pipeline folder diffusers can read part by part: `model_index.json`, `unet/config.json` +
+ * `unet/diffusion_pytorch_model.safetensors`, `scheduler/scheduler_config.json`. Each file is written atomically.
+ */
+export async function saveClassConditionalPipeline(
+  dir: string,
+  unet: UNet2DModel,
+  schedulerConfig: Readonly<Record<string, unknown>>,
+  opts: SavePipelineOptions = {},
+): Promise<void> {
+  const version = "0.30.0";
+  mkdirSync(join(dir, "unet"), { recursive: true });
+  mkdirSync(join(dir, "scheduler"), { recursive: true });
+  const weights = new Map<string, Tensor>();
+  for (const [k, t] of opts.weights ?? unet.stateDict()) {
+    weights.set(k, opts.dtype && opts.dtype !== t.dtype ? t.to(opts.dtype) : t);
+  }
+  await saveSafetensors(join(dir, "unet", "diffusion_pytorch_model.safetensors"), weights, { format: "pt" });
+  const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
+  writeFileAtomic(join(dir, "unet", "config.json"), json(unet2DConfigJson(unet.config, version)));
+  const { _class_name: schedulerClass, ...sched } = schedulerConfig;
+  writeFileAtomic(
+    join(dir, "scheduler", "scheduler_config.json"),
+    json({ _class_name: schedulerClass ?? "DDPMScheduler", _diffusers_version: version, ...sched }),
+  );
+  writeFileAtomic(
+    join(dir, "model_index.json"),
+    json({
+      _class_name: CLASS_CONDITIONAL_PIPELINE,
+      _diffusers_version: version,
+      scheduler: ["diffusers", String(schedulerClass ?? "DDPMScheduler")],
+      unet: ["diffusers", "UNet2DModel"],
+    }),
+  );
+}

@@ -1,0 +1,105 @@
+// The denoising loop of the latent-diffusion pipelines (diffusers' StableDiffusion*Pipeline.__call__ loop): per
+// timestep, one UNet call on the guidance batch, guidance, a scheduler step, and for inpainting either the extra
+// mask channels (9-channel UNets) or the known region pasted back (4-channel UNets).
+import type { AddedCondKwargs, UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
+import { cat } from "../ops/index.js";
+import type { Scheduler } from "../schedulers/scheduler.js";
+import { noGrad } from "../tensor/autograd.js";
+import type { Generator } from "../tensor/generator.js";
+import type { ProgressCallback } from "../tensor/progress.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { applyGuidance, guidanceBatch } from "./guidance.js";
+import { blendKnownRegion } from "./inpaint.js";
+import { assertFinite } from "./latents.js";
+
+/** Inpainting inputs of the loop, on the latent grid. */
+export interface InpaintState {
+  /** [B, 1, h, w]: 1 = repaint, 0 = keep. */
+  mask: Tensor;
+  /** 9-channel UNets: latents of the masked init image [B, C, h, w] (extra UNet input). */
+  maskedImageLatents?: Tensor;
+  /** 4-channel UNets: latents of the init image [B, C, h, w], re-noised and pasted outside the mask. */
+  imageLatents?: Tensor;
+  /** The initial noise, reused to re-noise the known region (as diffusers). */
+  noise: Tensor;
+}
+
+/** What one step reports to {@link DenoiseRun.onStep}. */
+export interface StepInfo {
+  /** 0-based step index. */
+  step: number;
+  timestep: number;
+  /** The latents after this step. */
+  latents: Tensor;
+}
+
+/** Everything the loop needs. */
+export interface DenoiseRun {
+  unet: UNet2DConditionModel;
+  scheduler: Scheduler;
+  timesteps: readonly number[];
+  latents: Tensor;
+  /** [2B, L, D] ([uncond; cond]) with guidance, else [B, L, D]. */
+  embeds: Tensor;
+  addedCondKwargs?: AddedCondKwargs;
+  /** Guidance embedding of guidance-distilled UNets (time_cond_proj_dim). */
+  timestepCond?: Tensor;
+  guided: boolean;
+  guidanceScale: number;
+  guidanceRescale: number;
+  generator: Generator;
+  inpaint?: InpaintState;
+  onStep?: (info: StepInfo) => void;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+}
+
+/** Lets timers and I/O (e.g. an abort request) run between steps. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) =>
+    typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0),
+  );
+}
+
+/** Runs the loop and returns the final latents. Checks every step's latents for NaN/Inf. */
+export async function denoise(run: DenoiseRun): Promise<Tensor> {
+  const { unet, scheduler, timesteps, inpaint, guided } = run;
+  let x = run.latents;
+  const total = timesteps.length;
+  // the mask inputs of a 9-channel UNet, doubled for the guidance batch once
+  const extra =
+    inpaint?.maskedImageLatents !== undefined
+      ? [guidanceBatch(inpaint.mask, guided), guidanceBatch(inpaint.maskedImageLatents, guided)]
+      : null;
+  for (let i = 0; i < total; i++) {
+    run.signal?.throwIfAborted();
+    const t = timesteps[i]!;
+    x = noGrad(() => {
+      let input = scheduler.scaleModelInput(guidanceBatch(x, guided), t);
+      if (extra) input = cat([input, ...extra], 1);
+      const out = unet.call(input, t, run.embeds, {
+        addedCondKwargs: run.addedCondKwargs,
+        timestepCond: run.timestepCond,
+      });
+      const eps = guided ? applyGuidance(out, run.guidanceScale, run.guidanceRescale).guided : out;
+      let next = scheduler.step(eps, t, x, { generator: run.generator }).prevSample;
+      if (inpaint?.imageLatents) {
+        const known =
+          i < total - 1
+            ? scheduler.addNoise(inpaint.imageLatents, inpaint.noise, [timesteps[i + 1]!])
+            : inpaint.imageLatents;
+        next = blendKnownRegion(next, known, inpaint.mask);
+      }
+      return next;
+    });
+    assertFinite(
+      x,
+      `the latents after step ${i + 1} of ${total} (timestep ${t})`,
+      "the UNet produced NaN/Inf: check the model weights and dtype, and lower the guidance scale",
+    );
+    run.onStep?.({ step: i, timestep: t, latents: x });
+    run.onProgress?.({ stage: "sample", step: i + 1, total, values: { t } });
+    await yieldToEventLoop();
+  }
+  return x;
+}

@@ -1,0 +1,62 @@
+// What a Stable Diffusion pipeline run takes and returns.
+import type { Image } from "../io/image.js";
+import type { Generator } from "../tensor/generator.js";
+import type { ProgressCallback } from "../tensor/progress.js";
+import type { Tensor } from "../tensor/tensor.js";
+import type { StepInfo } from "./denoise.js";
+import type { GenerationSettings } from "./params.js";
+
+/** Options of {@link StableDiffusionPipeline.generate}. */
+export interface GenerateOptions {
+  prompt: string;
+  /** What to steer away from (default ""). */
+  negativePrompt?: string;
+  /** Image size in pixels, multiples of the VAE's downscale factor (default: the init image's size, else the UNet's
+   * sample_size x factor: 512 for SD 1.x). */
+  width?: number;
+  height?: number;
+  /** Inference steps (default 30). */
+  steps?: number;
+  /** Classifier-free guidance scale (default 7.5; <= 1 runs the conditional branch only). */
+  guidanceScale?: number;
+  /** Guidance rescale phi in [0, 1] (default 0; 0.7 is the paper's choice for zero-terminal-SNR models). */
+  guidanceRescale?: number;
+  /** Sampler name ("dpmpp-2m", "euler-a", "DPM++ 2M Karras", ...) on the model's schedule; default: its scheduler. */
+  sampler?: string;
+  /** Seed of the generator (default: a random 32-bit seed, reported in the result). */
+  seed?: number | bigint;
+  /** A generator to use instead of `seed`. */
+  generator?: Generator;
+  /**
+   * The initial noise [numImages, C, h, w] instead of a draw (diffusers' `latents=`): scaled by the scheduler's
+   * init sigma for text-to-image; the noise added to the init image's latents for image-to-image / inpainting.
+   */
+  latents?: Tensor;
+  /** Images drawn at once (default 1). */
+  numImages?: number;
+  /** Image-to-image / inpainting source (8-bit image, resized to the size; or [B, 3, H, W] in [-1, 1]). */
+  initImage?: Image | Tensor;
+  /** How much of the init image to repaint: 1 = all noise (default 0.8 image-to-image, 1 inpainting). */
+  strength?: number;
+  /** Inpainting mask, the init image's size: white = repaint, black = keep. */
+  mask?: Image | Tensor;
+  /** Text-encoder layers to skip from the end (default 0; A1111's "Clip skip 2" is 1). */
+  clipSkip?: number;
+  onProgress?: ProgressCallback;
+  /** Called after every step with the latents. */
+  onStep?: (info: StepInfo) => void;
+  /** Receives warnings (also returned in the result). */
+  onWarning?: (message: string) => void;
+  /** Stops between steps (throws the signal's reason). */
+  signal?: AbortSignal;
+}
+
+/** What {@link StableDiffusionPipeline.generate} returns. */
+export interface GenerateResult {
+  images: Image[];
+  /** The final latents [numImages, C, h, w] (before decoding). */
+  latents: Tensor;
+  /** The parameters of the run (batchSize = numImages; set batchPos per image when writing them). */
+  settings: GenerationSettings;
+  warnings: string[];
+}

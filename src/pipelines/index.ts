@@ -1,0 +1,75 @@
+// Public API of the pipelines layer: Stable Diffusion (1.x / 2.x / XL) text-to-image, image-to-image and
+// inpainting, classifier-free guidance, A1111-style generation parameters and model hashes.
+export {
+  encodeSdPrompt,
+  encodeSdxlPrompt,
+  encodeTexts,
+  type PromptConditioning,
+  repeatRows,
+  type TextEncoderPair,
+  truncationWarning,
+} from "./conditioning.js";
+export { type DenoiseRun, denoise, type InpaintState, type StepInfo } from "./denoise.js";
+export { PipelineError } from "./errors.js";
+export type { GenerateOptions, GenerateResult } from "./generate-options.js";
+export {
+  applyGuidance,
+  checkGuidance,
+  GUIDANCE_WARN_ABOVE,
+  guidanceBatch,
+  guidanceScaleEmbedding,
+  guidanceWarning,
+  rescaleGuidance,
+  usesGuidance,
+} from "./guidance.js";
+export { type ImageInputs, type PreparedImageRun, prepareImageInputs } from "./image-inputs.js";
+export {
+  checkStrength,
+  encodeImageLatents,
+  isImage,
+  pixelSize,
+  preprocessImage,
+  type StrengthSchedule,
+  strengthTimesteps,
+} from "./img2img.js";
+export { blendKnownRegion, checkMaskSize, maskedImage, maskToLatentGrid, preprocessMask } from "./inpaint.js";
+export {
+  assertFinite,
+  checkImageSize,
+  checkLatentsShape,
+  firstNonFinite,
+  initialNoise,
+  latentShape,
+  nearestMultiples,
+} from "./latents.js";
+export {
+  autoV2Hash,
+  fileSha256,
+  loraHash,
+  modelHash,
+  modelHashFile,
+  safetensorsDataSha256,
+} from "./model-hash.js";
+export {
+  a1111SamplerName,
+  formatParameters,
+  type GenerationSettings,
+  type LoraUse,
+  parseParameters,
+  parseParametersText,
+  samplerFromA1111,
+} from "./params.js";
+export { resizeImage } from "./resize.js";
+export {
+  componentsOf,
+  type PipelineLoraOptions,
+  type StableDiffusionComponents,
+  StableDiffusionPipeline,
+} from "./stable-diffusion.js";
+export {
+  loadStableDiffusionPipeline,
+  type StableDiffusionXLComponents,
+  StableDiffusionXLPipeline,
+  sdxlComponentsOf,
+  sdxlTimeIds,
+} from "./stable-diffusion-xl.js";

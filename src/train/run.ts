@@ -1,0 +1,186 @@
+// A whole training run into an output folder: start (or resume from its checkpoint), step with progress events,
+// every K steps a sample grid and the loss curve and/or a checkpoint, and at the end (or when stopped) a final
+// checkpoint and the pipeline folder with the EMA weights. The output folder is a pipeline folder:
+//   model_index.json, unet/, scheduler/  (loadClassConditionalPipeline reads it), checkpoint/, samples/.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic.js";
+import { imageGrid, tensorToImage, writePng } from "../io/image.js";
+import type { RawConfig } from "../models/blocks/config-values.js";
+import { UNet2DModel } from "../models/unet/unet-2d.js";
+import { select } from "../ops/index.js";
+import {
+  generateClassImages,
+  pipelineSampler,
+  saveClassConditionalPipeline,
+} from "../pipelines/class-conditional.js";
+import { DDPMScheduler } from "../schedulers/ddpm.js";
+import { ArgumentError } from "../tensor/errors.js";
+import { Generator } from "../tensor/generator.js";
+import type { ProgressCallback } from "../tensor/progress.js";
+import { findCheckpoint, loadCheckpoint, readTrainerState, saveCheckpoint } from "./checkpoint.js";
+import type { LabeledImages } from "./data/loader.js";
+import { DiffusionTrainer, type DiffusionTrainOptions } from "./diffusion-trainer.js";
+import { lossCurveSvg } from "./loss-plot.js";
+
+/** How the periodic sample grids are drawn. */
+export interface SampleGridOptions {
+  /** Labels of the grid's images, row by row (default 0..9 twice). */
+  labels?: number[];
+  /** Grid columns (default 10). */
+  columns?: number;
+  sampler?: string;
+  steps?: number;
+  guidanceScale?: number;
+  seed?: number;
+}
+
+/** Options of {@link trainDiffusion}. */
+export interface TrainDiffusionOptions {
+  /** Output (pipeline) folder. */
+  outDir: string;
+  data: LabeledImages;
+  /** UNet2DModel config of a new run (ignored when resuming: the checkpoint's is used). */
+  unetConfig?: RawConfig;
+  /** DDPMScheduler config of a new run (prediction_type, beta schedule...). */
+  schedulerConfig?: Record<string, unknown>;
+  /** Hyperparameters of a new run; when resuming only `steps` is taken from here (to extend a run). */
+  train: DiffusionTrainOptions;
+  /** Continue from this folder's checkpoint (an output folder or its checkpoint/ folder). */
+  resumeFrom?: string;
+  /** Write a sample grid + loss curve every this many steps (0: only at the end). */
+  sampleEvery?: number;
+  /** Write a checkpoint every this many steps (0: only at the end / when stopped). */
+  checkpointEvery?: number;
+  samples?: SampleGridOptions;
+  /** Stage "train" events with loss, lr, images/s; stage "sample" during sample grids. */
+  onProgress?: ProgressCallback;
+  /** Stops the run after the current step; a checkpoint and the pipeline folder are written. */
+  signal?: AbortSignal;
+  /** Told about each file written (sample grids, loss curve, checkpoints, the pipeline). */
+  onSaved?: (what: "samples" | "checkpoint" | "pipeline", path: string, step: number) => void;
+  /** Extras stored in the checkpoint (e.g. the command line). */
+  extra?: Record<string, unknown>;
+}
+
+/** What {@link trainDiffusion} returns. */
+export interface TrainDiffusionResult {
+  trainer: DiffusionTrainer;
+  /** True when stopped by the signal before the last step. */
+  stopped: boolean;
+  /** Step the run resumed from (0 for a new run). */
+  resumedAt: number;
+}
+
+/** Builds a fresh trainer, or one restored from `resumeFrom`'s checkpoint. */
+export async function createTrainer(
+  opts: Pick<TrainDiffusionOptions, "data" | "unetConfig" | "schedulerConfig" | "train" | "resumeFrom">,
+): Promise<DiffusionTrainer> {
+  if (opts.resumeFrom) {
+    const dir = findCheckpoint(join(opts.resumeFrom, "checkpoint")) ?? findCheckpoint(opts.resumeFrom);
+    if (!dir)
+      throw new ArgumentError(
+        `resume: no checkpoint in ${opts.resumeFrom} (looked for checkpoint/trainer_state.json)`,
+      );
+    const state = readTrainerState(dir);
+    const unet = new UNet2DModel(state.unetConfig, { skipInit: true });
+    const scheduler = new DDPMScheduler(state.schedulerConfig);
+    const trainer = new DiffusionTrainer(unet, scheduler, opts.data, {
+      ...state.options,
+      steps: opts.train.steps,
+    });
+    await loadCheckpoint(trainer, dir);
+    return trainer;
+  }
+  const seed = opts.train.seed ?? 0;
+  const unet = new UNet2DModel(opts.unetConfig ?? {}, { generator: new Generator(seed + 2) });
+  const scheduler = new DDPMScheduler(opts.schedulerConfig ?? {});
+  return new DiffusionTrainer(unet, scheduler, opts.data, opts.train);
+}
+
+/** The scheduler config to ship: the training DDPM config with its class name. */
+function schedulerJson(trainer: DiffusionTrainer): Record<string, unknown> {
+  return { ...trainer.noiseScheduler.config, _class_name: trainer.noiseScheduler.className };
+}
+
+/** Draws a grid of samples with the EMA weights (the training weights are put back afterwards). */
+export function sampleGrid(
+  trainer: DiffusionTrainer,
+  opts: SampleGridOptions = {},
+  onProgress?: ProgressCallback,
+) {
+  const labels = opts.labels ?? [...Array(20).keys()].map((i) => i % 10);
+  const sampler = pipelineSampler(opts.sampler ?? "dpmpp-2m", schedulerJson(trainer));
+  trainer.ema.store();
+  trainer.ema.copyTo();
+  try {
+    const x = generateClassImages(trainer.unet, sampler, {
+      classLabels: labels,
+      steps: opts.steps ?? 20,
+      guidanceScale: opts.guidanceScale ?? 3,
+      seed: opts.seed ?? 0,
+      onProgress,
+    });
+    const images = labels.map((_, i) => tensorToImage(select(x, 0, i)));
+    return imageGrid(images, opts.columns ?? 10);
+  } finally {
+    trainer.ema.restore();
+  }
+}
+
+/** Runs (or resumes) training into `outDir`; see the file comment for the layout. */
+export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<TrainDiffusionResult> {
+  const trainer = await createTrainer(opts);
+  const resumedAt = trainer.step;
+  const out = opts.outDir;
+  const samplesDir = join(out, "samples");
+  mkdirSync(samplesDir, { recursive: true });
+  const total = trainer.options.steps;
+  const writeSamples = (): void => {
+    const grid = sampleGrid(trainer, opts.samples, opts.onProgress);
+    const path = join(samplesDir, `step-${String(trainer.step).padStart(6, "0")}.png`);
+    writePng(path, grid, {
+      parameters: `class grid\nSteps: ${opts.samples?.steps ?? 20}, Sampler: ${opts.samples?.sampler ?? "dpmpp-2m"}, CFG scale: ${opts.samples?.guidanceScale ?? 3}, Seed: ${opts.samples?.seed ?? 0}, Training step: ${trainer.step}`,
+    });
+    opts.onSaved?.("samples", path, trainer.step);
+    const svg = join(samplesDir, "loss.svg");
+    writeFileAtomic(svg, lossCurveSvg(trainer.losses));
+    opts.onSaved?.("samples", svg, trainer.step);
+  };
+  const checkpoint = async (): Promise<void> => {
+    const path = join(out, "checkpoint");
+    await saveCheckpoint(trainer, path, { extra: opts.extra });
+    opts.onSaved?.("checkpoint", path, trainer.step);
+  };
+  let stopped = false;
+  let trainSeconds = 0;
+  while (trainer.step < total) {
+    // a step is synchronous: yield so signal handlers (Ctrl-C) and other callbacks get to run
+    await new Promise<void>((done) => setImmediate(done));
+    if (opts.signal?.aborted) {
+      stopped = true;
+      break;
+    }
+    const t0 = performance.now();
+    const r = trainer.trainStep();
+    trainSeconds += (performance.now() - t0) / 1000;
+    // training throughput only (sample grids and checkpoints excluded)
+    const imagesPerSecond = ((r.step - resumedAt) * trainer.options.batchSize) / trainSeconds;
+    opts.onProgress?.({
+      stage: "train",
+      step: r.step,
+      total,
+      values: { loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, epoch: r.epoch, imagesPerSecond },
+    });
+    const last = r.step === total;
+    if (!last && opts.checkpointEvery && r.step % opts.checkpointEvery === 0) await checkpoint();
+    if (!last && opts.sampleEvery && r.step % opts.sampleEvery === 0) writeSamples();
+  }
+  await checkpoint();
+  await saveClassConditionalPipeline(out, trainer.unet, schedulerJson(trainer), {
+    weights: trainer.ema.averagedStateDict(),
+  });
+  opts.onSaved?.("pipeline", out, trainer.step);
+  if (!stopped) writeSamples();
+  return { trainer, stopped, resumedAt };
+}
