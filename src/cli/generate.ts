@@ -14,9 +14,8 @@ import {
   CLASS_CONDITIONAL_PIPELINE,
   generateClassImages,
   loadClassConditionalPipeline,
-  pipelineSampler,
 } from "../pipelines/class-conditional.js";
-import { samplerSpec } from "../schedulers/samplers.js";
+import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import { CliError } from "./errors.js";
 import {
@@ -94,36 +93,39 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
           return n;
         });
   const paths = outputPaths(s.output, s.numImages);
-  mkdirFor(paths[0]!);
+  requireFolderOf(paths[0]!);
   const modelName = basename(resolve(s.modelDir));
-  const [h, w] = [unet.config.sample_size, unet.config.sample_size].flat() as number[];
   const images = [];
   for (let i = 0; i < s.numImages; i++) {
     const label = classes[i % classes.length]!;
     const seed = s.seed + i;
-    const sampler = pipelineSampler(s.sampler, scheduler.config);
+    const sampler = samplerFromName(s.sampler, scheduler.config);
     const x = generateClassImages(unet, sampler, {
       classLabels: [label],
       guidanceScale: s.guidance,
       steps: s.steps,
       seed,
-      onProgress: (e) => s.onProgress({ ...e, step: i * s.steps + e.step, total: s.numImages * s.steps }),
+      onProgress: (e) => {
+        const per = e.total ?? s.steps; // model calls per image (Heun makes two per step)
+        s.onProgress({ ...e, step: i * per + e.step, total: s.numImages * per });
+      },
     });
     const image = tensorToImage(select(x, 0, 0));
     images.push(image);
-    const parameters = `class ${label}\nSteps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${seed}, Size: ${w}x${h}, Model: ${modelName}`;
+    const parameters = `class ${label}\nSteps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${seed}, Size: ${image.width}x${image.height}, Model: ${modelName}`;
     writePng(paths[i]!, image, { parameters });
     s.onFile(paths[i]!, { class: label, seed });
   }
   if (s.grid) {
-    mkdirFor(s.grid);
-    const parameters = `classes ${images.map((_, i) => classes[i % classes.length]).join(",")}\nSteps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${s.seed}, Size: ${w}x${h}, Model: ${modelName}`;
+    requireFolderOf(s.grid);
+    const parameters = `classes ${images.map((_, i) => classes[i % classes.length]).join(",")}\nSteps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${s.seed}, Size: ${images[0]!.width}x${images[0]!.height}, Model: ${modelName}`;
     writePng(s.grid, imageGrid(images, Math.min(images.length, 10)), { parameters });
     s.onFile(s.grid, { grid: true });
   }
 }
 
-function mkdirFor(path: string): void {
+/** Throws a CliError unless the folder `path` goes into exists. */
+function requireFolderOf(path: string): void {
   const dir = dirname(path);
   if (!existsSync(dir)) throw new CliError(`output folder ${dir} does not exist`);
 }

@@ -37,12 +37,13 @@ export function progressReporter(opts: ReporterOptions = {}): {
     },
     cliProgress.Presets.shades_classic,
   );
-  const started = new Map<string, number>();
+  // rate = steps done in this process / time, so a resumed run does not count the steps of the earlier one
+  const started = new Map<string, { time: number; step: number }>();
   const onProgress = (e: ProgressEvent) => {
     let bar = bars.get(e.stage);
     const payload = { stage: e.stage.padEnd(6), values: formatValues(e), rate: formatRate(e, started) };
     if (!bar) {
-      started.set(e.stage, performance.now());
+      started.set(e.stage, { time: performance.now(), step: e.step });
       bar = multi.create(e.total ?? 0, e.step, payload);
       bars.set(e.stage, bar);
     }
@@ -58,10 +59,10 @@ function formatValues(e: ProgressEvent): string {
   return parts.join("  ");
 }
 
-function formatRate(e: ProgressEvent, started: Map<string, number>): string {
-  const t0 = started.get(e.stage);
-  if (t0 === undefined || e.step === 0) return "";
-  const perSecond = e.step / ((performance.now() - t0) / 1000);
+function formatRate(e: ProgressEvent, started: Map<string, { time: number; step: number }>): string {
+  const first = started.get(e.stage);
+  if (first === undefined || e.step <= first.step) return "";
+  const perSecond = (e.step - first.step) / ((performance.now() - first.time) / 1000);
   return perSecond >= 1 ? `${perSecond.toFixed(2)} it/s` : `${(1 / perSecond).toFixed(2)} s/it`;
 }
 

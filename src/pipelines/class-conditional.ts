@@ -11,7 +11,6 @@ import { UNet2DModel } from "../models/unet/unet-2d.js";
 import { unet2DConfigJson } from "../models/unet/unet-2d-config.js";
 import { add, cat, clamp, mul, narrow, sub } from "../ops/index.js";
 import { loadScheduler } from "../schedulers/registry.js";
-import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { noGrad } from "../tensor/autograd.js";
 import { randn } from "../tensor/create.js";
@@ -113,17 +112,6 @@ export function generateClassImages(
     }
     return clamp(x, -1, 1);
   });
-}
-
-/**
- * The named sampler (`dpmpp-2m`, `euler-a`, ...; see schedulers/samplers.ts) on a pipeline's training schedule.
- * DDPM's `variance_type` ("fixed_small") only means something to DDPMScheduler and is dropped for the others
- * (diffusers ignores it there too).
- */
-export function pipelineSampler(name: string, schedulerConfig: Readonly<Record<string, unknown>>): Scheduler {
-  const { variance_type, ...rest } = schedulerConfig;
-  const keep = samplerSpec(name).className === "DDPMScheduler" || variance_type == null;
-  return samplerFromName(name, keep ? { ...rest, variance_type } : rest);
 }
 
 /**

@@ -260,7 +260,11 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
     ] as const) {
       checkUnsupported(name, key, cfg[key], false);
     }
-    checkUnsupported(name, "variance_type", cfg.variance_type, null);
+    // diffusers only acts on the learned variances (it drops the extra output channels); a DDPM config's
+    // "fixed_small"/"fixed_large" is carried over by from_config and ignored, as here.
+    if (cfg.variance_type === "learned" || cfg.variance_type === "learned_range") {
+      checkUnsupported(name, "variance_type", cfg.variance_type, null);
+    }
   }
 
   /** Timesteps where lambda(t) < lambda_min_clipped are cut off (for the cosine schedule). */

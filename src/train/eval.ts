@@ -4,7 +4,8 @@
 // would reach at that sample size).
 import type { DigitClassifier } from "../models/classifier/digit-classifier.js";
 import type { UNet2DModel } from "../models/unet/unet-2d.js";
-import { generateClassImages, pipelineSampler } from "../pipelines/class-conditional.js";
+import { generateClassImages } from "../pipelines/class-conditional.js";
+import { samplerFromName } from "../schedulers/samplers.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
@@ -198,7 +199,7 @@ async function runSettings(
       throw new ArgumentError(`evaluate: steps must be a positive integer, got ${s.steps}`);
     if (!Number.isFinite(s.guidance))
       throw new ArgumentError(`evaluate: guidance must be finite, got ${s.guidance}`);
-    pipelineSampler(s.sampler, opts.scheduler.config); // unknown sampler names fail before any work
+    samplerFromName(s.sampler, opts.scheduler.config); // unknown sampler names fail before any work
   }
   const real = opts.real ?? realDigitStats(opts.classifier, opts.heldOut);
   const count = opts.numPerClass * numClasses;
@@ -209,7 +210,7 @@ async function runSettings(
   const results: EvalResult[] = [];
   for (const setting of settings) {
     const t0 = performance.now();
-    const scheduler = pipelineSampler(setting.sampler, opts.scheduler.config);
+    const scheduler = samplerFromName(setting.sampler, opts.scheduler.config);
     const generator = new Generator(opts.seed ?? 0);
     const features = new Float32Array(count * d);
     const predicted = new Int32Array(count);

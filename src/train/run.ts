@@ -9,12 +9,9 @@ import { imageGrid, tensorToImage, writePng } from "../io/image.js";
 import type { RawConfig } from "../models/blocks/config-values.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
 import { select } from "../ops/index.js";
-import {
-  generateClassImages,
-  pipelineSampler,
-  saveClassConditionalPipeline,
-} from "../pipelines/class-conditional.js";
+import { generateClassImages, saveClassConditionalPipeline } from "../pipelines/class-conditional.js";
 import { DDPMScheduler } from "../schedulers/ddpm.js";
+import { samplerFromName } from "../schedulers/samplers.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
@@ -110,7 +107,7 @@ export function sampleGrid(
   onProgress?: ProgressCallback,
 ) {
   const labels = opts.labels ?? [...Array(20).keys()].map((i) => i % 10);
-  const sampler = pipelineSampler(opts.sampler ?? "dpmpp-2m", schedulerJson(trainer));
+  const sampler = samplerFromName(opts.sampler ?? "dpmpp-2m", schedulerJson(trainer));
   trainer.ema.store();
   trainer.ema.copyTo();
   try {

@@ -8,11 +8,11 @@ import { add, clamp, mul, sub } from "../../src/ops/index.js";
 import {
   generateClassImages,
   loadClassConditionalPipeline,
-  pipelineSampler,
   saveClassConditionalPipeline,
 } from "../../src/pipelines/class-conditional.js";
 import { DDIMScheduler } from "../../src/schedulers/ddim.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
+import { samplerFromName } from "../../src/schedulers/samplers.js";
 import { noGrad } from "../../src/tensor/autograd.js";
 import { randn } from "../../src/tensor/create.js";
 import { Generator } from "../../src/tensor/generator.js";
@@ -67,7 +67,7 @@ describe("generateClassImages", () => {
       "unipc",
     ]) {
       const events: number[] = [];
-      const x = generateClassImages(unet, pipelineSampler(name, ddpmConfig), {
+      const x = generateClassImages(unet, samplerFromName(name, ddpmConfig), {
         classLabels: [1],
         steps: 3,
         seed: 0,
@@ -83,24 +83,24 @@ describe("generateClassImages", () => {
   });
 
   it("is reproducible from a seed or a generator, and guidance 1 needs no null class", () => {
-    const a = generateClassImages(unet, pipelineSampler("euler-a", ddpmConfig), {
+    const a = generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
       classLabels: [2, 3],
       steps: 2,
       seed: 9,
     });
-    const b = generateClassImages(unet, pipelineSampler("euler-a", ddpmConfig), {
+    const b = generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
       classLabels: [2, 3],
       steps: 2,
       generator: new Generator(9),
     });
     assert.deepEqual(a.toFloat32Array(), b.toFloat32Array());
-    const c = generateClassImages(unet, pipelineSampler("euler-a", ddpmConfig), {
+    const c = generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
       classLabels: [2, 3],
       steps: 2,
       seed: 10,
     });
     assert.notDeepEqual(a.toFloat32Array(), c.toFloat32Array());
-    const one = generateClassImages(unet, pipelineSampler("ddim", ddpmConfig), {
+    const one = generateClassImages(unet, samplerFromName("ddim", ddpmConfig), {
       classLabels: [5],
       steps: 2,
       guidanceScale: 1,
@@ -109,7 +109,7 @@ describe("generateClassImages", () => {
   });
 
   it("rejects labels outside the classes, the null class itself, and an aborted signal", () => {
-    const s = pipelineSampler("ddim", ddpmConfig);
+    const s = samplerFromName("ddim", ddpmConfig);
     assert.throws(() => generateClassImages(unet, s, { classLabels: [10] }), /classes 0\.\.9/);
     assert.throws(() => generateClassImages(unet, s, { classLabels: [-1] }), /out of range/);
     assert.throws(() => generateClassImages(unet, s, { classLabels: [] }), /empty/);

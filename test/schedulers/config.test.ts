@@ -235,3 +235,19 @@ describe("named samplers", () => {
     assert.deepEqual(rows(doc), rows(samplersMarkdownTable()), "regenerate the table in docs/samplers.md");
   });
 });
+
+describe("config carried over from another scheduler", () => {
+  it("DPM-Solver++ accepts DDPM's fixed variance_type, as diffusers ignores it", async () => {
+    const { DPMSolverMultistepScheduler } = await import("../../src/schedulers/index.js");
+    const s = DPMSolverMultistepScheduler.fromConfig({
+      num_train_timesteps: 1000,
+      variance_type: "fixed_small",
+    });
+    s.setTimesteps(10);
+    assert.equal(s.timesteps.length, 10);
+    assert.throws(
+      () => DPMSolverMultistepScheduler.fromConfig({ variance_type: "learned_range" }),
+      /variance_type/,
+    );
+  });
+});
