@@ -42,6 +42,11 @@ export interface VAEStageOptions {
   tileOverlap?: number;
 }
 
+/** diffusers' tile_sample_min_size: the config's sample_size (its first entry when a list). */
+function defaultTileSize(sampleSize: number | readonly number[]): number {
+  return typeof sampleSize === "number" ? sampleSize : sampleSize[0]!;
+}
+
 /** Old diffusers names of the mid-block attention projections (`_convert_deprecated_attention_blocks`). */
 const DEPRECATED_ATTENTION: Record<string, string> = {
   query: "to_q",
@@ -147,7 +152,7 @@ export class AutoencoderKL extends Module<
     const tiling = opts.tiled === undefined ? this.tiling : opts.tiled ? (this.tiling ?? {}) : null;
     if (tiling && z.ndim === 4 && z.shape[1] === this.config.latent_channels) {
       return tiledDecode(z, this.downscaleFactor, (tile) => this.decode(tile, { tiled: false }), {
-        tileSize: opts.tileSize ?? tiling.tileSize ?? this.config.sample_size,
+        tileSize: opts.tileSize ?? tiling.tileSize ?? defaultTileSize(this.config.sample_size),
         overlap: opts.tileOverlap ?? tiling.overlap ?? 0.25,
       });
     }
