@@ -156,7 +156,11 @@ export function registerTrain(program: Command): void {
     .option("--ema-decay <x>", "EMA decay upper bound", "0.999")
     .option("--cond-dropout <p>", "probability of training on the null class", "0.1")
     .option("--prediction-type <t>", "training target: epsilon or v_prediction", "v_prediction")
-    .option("--beta-schedule <s>", "noise schedule: linear, scaled_linear or squaredcos_cap_v2", "squaredcos_cap_v2")
+    .option(
+      "--beta-schedule <s>",
+      "noise schedule: linear, scaled_linear or squaredcos_cap_v2",
+      "squaredcos_cap_v2",
+    )
     .option("--seed <n>", "seed of weights, noise and data order", "0")
     .option(
       "--sample-every <k>",

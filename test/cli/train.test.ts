@@ -166,7 +166,10 @@ describe("diffuse train mnist", () => {
       run("mnist", "--prediction-type", "sample"),
       /--prediction-type must be epsilon or v_prediction/,
     );
-    await assert.rejects(run("mnist", "--beta-schedule", "cosine"), /--beta-schedule must be one of linear, scaled_linear, squaredcos_cap_v2/);
+    await assert.rejects(
+      run("mnist", "--beta-schedule", "cosine"),
+      /--beta-schedule must be one of linear, scaled_linear, squaredcos_cap_v2/,
+    );
     await assert.rejects(run("mnist", "--steps", "0"), /--steps must be an integer >= 1/);
     await assert.rejects(
       run("mnist", "--cond-dropout", "1.5"),
