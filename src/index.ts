@@ -48,15 +48,22 @@ export {
   TokenizerError,
   UNet2DConditionConfig,
   UNet2DConditionModel,
+  UNet2DModel,
 } from "./models/index.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./nn/optim/index.js";
 /** Stable Diffusion pipelines (text-to-image, image-to-image, inpainting), guidance, A1111 parameters. */
 export * as pipelines from "./pipelines/index.js";
 export {
+  applyLora,
   formatParameters,
   type GenerateOptions,
   type GenerateResult,
+  generateClassImages,
+  LoraMismatchError,
+  loadClassConditionalPipeline,
+  loadLora,
+  loadPipelineComponents,
   loadStableDiffusionPipeline,
   PipelineError,
   parseParameters,

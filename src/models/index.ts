@@ -27,12 +27,14 @@ export { type FromPretrainedOptions, type LoadWeightsOptions, loadWeights } from
 export * from "./clip/index.js";
 export { CLIPTokenizer, TokenizerError } from "./clip/tokenizer.js";
 export { planUNet, UNet2DConditionConfig, type UNetBlockPlan, type UNetPlan } from "./unet/config.js";
+export { type ClassLabels, UNet2DModel } from "./unet/unet-2d.js";
 export {
   type AddedCondKwargs,
   type Timestep,
   UNet2DConditionModel,
   type UNetForwardOptions,
 } from "./unet/unet-2d-condition.js";
+export { resolveUNet2DConfig, type UNet2DConfig } from "./unet/unet-2d-config.js";
 export {
   CrossAttnDownBlock2D,
   CrossAttnUpBlock2D,

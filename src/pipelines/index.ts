@@ -1,5 +1,13 @@
 // Public API of the pipelines layer: Stable Diffusion (1.x / 2.x / XL) text-to-image, image-to-image and
 // inpainting, classifier-free guidance, A1111-style generation parameters and model hashes.
+
+export {
+  type ClassConditionalPipeline,
+  type ClassImageOptions,
+  generateClassImages,
+  loadClassConditionalPipeline,
+  saveClassConditionalPipeline,
+} from "./class-conditional.js";
 export {
   encodeSdPrompt,
   encodeSdxlPrompt,
@@ -42,6 +50,13 @@ export {
   latentShape,
   nearestMultiples,
 } from "./latents.js";
+export {
+  type LoadPipelineOptions,
+  loadPipelineComponents,
+  type PipelineComponents,
+  readModelIndex,
+} from "./load.js";
+export { type ApplyLoraOptions, applyLora, type LoraHandle, LoraMismatchError, loadLora } from "./lora.js";
 export {
   autoV2Hash,
   fileSha256,
