@@ -1,4 +1,5 @@
 // The README's TypeScript examples must run as written (with "diffuse" resolved to this checkout's source).
+// Blocks fenced as "```ts needs-a-model" use a checkpoint the user has and are only typechecked by eye.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
