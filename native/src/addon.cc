@@ -3,9 +3,14 @@
 // and calls the kernel.
 #include <napi.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "conv.h"
 #include "elementwise.h"
@@ -23,6 +28,30 @@ struct F32 {
   i64 length = 0;
 };
 
+/**
+ * Output arrays of a few MB are usually fresh memory the kernel touches first: asking for transparent huge pages
+ * (Linux, THP in "madvise" mode) makes that first touch fault once per 2 MB instead of once per 4 KB, which on
+ * large activations costs as much as an elementwise pass. Advisory only; DIFFUSE_HUGEPAGES=0 turns it off.
+ */
+void advise_output(const void* p, i64 elements, int element_size = 4) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  static const bool enabled = [] {
+    const char* v = std::getenv("DIFFUSE_HUGEPAGES");
+    return !(v && v[0] == '0');
+  }();
+  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
+  const std::uintptr_t bytes = static_cast<std::uintptr_t>(elements) * static_cast<std::uintptr_t>(element_size);
+  if (!enabled || bytes < 4 * kHuge) return;
+  const std::uintptr_t a = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)elements;
+  (void)element_size;
+#endif
+}
+
 [[noreturn]] void range_error(Napi::Env env, const std::string& msg) {
   throw Napi::RangeError::New(env, msg);
 }
@@ -34,6 +63,30 @@ F32 f32(const Napi::CallbackInfo& info, std::size_t i, const char* name, bool op
     throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Float32Array");
   auto a = v.As<Napi::Float32Array>();
   return {a.Data(), static_cast<i64>(a.ElementLength())};
+}
+
+/** A Float32Array, or a Uint16Array of IEEE half bits (float16 weights, widened inside the kernels). */
+struct Operand {
+  const float* f32 = nullptr;
+  const std::uint16_t* f16 = nullptr;
+  i64 length = 0;
+};
+
+Operand f32_or_f16(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (v.IsTypedArray()) {
+    const napi_typedarray_type t = v.As<Napi::TypedArray>().TypedArrayType();
+    if (t == napi_float32_array) {
+      auto a = v.As<Napi::Float32Array>();
+      return {a.Data(), nullptr, static_cast<i64>(a.ElementLength())};
+    }
+    if (t == napi_uint16_array) {
+      auto a = v.As<Napi::Uint16Array>();
+      return {nullptr, a.Data(), static_cast<i64>(a.ElementLength())};
+    }
+  }
+  throw Napi::TypeError::New(info.Env(),
+                            std::string(name) + ": expected a Float32Array or a Uint16Array (float16 bits)");
 }
 
 i64 num(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
@@ -97,7 +150,8 @@ i64 product(const std::vector<i64>& shape) {
 //      out, outOffset, batch, m, n, k, alpha, accumulate, bias)
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  F32 a = f32(info, 0, "a"), b = f32(info, 5, "b"), out = f32(info, 10, "out"), bias = f32(info, 18, "bias", true);
+  const Operand a = f32_or_f16(info, 0, "a"), b = f32_or_f16(info, 5, "b");
+  F32 out = f32(info, 10, "out"), bias = f32(info, 18, "bias", true);
   const i64 a_off = num(info, 1, "aOffset"), a_bs = num(info, 2, "aBatchStride"), a_rs = num(info, 3, "aRowStride"),
             a_cs = num(info, 4, "aColStride");
   const i64 b_off = num(info, 6, "bOffset"), b_bs = num(info, 7, "bBatchStride"), b_rs = num(info, 8, "bRowStride"),
@@ -111,20 +165,26 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   check_view(env, "gemm B", b.length, b_off, {b_bs, b_rs, b_cs}, {batch, k, n});
   check_view(env, "gemm out", out.length, o_off, {m * n, n, 1}, {batch, m, n});
   if (bias.data) check_len(env, "gemm bias", bias, n);
+  advise_output(out.data + o_off, batch * m * n);
   const int threads = num_threads();
   const bool batch_parallel = batch >= threads && threads > 1 && (batch % threads == 0 || batch >= 4 * threads) &&
                               2.0 * batch * m * n * k >= 4e6;
   auto one = [&](i64 bi) {
-    StridedB bp(b.data + b_off + bi * b_bs, b_rs, b_cs);
+    StridedB bp(b.f32 ? b.f32 + b_off + bi * b_bs : nullptr, b_rs, b_cs);
+    StridedHalfB bh(b.f16 ? b.f16 + b_off + bi * b_bs : nullptr, b_rs, b_cs);
     GemmProblem P;
     P.m = m;
     P.n = n;
     P.k = k;
     P.alpha = alpha;
-    P.a = a.data + a_off + bi * a_bs;
+    if (a.f32) {
+      P.a = a.f32 + a_off + bi * a_bs;
+    } else {
+      P.a16 = a.f16 + a_off + bi * a_bs;
+    }
     P.ars = a_rs;
     P.acs = a_cs;
-    P.b = &bp;
+    P.b = b.f32 ? static_cast<const BPacker*>(&bp) : &bh;
     P.c = out.data + o_off + bi * m * n;
     P.ldc = n;
     P.accumulate = accumulate;
@@ -158,13 +218,15 @@ void check_conv(Napi::Env env, const ConvShape& s, const F32& x, const F32& w, c
   check_len(env, "conv out", out, s.batch * s.out_c * s.out_h * s.out_w);
 }
 
-// conv2d(x, w, bias, out, params[16])
+// conv2d(x, w, bias, out, params[16]); w may be float16 bits (Uint16Array)
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
-  F32 x = f32(info, 0, "x"), w = f32(info, 1, "w"), bias = f32(info, 2, "bias", true), out = f32(info, 3, "out");
+  F32 x = f32(info, 0, "x"), bias = f32(info, 2, "bias", true), out = f32(info, 3, "out");
+  const Operand w = f32_or_f16(info, 1, "w");
   ConvShape s = conv_shape(info, 4);
-  check_conv(info.Env(), s, x, w, out);
+  check_conv(info.Env(), s, x, F32{nullptr, w.length}, out);
   if (bias.data) check_len(info.Env(), "conv bias", bias, s.out_c);
-  conv2d_forward(x.data, w.data, bias.data, out.data, s);
+  advise_output(out.data, out.length);
+  conv2d_forward(x.data, w.f32, w.f16, bias.data, out.data, s);
   return info.Env().Undefined();
 }
 
@@ -173,6 +235,7 @@ Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info) {
   F32 go = f32(info, 0, "gradOut"), w = f32(info, 1, "w"), gi = f32(info, 2, "gradIn");
   ConvShape s = conv_shape(info, 3);
   check_conv(info.Env(), s, gi, w, go);
+  advise_output(gi.data, gi.length);
   conv2d_backward_input(go.data, w.data, gi.data, s);
   return info.Env().Undefined();
 }
@@ -201,6 +264,7 @@ Napi::Value UnaryFn(const Napi::CallbackInfo& info) {
   View x = f32_view(info, 1, "x", shape);
   F32 out = f32(info, 4, "out");
   check_len(info.Env(), "unary out", out, product(shape));
+  advise_output(out.data, out.length);
   unary(static_cast<Unary>(op), x, out.data, shape, static_cast<float>(dbl(info, 6, "p0")),
         static_cast<float>(dbl(info, 7, "p1")));
   return info.Env().Undefined();
@@ -215,6 +279,7 @@ Napi::Value BinaryFn(const Napi::CallbackInfo& info) {
   View b = f32_view(info, 4, "b", shape);
   F32 out = f32(info, 7, "out");
   check_len(info.Env(), "binary out", out, product(shape));
+  advise_output(out.data, out.length);
   binary(static_cast<Binary>(op), a, b, out.data, shape);
   return info.Env().Undefined();
 }
@@ -233,6 +298,7 @@ Napi::Value WhereFn(const Napi::CallbackInfo& info) {
   View b = f32_view(info, 6, "b", shape);
   F32 out = f32(info, 9, "out");
   check_len(env, "where out", out, product(shape));
+  advise_output(out.data, out.length);
   where(cond, a, b, out.data, shape);
   return env.Undefined();
 }
@@ -272,7 +338,9 @@ Napi::Value CopyFn(const Napi::CallbackInfo& info) {
   std::vector<i64> d_strides = int_list(info, 5, "dstStrides");
   check_view(env, "copy src", static_cast<i64>(src.ElementLength()), s.offset, s.strides, shape);
   check_view(env, "copy dst", static_cast<i64>(dst.ElementLength()), d_off, d_strides, shape);
-  copy_strided(es, s, static_cast<char*>(dst.ArrayBuffer().Data()) + dst.ByteOffset(), d_off, d_strides, shape);
+  char* d = static_cast<char*>(dst.ArrayBuffer().Data()) + dst.ByteOffset();
+  advise_output(d, static_cast<i64>(dst.ElementLength()), es);
+  copy_strided(es, s, d, d_off, d_strides, shape);
   return env.Undefined();
 }
 
@@ -296,6 +364,7 @@ Napi::Value SoftmaxFn(const Napi::CallbackInfo& info) {
   if (rows < 0 || cols < 0) range_error(info.Env(), "softmax: negative size");
   check_len(info.Env(), "softmax x", x, rows * cols);
   check_len(info.Env(), "softmax out", out, rows * cols);
+  advise_output(out.data, out.length);
   softmax(x.data, out.data, rows, cols, info[4].ToBoolean().Value());
   return info.Env().Undefined();
 }
@@ -313,6 +382,7 @@ Napi::Value GroupNormFn(const Napi::CallbackInfo& info) {
   check_len(env, "groupNorm rstd", rstd, n * g);
   if (w.data) check_len(env, "groupNorm weight", w, c);
   if (b.data) check_len(env, "groupNorm bias", b, c);
+  advise_output(out.data, out.length);
   group_norm(x.data, w.data, b.data, out.data, mean.data, rstd.data, n, c, sp, g,
              static_cast<float>(dbl(info, 10, "eps")), info[11].ToBoolean().Value());
   return env.Undefined();
@@ -348,6 +418,7 @@ Napi::Value LayerNormFn(const Napi::CallbackInfo& info) {
   check_len(env, "layerNorm rstd", rstd, rows);
   if (w.data) check_len(env, "layerNorm weight", w, cols);
   if (b.data) check_len(env, "layerNorm bias", b, cols);
+  advise_output(out.data, out.length);
   layer_norm(x.data, w.data, b.data, out.data, mean.data, rstd.data, rows, cols, static_cast<float>(dbl(info, 8, "eps")));
   return env.Undefined();
 }
@@ -385,6 +456,7 @@ Napi::Value AttentionFn(const Napi::CallbackInfo& info) {
   if (mask.data)
     check_view(env, "attention mask", mask.length, 0, {s.mask_batch_stride, s.mask_row_stride, 1},
                {s.batch, s.lq, s.lk});
+  advise_output(out.data, out.length);
   attention(q.data, k.data, v.data, mask.data, out.data, s);
   return env.Undefined();
 }

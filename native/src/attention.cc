@@ -1,7 +1,13 @@
-// Fused attention with an online softmax over key tiles (FlashAttention, Dao et al. 2022, Alg. 1): for each tile
-// of query rows keep the running row max m, the running sum l and the unnormalised output O; per key tile,
-//   m' = max(m, rowmax(S)),  P = exp(S - m'),  l = l*exp(m - m') + rowsum(P),  O = O*exp(m - m') + P V,
-// and finally out = O / l. Only a [BR x BC] score tile exists at any time.
+// Fused attention with an online softmax over key blocks (FlashAttention, Dao et al. 2022, Alg. 1), with the
+// scores computed transposed: for a tile of queries and a block of keys,
+//   S^T = K (scale Q)^T        (rows = keys, columns = queries; m = keys, n = queries, depth d),
+// then per query column  m' = max(m, colmax(S^T)),  P^T = exp(S^T - m'),  l = l*exp(m - m') + colsum(P^T),
+//   O^T = O^T * exp(m - m') + V^T P^T   (m = dv, n = queries, depth = keys),
+// and finally out = (O^T)^T / l. Why transposed: S^T comes out of the micro-kernel already in the packed form
+// the second GEMM reads as its B operand (no packing of P), the softmax runs down columns (whole vectors of
+// queries at a time), and the small head width (dv = 40 in Stable Diffusion) is the GEMM's m, which the 14-row
+// kernel tiles with little padding (42 rows) instead of its 32-wide n (64 columns). K and V^T of a head are packed
+// once into micro-kernel panels and shared by all query tiles; only a [keys x queries] block of scores exists.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -14,117 +20,135 @@
 
 namespace diffuse {
 
-void attention(const float* q, const float* k, const float* v, const float* mask, float* out,
-               const AttentionShape& s) {
-  constexpr i64 kBr = 128;
-  constexpr i64 kBc = 256;
-  const i64 br = std::min<i64>(kBr, std::max<i64>(s.lq, 1));
-  const i64 bc = std::min<i64>(kBc, std::max<i64>(s.lk, 1));
-  const i64 qtiles = ceil_div(s.lq, br);
-  const int nr = active_kernel().nr;
-  const i64 kpack = round_up(s.lk, nr) * s.d, vpack = round_up(s.dv, nr) * s.lk;
+namespace {
+
+/** Block sizes and packed-operand sizes of one attention call. */
+struct Plan {
+  int mr, nr;
+  i64 br;      // queries per tile (a multiple of nr)
+  i64 bc;      // keys per block (a multiple of mr)
+  i64 kpack;   // floats of K in A panels (keys x d)
+  i64 vpack;   // floats of V^T in A panels (dv x keys)
+  i64 dv_pad;  // dv rounded up to mr: rows of the O^T accumulator
+};
+
+Plan make_plan(const AttentionShape& s) {
+  const KernelInfo& K = active_kernel();
+  Plan p;
+  p.mr = K.mr;
+  p.nr = K.nr;
+  p.br = std::min<i64>(round_up(64, p.nr), round_up(std::max<i64>(s.lq, 1), p.nr));
+  p.bc = round_up(std::min<i64>(std::max<i64>(s.lk, 1), 256), p.mr);
+  p.kpack = round_up(s.lk, p.mr) * s.d;
+  p.dv_pad = round_up(s.dv, p.mr);
+  p.vpack = p.dv_pad * s.lk;
+  return p;
+}
+
+/** One tile of queries [i0, i0 + rows) of head b against all keys; kp / vp are the head's packed K and V^T. */
+void attention_tile(const AttentionShape& s, const Plan& pl, const float* q, const float* mask, float* out, i64 b,
+                    i64 i0, const float* kp, const float* vp) {
+  const KernelInfo& K = active_kernel();
+  const int mr = pl.mr, nr = pl.nr;
+  const i64 rows = std::min<i64>(pl.br, s.lq - i0);
+  const i64 qpanels = ceil_div(rows, nr);
+  const i64 ldo = qpanels * nr;  // O^T row stride
   const float ninf = -std::numeric_limits<float>::infinity();
 
-  // K^T and V of one head in GEMM panel form, packed once and shared by all of its query tiles
-  auto prepack = [&](i64 b, float* kp, float* vp) {
-    StridedB(k + b * s.lk * s.d, 1, s.d).pack(kp, 0, s.d, 0, s.lk, nr);
-    StridedB(v + b * s.lk * s.dv, s.dv, 1).pack(vp, 0, s.lk, 0, s.dv, nr);
-  };
+  // Q^T of the tile as B panels (depth d, nr queries each; missing queries are zero columns)
+  float* qt = scratch(kAttnQ, qpanels * nr * s.d);
+  StridedB(q + (b * s.lq + i0) * s.d, 1, s.d).pack(qt, 0, s.d, 0, rows, nr);
+  if (s.scale != 1.0f)
+    for (i64 i = 0; i < qpanels * nr * s.d; i++) qt[i] *= s.scale;  // scale Q once, not every score
+  float* st = scratch(kAttnScores, qpanels * pl.bc * nr);  // S^T / P^T: qpanels panels of [bc][nr]
+  float* ot = scratch(kAttnOut, pl.dv_pad * ldo);
+  float* stats = scratch(kAttnStats, 3 * ldo);
+  float* m = stats;
+  float* l = stats + ldo;
+  float* corr = stats + 2 * ldo;
+  std::fill(m, m + ldo, ninf);
+  std::fill(l, l + ldo, 0.0f);
 
-  auto tile = [&](i64 b, i64 qt, const float* kp, const float* vp) {
-    const i64 i0 = qt * br;
-    const i64 rows = std::min<i64>(br, s.lq - i0);
-    float* sc = scratch(kAttnScores, br * bc);
-    float* o = out + (b * s.lq + i0) * s.dv;  // O accumulates in place in the output rows
-    float* stats = scratch(kAttnStats, 2 * br);
-    float* m = stats;
-    float* l = stats + br;
-    std::fill(m, m + rows, ninf);
-    std::fill(l, l + rows, 0.0f);
-    std::memset(o, 0, sizeof(float) * rows * s.dv);
-    // the query tile is packed once for all key tiles
-    const float* qa = q + (b * s.lq + i0) * s.d;
-    float* qp = scratch(kAttnQ, round_up(rows, active_kernel().mr) * s.d);
-    pack_a_panels(qa, s.d, 1, rows, s.d, qp);
-    for (i64 j0 = 0; j0 < s.lk; j0 += bc) {
-      const i64 cols = std::min<i64>(bc, s.lk - j0);
-      // S = scale * Q K^T
-      PrepackedB kt(kp, s.d, nr, 0, j0);
-      GemmProblem P;
-      P.m = rows;
-      P.n = cols;
-      P.k = s.d;
-      P.alpha = s.scale;
-      P.a = qa;
-      P.ars = s.d;
-      P.acs = 1;
-      P.a_packed = qp;
-      P.b = &kt;
-      P.c = sc;
-      P.ldc = cols;
-      sgemm(P, false);
-      for (i64 r = 0; r < rows; r++) {
-        float* sr = sc + r * cols;
-        if (mask) {
-          const float* mr = mask + b * s.mask_batch_stride + (i0 + r) * s.mask_row_stride + j0;
-          for (i64 j = 0; j < cols; j++) sr[j] += mr[j];
-        }
-        const float tmax = vmax(sr, cols);
-        const float mx = std::isnan(m[r]) || std::isnan(tmax) ? tmax + m[r] : std::max(m[r], tmax);
-        float* orow = o + r * s.dv;
-        if (mx == ninf) {  // everything so far masked out: contributes nothing
-          std::memset(sr, 0, sizeof(float) * cols);
-          continue;
-        }
-        const float corr = m[r] == ninf ? 0.0f : std::exp(m[r] - mx);
-        l[r] = l[r] * corr + vexp_shift_sum(sr, cols, mx);
-        m[r] = mx;
-        if (corr != 1.0f)
-          for (i64 t2 = 0; t2 < s.dv; t2++) orow[t2] *= corr;
-      }
-      // O += P V
-      PrepackedB vt(vp, s.lk, nr, j0, 0);
-      GemmProblem PV;
-      PV.m = rows;
-      PV.n = s.dv;
-      PV.k = cols;
-      PV.a = sc;
-      PV.ars = cols;
-      PV.acs = 1;
-      PV.b = &vt;
-      PV.c = o;
-      PV.ldc = s.dv;
-      PV.accumulate = true;
-      sgemm(PV, false);
+  for (i64 j0 = 0; j0 < s.lk; j0 += pl.bc) {
+    const i64 keys = std::min<i64>(pl.bc, s.lk - j0);
+    // S^T = scale * K[j0:j0+keys] Q^T, written panel by panel (row stride nr); rows past `keys` are never read
+    for (i64 ir = 0; ir < keys; ir += mr) {
+      const float* a = kp + (j0 + ir) * s.d;
+      for (i64 jp = 0; jp < qpanels; jp++)
+        K.fn(s.d, a, qt + jp * s.d * nr, st + (jp * pl.bc + ir) * nr, nr, 1.0f, 0, nullptr, nullptr);
     }
-    for (i64 r = 0; r < rows; r++) {
-      float* orow = o + r * s.dv;
-      if (m[r] == ninf || l[r] == 0.0f) {
-        std::memset(orow, 0, sizeof(float) * s.dv);  // fully masked row gives zeros
-        continue;
+    if (mask) {
+      const float* mb = mask + b * s.mask_batch_stride + j0;
+      for (i64 t = 0; t < rows; t++) {
+        const float* mrow = mb + (i0 + t) * s.mask_row_stride;
+        float* col = st + (t / nr) * pl.bc * nr + t % nr;
+        for (i64 r = 0; r < keys; r++) col[r * nr] += mrow[r];
       }
-      const float inv = 1.0f / l[r];
-      for (i64 t2 = 0; t2 < s.dv; t2++) orow[t2] *= inv;
     }
+    for (i64 jp = 0; jp < qpanels; jp++)
+      softmax_panel(st + jp * pl.bc * nr, keys, nr, m + jp * nr, l + jp * nr, corr + jp * nr);
+    // rescale the running output to the new maxima (the first block writes O^T fresh instead); once the maxima
+    // settle every factor is exactly 1 and there is nothing to do
+    if (j0 > 0 && !std::all_of(corr, corr + ldo, [](float c) { return c == 1.0f; })) {
+      for (i64 i = 0; i < s.dv; i++) {
+        float* orow = ot + i * ldo;
+        for (i64 t = 0; t < ldo; t++) orow[t] *= corr[t];
+      }
+    }
+    // O^T (+)= V^T[:, j0:j0+keys] P^T
+    for (i64 ib = 0; ib < s.dv; ib += mr) {
+      const float* a = vp + ib * s.lk + j0 * mr;
+      for (i64 jp = 0; jp < qpanels; jp++)
+        K.fn(keys, a, st + jp * pl.bc * nr, ot + ib * ldo + jp * nr, ldo, 1.0f, j0 > 0 ? 1 : 0, nullptr, nullptr);
+    }
+  }
+
+  for (i64 t = 0; t < rows; t++) {
+    float* orow = out + (b * s.lq + i0 + t) * s.dv;
+    if (m[t] == ninf || l[t] == 0.0f) {
+      std::memset(orow, 0, sizeof(float) * s.dv);  // fully masked query: zeros, as PyTorch
+      continue;
+    }
+    const float inv = 1.0f / l[t];
+    for (i64 i = 0; i < s.dv; i++) orow[i] = ot[i * ldo + t] * inv;
+  }
+}
+
+}  // namespace
+
+void attention(const float* q, const float* k, const float* v, const float* mask, float* out,
+               const AttentionShape& s) {
+  if (s.batch <= 0 || s.lq <= 0 || s.dv <= 0) return;
+  if (s.lk <= 0) {
+    std::memset(out, 0, sizeof(float) * s.batch * s.lq * s.dv);  // no keys: every query fully masked
+    return;
+  }
+  const Plan pl = make_plan(s);
+  const i64 qtiles = ceil_div(s.lq, pl.br);
+
+  // K (keys x d) and V^T (dv x keys) of one head as A panels of full depth, shared by all of its query tiles
+  auto prepack = [&](i64 b, float* kp, float* vp) {
+    pack_a_panels(k + b * s.lk * s.d, s.d, 1, s.lk, s.d, kp);
+    pack_a_panels(v + b * s.lk * s.dv, 1, s.dv, s.dv, s.lk, vp);
   };
 
   const double work = 2.0 * s.batch * s.lq * s.lk * (s.d + s.dv);
   const int threads = work >= 4e6 && !in_parallel_region() ? num_threads() : 1;
   if (threads > 1 && qtiles >= threads) {
     // heads one after another, each head's query tiles spread over the pool
-    float* kp = scratch(kAttnK, kpack);
-    float* vp = scratch(kAttnV, vpack);
+    float* kp = scratch(kAttnK, pl.kpack);
+    float* vp = scratch(kAttnV, pl.vpack);
     for (i64 b = 0; b < s.batch; b++) {
       prepack(b, kp, vp);
-      parallel_for(qtiles, [&](i64 qt) { tile(b, qt, kp, vp); });
+      parallel_for(qtiles, [&](i64 qt) { attention_tile(s, pl, q, mask, out, b, qt * pl.br, kp, vp); });
     }
   } else {
     // few query tiles: whole heads per task
     auto head = [&](i64 b) {
-      float* kp = scratch(kAttnK, kpack);
-      float* vp = scratch(kAttnV, vpack);
+      float* kp = scratch(kAttnK, pl.kpack);
+      float* vp = scratch(kAttnV, pl.vpack);
       prepack(b, kp, vp);
-      for (i64 qt = 0; qt < qtiles; qt++) tile(b, qt, kp, vp);
+      for (i64 qt = 0; qt < qtiles; qt++) attention_tile(s, pl, q, mask, out, b, qt * pl.br, kp, vp);
     };
     if (threads > 1 && s.batch > 1) {
       parallel_for(s.batch, head);

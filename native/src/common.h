@@ -26,6 +26,9 @@ enum ScratchSlot : int {
   kAttnK,
   kAttnV,
   kMisc,
+  kWinogradU,
+  kWinogradV,
+  kWinogradM,
   kNumScratchSlots
 };
 
@@ -34,5 +37,8 @@ enum ScratchSlot : int {
  * is reused across calls (grown, never shrunk) so hot kernels do not malloc. Contents are unspecified.
  */
 float* scratch(ScratchSlot slot, i64 count);
+
+/** Frees the calling thread's buffer of `slot` when it holds more than `keep` floats (bounds what stays resident). */
+void scratch_trim(ScratchSlot slot, i64 keep);
 
 }  // namespace diffuse

@@ -1,6 +1,7 @@
 #include "conv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "gemm.h"
@@ -21,22 +22,22 @@ class Im2colB final : public BPacker {
   void pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const override {
     const ConvShape& s = s_;
     const i64 kk_per_c = s.kh * s.kw;
-    for (i64 jr = 0; jr < nc; jr += nr) {
-      const i64 cols = std::min<i64>(nr, nc - jr);
-      const i64 jstart = j0 + jr;
-      i64 c = k0 / kk_per_c, ky = (k0 % kk_per_c) / s.kw, kx = k0 % s.kw;
-      for (i64 p = 0; p < kc; p++) {
-        row(dst + p * nr, c, ky, kx, jstart, cols);
-        for (i64 t = cols; t < nr; t++) dst[p * nr + t] = 0.0f;
-        if (++kx == s.kw) {
-          kx = 0;
-          if (++ky == s.kh) {
-            ky = 0;
-            ++c;
-          }
+    i64 c = k0 / kk_per_c, ky = (k0 % kk_per_c) / s.kw, kx = k0 % s.kw;
+    // tap by tap (row p of B), across all panels: the image is read along its rows
+    for (i64 p = 0; p < kc; p++) {
+      for (i64 jr = 0; jr < nc; jr += nr) {
+        const i64 cols = std::min<i64>(nr, nc - jr);
+        float* d = dst + (jr / nr) * kc * nr + p * nr;
+        row(d, c, ky, kx, j0 + jr, cols);
+        for (i64 t = cols; t < nr; t++) d[t] = 0.0f;
+      }
+      if (++kx == s.kw) {
+        kx = 0;
+        if (++ky == s.kh) {
+          ky = 0;
+          ++c;
         }
       }
-      dst += kc * nr;
     }
   }
 
@@ -101,7 +102,13 @@ void for_each_image_group(const ConvShape& s, double flops_per_task, F fn) {
 
 }  // namespace
 
-void conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvShape& s) {
+void conv2d_forward(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
+                    const ConvShape& s) {
+  static const bool winograd = [] {
+    const char* v = std::getenv("DIFFUSE_CONV_WINOGRAD");
+    return !(v && v[0] == '0');
+  }();
+  if (winograd && winograd_applicable(s)) return conv2d_winograd(x, w, w16, bias, out, s);
   const i64 cg = s.in_c / s.groups, og = s.out_c / s.groups;
   const i64 kdim = cg * s.kh * s.kw, ohw = s.out_h * s.out_w, hw = s.in_h * s.in_w;
   const double flops = 2.0 * og * kdim * ohw;
@@ -111,7 +118,11 @@ void conv2d_forward(const float* x, const float* w, const float* bias, float* ou
     P.m = og;
     P.n = ohw;
     P.k = kdim;
-    P.a = w + g * og * kdim;
+    if (w) {
+      P.a = w + g * og * kdim;
+    } else {
+      P.a16 = w16 + g * og * kdim;
+    }
     P.ars = kdim;
     P.acs = 1;
     P.c = out + (n * s.out_c + g * og) * ohw;

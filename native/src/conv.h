@@ -1,5 +1,7 @@
 // 2-D convolution (NCHW, OIHW) forward and backward, lowered to the packed GEMM.
 #pragma once
+#include <cstdint>
+
 #include "common.h"
 
 namespace diffuse {
@@ -9,7 +11,28 @@ struct ConvShape {
   i64 kh, kw, sh, sw, ph, pw, dh, dw, groups;
 };
 
-void conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvShape& s);
+/** Forward convolution; the weights are `w` (float) or, when it is null, `w16` (IEEE half bits, widened while
+ * packed). */
+void conv2d_forward(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
+                    const ConvShape& s);
+/** Row kernels of the Winograd F(2x2, 3x3) convolution (winograd.cc; SIMD versions chosen at run time). */
+struct WinogradKernels {
+  /** U[xi][o][c0 + u], u < count: filters w[o][c0 + u] (3x3, float or half bits) transformed; U is 16 x O x C. */
+  void (*weights)(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U);
+  /** `count` tiles of one row: 4x4 patches at rows y0.., columns x0 + 2t.. (zero outside H x W) -> v[xi*xs + t]. */
+  void (*input_row)(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count, float* v, i64 xs);
+  /** `count` tiles from m[xi*xs + t] -> output rows oy, oy+1 (< OH), columns ox0 + 2t, +1 (< OW), plus bias. */
+  void (*output_row)(const float* m, i64 xs, i64 count, float bias, float* plane, i64 OH, i64 OW, i64 oy, i64 ox0);
+};
+#if defined(DIFFUSE_HAVE_X86_KERNELS)
+extern const WinogradKernels kAvx512Winograd;
+#endif
+
+/** Whether conv2d_forward takes the Winograd F(2x2, 3x3) path (3x3, stride 1, no dilation, one group). */
+bool winograd_applicable(const ConvShape& s);
+void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
+                     const ConvShape& s);
+
 void conv2d_backward_input(const float* grad_out, const float* w, float* grad_in, const ConvShape& s);
 void conv2d_backward_weight(const float* x, const float* grad_out, float* grad_w, const ConvShape& s);
 

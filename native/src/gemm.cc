@@ -42,33 +42,60 @@ void portable_kernel(i64 k, const float* __restrict a, const float* __restrict b
 
 }  // namespace
 
-const KernelInfo kPortableKernel = {"portable", kPMr, kPNr, 256, 128, 4096, portable_kernel};
+const KernelInfo kPortableKernel = {"portable", kPMr, kPNr, 256, 128, 4096, portable_kernel, nullptr};
 
 // ---------------------------------------------------------------------------------------------------------------
-// Packing.
+// Packing. Sources are float or IEEE half bits (float16 weights, widened here so no float32 copy of them exists).
+
+float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  std::uint32_t bits;
+  if (exp == 0) {
+    const float v = static_cast<float>(man) * 5.9604644775390625e-8f;  // subnormal: man * 2^-24, exact
+    return sign ? -v : v;
+  }
+  bits = exp == 31 ? sign | 0x7f800000u | (man << 13) : sign | ((exp + 112) << 23) | (man << 13);
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
 
 namespace {
 
+inline float widen(float x) { return x; }
+inline float widen(std::uint16_t h) { return half_to_float(h); }
+
+using PackARm32 = void (*)(const float*, i64, i64, float*);
+using PackARm16 = void (*)(const std::uint16_t*, i64, i64, float*);
+using PackBTr32 = void (*)(const float*, i64, int, i64, float*);
+using PackBTr16 = void (*)(const std::uint16_t*, i64, int, i64, float*);
+
+PackARm32 fast_a_rm(const KernelInfo& K, const float*) { return K.pack ? K.pack->a_rm_f32 : nullptr; }
+PackARm16 fast_a_rm(const KernelInfo& K, const std::uint16_t*) { return K.pack ? K.pack->a_rm_f16 : nullptr; }
+PackBTr32 fast_b_tr(const KernelInfo& K, const float*) { return K.pack ? K.pack->b_tr_f32 : nullptr; }
+PackBTr16 fast_b_tr(const KernelInfo& K, const std::uint16_t*) { return K.pack ? K.pack->b_tr_f16 : nullptr; }
+
 /** Packs rows [i0, i0+mc) x cols [p0, p0+kc) of A as ceil(mc/MR) panels of kc x MR (zero-padded rows). */
-template <int MR>
-void pack_a_t(const float* a, i64 ars, i64 acs, i64 i0, i64 mc, i64 p0, i64 kc, float* dst) {
+template <int MR, typename T>
+void pack_a_t(const T* a, i64 ars, i64 acs, i64 i0, i64 mc, i64 p0, i64 kc, float* dst) {
   for (i64 ir = 0; ir < mc; ir += MR) {
     const int rows = static_cast<int>(std::min<i64>(MR, mc - ir));
-    const float* src = a + (i0 + ir) * ars + p0 * acs;
+    const T* src = a + (i0 + ir) * ars + p0 * acs;
     if (rows == MR && acs == 1) {
-      const float* rp[MR];
+      const T* rp[MR];
       for (int r = 0; r < MR; r++) rp[r] = src + r * ars;
       for (i64 p = 0; p < kc; p++)
-        for (int r = 0; r < MR; r++) dst[p * MR + r] = rp[r][p];
+        for (int r = 0; r < MR; r++) dst[p * MR + r] = widen(rp[r][p]);
     } else if (rows == MR && ars == 1) {
       for (i64 p = 0; p < kc; p++) {
-        const float* col = src + p * acs;
-        for (int r = 0; r < MR; r++) dst[p * MR + r] = col[r];
+        const T* col = src + p * acs;
+        for (int r = 0; r < MR; r++) dst[p * MR + r] = widen(col[r]);
       }
     } else {
       for (i64 p = 0; p < kc; p++) {
         int r = 0;
-        for (; r < rows; r++) dst[p * MR + r] = src[r * ars + p * acs];
+        for (; r < rows; r++) dst[p * MR + r] = widen(src[r * ars + p * acs]);
         for (; r < MR; r++) dst[p * MR + r] = 0.0f;
       }
     }
@@ -76,7 +103,8 @@ void pack_a_t(const float* a, i64 ars, i64 acs, i64 i0, i64 mc, i64 p0, i64 kc, 
   }
 }
 
-void pack_a(int mr, const float* a, i64 ars, i64 acs, i64 i0, i64 mc, i64 p0, i64 kc, float* dst) {
+template <typename T>
+void pack_a_generic(int mr, const T* a, i64 ars, i64 acs, i64 i0, i64 mc, i64 p0, i64 kc, float* dst) {
   switch (mr) {
     case 4:
       return pack_a_t<4>(a, ars, acs, i0, mc, p0, kc, dst);
@@ -95,26 +123,58 @@ void pack_a(int mr, const float* a, i64 ars, i64 acs, i64 i0, i64 mc, i64 p0, i6
     const i64 rows = std::min<i64>(mr, mc - ir);
     for (i64 p = 0; p < kc; p++)
       for (int r = 0; r < mr; r++)
-        dst[p * mr + r] = r < rows ? a[(i0 + ir + r) * ars + (p0 + p) * acs] : 0.0f;
+        dst[p * mr + r] = r < rows ? widen(a[(i0 + ir + r) * ars + (p0 + p) * acs]) : 0.0f;
     dst += kc * mr;
   }
 }
 
-template <int NR>
-void pack_b_t(const float* data, i64 rs, i64 cs, i64 k0, i64 kc, i64 j0, i64 nc, float* dst) {
+/** Packs A rows [i0, i0+mc) x depth [p0, p0+kc) for kernel K: full panels of a row-major A use its SIMD packer. */
+template <typename T>
+void pack_a_k(const KernelInfo& K, const T* a, i64 ars, i64 acs, i64 i0, i64 mc, i64 p0, i64 kc, float* dst) {
+  const auto fast = fast_a_rm(K, a);
+  i64 done = 0;
+  if (fast && acs == 1) {
+    for (; done + K.mr <= mc; done += K.mr) fast(a + (i0 + done) * ars + p0, ars, kc, dst + done * kc);
+  }
+  if (done < mc) pack_a_generic(K.mr, a, ars, acs, i0 + done, mc - done, p0, kc, dst + done * kc);
+}
+
+void pack_a(const KernelInfo& K, const GemmProblem& P, i64 i0, i64 mc, i64 p0, i64 kc, float* dst) {
+  if (P.a) return pack_a_k(K, P.a, P.ars, P.acs, i0, mc, p0, kc, dst);
+  pack_a_k(K, P.a16, P.ars, P.acs, i0, mc, p0, kc, dst);
+}
+
+template <int NR, typename T>
+void pack_b_t(const T* data, i64 rs, i64 cs, i64 k0, i64 kc, i64 j0, i64 nc, float* dst) {
+  if (cs == 1 && nc >= NR) {
+    // row-major B: walk each source row once across all full panels (long sequential reads)
+    const i64 full = nc / NR;
+    for (i64 p = 0; p < kc; p++) {
+      const T* row = data + (k0 + p) * rs + j0;
+      for (i64 q = 0; q < full; q++) {
+        float* d = dst + (q * kc + p) * NR;
+        const T* src = row + q * NR;
+        for (int t = 0; t < NR; t++) d[t] = widen(src[t]);
+      }
+    }
+    dst += full * kc * NR;
+    j0 += full * NR;
+    nc -= full * NR;
+  }
   for (i64 jr = 0; jr < nc; jr += NR) {
     const int cols = static_cast<int>(std::min<i64>(NR, nc - jr));
-    const float* src = data + k0 * rs + (j0 + jr) * cs;
+    const T* src = data + k0 * rs + (j0 + jr) * cs;
     if (cols == NR && cs == 1) {
-      for (i64 p = 0; p < kc; p++) std::memcpy(dst + p * NR, src + p * rs, sizeof(float) * NR);
+      for (i64 p = 0; p < kc; p++)
+        for (int t = 0; t < NR; t++) dst[p * NR + t] = widen(src[p * rs + t]);
     } else if (cols == NR && rs == 1) {
       // transposed B: walk NR columns side by side, each contiguous in p
       for (i64 p = 0; p < kc; p++)
-        for (int t = 0; t < NR; t++) dst[p * NR + t] = src[p + t * cs];
+        for (int t = 0; t < NR; t++) dst[p * NR + t] = widen(src[p + t * cs]);
     } else {
       for (i64 p = 0; p < kc; p++) {
         int t = 0;
-        for (; t < cols; t++) dst[p * NR + t] = src[p * rs + t * cs];
+        for (; t < cols; t++) dst[p * NR + t] = widen(src[p * rs + t * cs]);
         for (; t < NR; t++) dst[p * NR + t] = 0.0f;
       }
     }
@@ -122,14 +182,32 @@ void pack_b_t(const float* data, i64 rs, i64 cs, i64 k0, i64 kc, i64 j0, i64 nc,
   }
 }
 
-}  // namespace
-
-void StridedB::pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const {
+template <typename T>
+void pack_b_any(const T* data, i64 rs, i64 cs, float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) {
+  const KernelInfo& K = active_kernel();
+  if (K.nr == nr && K.pack) {
+    // SIMD packers of the kernel's panel width: transposed B (rows of the source run along p), row-major half B
+    const auto tr = fast_b_tr(K, data);
+    const bool rm16 = sizeof(T) == 2 && cs == 1 && K.pack->b_rm_f16;
+    if ((tr && rs == 1) || rm16) {
+      for (i64 jr = 0; jr < nc; jr += nr) {
+        const int cols = static_cast<int>(std::min<i64>(nr, nc - jr));
+        const T* src = data + k0 * rs + (j0 + jr) * cs;
+        if (rs == 1 && tr) {
+          tr(src, cs, cols, kc, dst);
+        } else {
+          K.pack->b_rm_f16(reinterpret_cast<const std::uint16_t*>(src), rs, cols, kc, dst);
+        }
+        dst += kc * nr;
+      }
+      return;
+    }
+  }
   switch (nr) {
     case 16:
-      return pack_b_t<16>(data_, rs_, cs_, k0, kc, j0, nc, dst);
+      return pack_b_t<16>(data, rs, cs, k0, kc, j0, nc, dst);
     case 32:
-      return pack_b_t<32>(data_, rs_, cs_, k0, kc, j0, nc, dst);
+      return pack_b_t<32>(data, rs, cs, k0, kc, j0, nc, dst);
     default:
       break;
   }
@@ -137,13 +215,23 @@ void StridedB::pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const {
     const i64 cols = std::min<i64>(nr, nc - jr);
     for (i64 p = 0; p < kc; p++)
       for (int t = 0; t < nr; t++)
-        dst[p * nr + t] = t < cols ? data_[(k0 + p) * rs_ + (j0 + jr + t) * cs_] : 0.0f;
+        dst[p * nr + t] = t < cols ? widen(data[(k0 + p) * rs + (j0 + jr + t) * cs]) : 0.0f;
     dst += kc * nr;
   }
 }
 
+}  // namespace
+
+void StridedB::pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const {
+  pack_b_any(data_, rs_, cs_, dst, k0, kc, j0, nc, nr);
+}
+
+void StridedHalfB::pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const {
+  pack_b_any(data_, rs_, cs_, dst, k0, kc, j0, nc, nr);
+}
+
 void pack_a_panels(const float* a, i64 ars, i64 acs, i64 m, i64 k, float* dst) {
-  pack_a(active_kernel().mr, a, ars, acs, 0, m, 0, k, dst);
+  pack_a_k(active_kernel(), a, ars, acs, 0, m, 0, k, dst);
 }
 
 void PrepackedB::pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const {
@@ -263,83 +351,71 @@ i64 balanced_step(i64 len, i64 max_block, i64 unit) {
   return round_up(ceil_div(len, blocks), unit);
 }
 
-/** The serial BLIS loop nest (jc, pc, ic; micro-kernels inside). */
-void gemm_serial(const KernelInfo& K, const GemmProblem& P) {
-  const int mr = K.mr;
-  const int nr = K.nr;
-  const i64 kc_max = std::min<i64>(K.kc, P.k);
-  const i64 nc_max = std::min<i64>(K.nc, round_up(P.n, nr));
-  const i64 mc_step = balanced_step(P.m, K.mc, mr);
-  float* pb = scratch(kPackB, nc_max * kc_max);
-  float* pa = scratch(kPackA, mc_step * kc_max);
-  for (i64 jc = 0; jc < P.n; jc += K.nc) {
-    const i64 nc = std::min<i64>(K.nc, P.n - jc);
-    for (i64 pc = 0; pc < P.k; pc += K.kc) {
-      const i64 kc = std::min<i64>(K.kc, P.k - pc);
-      P.b->pack(pb, pc, kc, jc, nc, nr);
-      for (i64 ic = 0; ic < P.m; ic += mc_step) {
-        const i64 mc = std::min<i64>(mc_step, P.m - ic);
-        if (P.a_packed && kc == P.k) {
-          macro_kernel(K, P, P.a_packed + ic * kc, pb, kc, ic, mc, jc, nc, true);
-          continue;
-        }
-        pack_a(mr, P.a, P.ars, P.acs, ic, mc, pc, kc, pa);
-        macro_kernel(K, P, pa, pb, kc, ic, mc, jc, nc, pc == 0);
-      }
-    }
+/** fn(t) for t < ntasks: in order on one thread, else over the pool. */
+template <typename F>
+void for_tasks(int threads, i64 ntasks, F&& fn) {
+  if (threads <= 1) {
+    for (i64 t = 0; t < ntasks; t++) fn(t);
+  } else {
+    parallel_for(ntasks, fn);
   }
 }
 
-/** Packs `panels` panels of width `unit` (a range split over the pool). */
+/** Packs `panels` panels (a range split over the pool on several threads). */
 template <typename F>
 void parallel_pack(i64 panels, int threads, F pack_range) {
+  if (threads <= 1) return pack_range(0, panels);
   const i64 groups = std::min<i64>(panels, threads * 2);
   const i64 per = ceil_div(panels, groups);
   parallel_for(ceil_div(panels, per), [&](i64 g) { pack_range(g * per, std::min(panels, (g + 1) * per)); });
 }
 
 /**
- * Multi-threaded GEMM. Tall problems (m > n) share one packed B block per (jc, pc) and hand out row blocks;
- * wide ones share one packed A block per (ic, pc) and hand out column chunks. Tasks outnumber threads and are
- * taken dynamically, so a core slowed by other work takes fewer of them.
+ * The BLIS loop nest (Van Zee & van de Geijn 2015) for `threads` >= 1. The depth goes in balanced blocks of at
+ * most kc. Tall problems (m > n) pack one B block (kc x nc, sized for L2) per (jc, pc) and hand out row blocks,
+ * each packing its own A block; wide ones pack a super-block of A rows per pc and hand out column chunks of B,
+ * each packed into a small L2-resident buffer and swept by every A panel. Tasks outnumber threads and are taken
+ * dynamically, so a core slowed by other work takes fewer of them. On one thread the same nest runs in order.
  */
-void gemm_parallel(const KernelInfo& K, const GemmProblem& P, int threads) {
+void gemm_blocked(const KernelInfo& K, const GemmProblem& P, int threads) {
   const int mr = K.mr;
   const int nr = K.nr;
-  const i64 kc_max = std::min<i64>(K.kc, P.k);
+  const i64 kc_max = balanced_step(P.k, K.kc, 8);
   if (P.m > P.n) {
     const i64 nc_max = std::min<i64>(K.nc, round_up(P.n, nr));
-    const i64 mc_step = balanced_step(P.m, std::min<i64>(K.mc, round_up(ceil_div(P.m, threads * 3), mr)), mr);
+    const i64 mc_max = threads > 1 ? std::min<i64>(K.mc, round_up(ceil_div(P.m, threads * 3), mr)) : K.mc;
+    const i64 mc_step = balanced_step(P.m, mc_max, mr);
     float* pb = scratch(kPackBShared, nc_max * kc_max);
-    for (i64 jc = 0; jc < P.n; jc += K.nc) {
-      const i64 nc = std::min<i64>(K.nc, P.n - jc);
-      for (i64 pc = 0; pc < P.k; pc += K.kc) {
-        const i64 kc = std::min<i64>(K.kc, P.k - pc);
+    for (i64 jc = 0; jc < P.n; jc += nc_max) {
+      const i64 nc = std::min<i64>(nc_max, P.n - jc);
+      for (i64 pc = 0; pc < P.k; pc += kc_max) {
+        const i64 kc = std::min<i64>(kc_max, P.k - pc);
         parallel_pack(ceil_div(nc, nr), threads, [&](i64 p0, i64 p1) {
           P.b->pack(pb + p0 * nr * kc, pc, kc, jc + p0 * nr, std::min(nc, p1 * nr) - p0 * nr, nr);
         });
-        parallel_for(ceil_div(P.m, mc_step), [&](i64 t) {
+        for_tasks(threads, ceil_div(P.m, mc_step), [&](i64 t) {
           const i64 ic = t * mc_step, mc = std::min<i64>(mc_step, P.m - ic);
           float* pa = scratch(kPackA, mc_step * kc);
-          pack_a(mr, P.a, P.ars, P.acs, ic, mc, pc, kc, pa);
+          pack_a(K, P, ic, mc, pc, kc, pa);
           macro_kernel(K, P, pa, pb, kc, ic, mc, jc, nc, pc == 0);
         });
       }
     }
   } else {
-    // rows in super-blocks so the shared packed A stays a few hundred KB
-    const i64 ms_step = balanced_step(P.m, K.mc * 4, mr);
+    // rows in super-blocks so the shared packed A stays well inside L2 next to a chunk of B
+    const i64 ms_step = balanced_step(P.m, K.mc * 2, mr);
     const i64 mc_step = balanced_step(ms_step, K.mc, mr);
-    const i64 chunk = balanced_step(P.n, std::min<i64>(K.nc, round_up(ceil_div(P.n, threads * 4), nr)), nr);
+    const i64 chunk_max = std::min<i64>(K.nc / 4, round_up(ceil_div(P.n, threads * 4), nr));
+    const i64 chunk = balanced_step(P.n, std::max<i64>(nr, chunk_max), nr);
     float* pa = scratch(kPackAShared, ms_step * kc_max);
     for (i64 is = 0; is < P.m; is += ms_step) {
       const i64 ms = std::min<i64>(ms_step, P.m - is);
-      for (i64 pc = 0; pc < P.k; pc += K.kc) {
-        const i64 kc = std::min<i64>(K.kc, P.k - pc);
+      for (i64 pc = 0; pc < P.k; pc += kc_max) {
+        const i64 kc = std::min<i64>(kc_max, P.k - pc);
         parallel_pack(ceil_div(ms, mr), threads, [&](i64 p0, i64 p1) {
-          pack_a(mr, P.a, P.ars, P.acs, is + p0 * mr, std::min(ms, p1 * mr) - p0 * mr, pc, kc, pa + p0 * mr * kc);
+          pack_a(K, P, is + p0 * mr, std::min(ms, p1 * mr) - p0 * mr, pc, kc, pa + p0 * mr * kc);
         });
-        parallel_for(ceil_div(P.n, chunk), [&](i64 t) {
+        for_tasks(threads, ceil_div(P.n, chunk), [&](i64 t) {
           const i64 jc = t * chunk, nc = std::min<i64>(chunk, P.n - jc);
           float* pb = scratch(kPackB, round_up(chunk, nr) * kc);
           P.b->pack(pb, pc, kc, jc, nc, nr);
@@ -386,8 +462,7 @@ void sgemm(const GemmProblem& P, bool parallel) {
   const KernelInfo K = tuned(active_kernel());
   const double flops = 2.0 * static_cast<double>(P.m) * static_cast<double>(P.n) * static_cast<double>(P.k);
   const int threads = parallel && !in_parallel_region() && flops >= 4e6 ? num_threads() : 1;
-  if (threads <= 1) return gemm_serial(K, P);
-  gemm_parallel(K, P, threads);
+  gemm_blocked(K, P, threads);
 }
 
 }  // namespace diffuse

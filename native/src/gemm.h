@@ -1,5 +1,7 @@
 // Single-precision GEMM core: packed panels + register-blocked micro-kernels (BLIS-style loop nest).
 #pragma once
+#include <cstdint>
+
 #include "common.h"
 
 namespace diffuse {
@@ -12,6 +14,21 @@ namespace diffuse {
 using MicroKernel = void (*)(i64 k, const float* a, const float* b, float* c, i64 ldc, float alpha, int beta,
                              const float* bias_n, const float* bias_m);
 
+/**
+ * Optional SIMD packing routines of a kernel (null members / a null table: the portable loops are used).
+ * "rm": rows of the source run along the depth p (row-major A; transposed B); f16 sources are IEEE half bits.
+ */
+struct PackKernels {
+  /** A full mr-row panel of a row-major A: dst[p*mr + r] = src[r*ld + p], p < kc. */
+  void (*a_rm_f32)(const float* src, i64 ld, i64 kc, float* dst);
+  void (*a_rm_f16)(const std::uint16_t* src, i64 ld, i64 kc, float* dst);
+  /** An nr-column panel of a transposed B (B[p][t] = src[t*ld + p]), cols <= nr (zero-padded). */
+  void (*b_tr_f32)(const float* src, i64 ld, int cols, i64 kc, float* dst);
+  void (*b_tr_f16)(const std::uint16_t* src, i64 ld, int cols, i64 kc, float* dst);
+  /** An nr-column panel of a row-major half B (B[p][t] = src[p*ld + t]), cols <= nr (zero-padded). */
+  void (*b_rm_f16)(const std::uint16_t* src, i64 ld, int cols, i64 kc, float* dst);
+};
+
 struct KernelInfo {
   const char* name;
   int mr;
@@ -20,7 +37,11 @@ struct KernelInfo {
   i64 mc;  // rows of a packed A block (stays in L2)
   i64 nc;  // columns of a packed B block
   MicroKernel fn;
+  const PackKernels* pack;
 };
+
+/** IEEE half bits -> float (exact; table lookup). */
+float half_to_float(std::uint16_t h);
 
 /** Writes columns [j0, j0+nc) of rows [k0, k0+kc) of some logical B (k x n) as ceil(nc/nr) zero-padded panels. */
 class BPacker {
@@ -37,6 +58,17 @@ class StridedB final : public BPacker {
 
  private:
   const float* data_;
+  i64 rs_, cs_;
+};
+
+/** B[p][j] = widen(data[p*rs + j*cs]) for IEEE half bits: a float16 weight widened while it is packed. */
+class StridedHalfB final : public BPacker {
+ public:
+  StridedHalfB(const std::uint16_t* data, i64 rs, i64 cs) : data_(data), rs_(rs), cs_(cs) {}
+  void pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const override;
+
+ private:
+  const std::uint16_t* data_;
   i64 rs_, cs_;
 };
 
@@ -62,6 +94,8 @@ struct GemmProblem {
   i64 m = 0, n = 0, k = 0;
   float alpha = 1.0f;
   const float* a = nullptr;
+  /** Alternatively A as IEEE half bits (same strides), widened while packing; used when `a` is null. */
+  const std::uint16_t* a16 = nullptr;
   i64 ars = 0, acs = 0;
   const BPacker* b = nullptr;
   float* c = nullptr;
@@ -69,8 +103,6 @@ struct GemmProblem {
   bool accumulate = false;
   const float* bias_n = nullptr;
   const float* bias_m = nullptr;
-  /** Optional: A already packed by pack_a_panels (used by the serial path when k <= the kernel's kc). */
-  const float* a_packed = nullptr;
 };
 
 /** Packs A (m x k, A[i][p] = a[i*ars + p*acs]) into the active kernel's row panels of full depth k. */
@@ -90,6 +122,7 @@ extern const KernelInfo kPortableKernel;
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
 extern const KernelInfo kAvx2Kernel;
 extern const KernelInfo kAvx512Kernel;
+extern const PackKernels kAvx512Pack;
 #endif
 
 }  // namespace diffuse

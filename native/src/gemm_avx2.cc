@@ -80,6 +80,6 @@ void kernel_6x16(i64 k, const float* a, const float* b, float* c, i64 ldc, float
 }  // namespace
 
 extern const KernelInfo kAvx2Kernel;
-const KernelInfo kAvx2Kernel = {"avx2", 6, 16, 384, 144, 4080, kernel_6x16};
+const KernelInfo kAvx2Kernel = {"avx2", 6, 16, 384, 144, 4080, kernel_6x16, nullptr};
 
 }  // namespace diffuse

@@ -18,8 +18,8 @@ namespace {
 #define DIFFUSE_ROW_STORE(r)                                   \
   {                                                            \
     float* cr = c + (r) * ldc;                                 \
-    __m512 x0 = _mm512_mul_ps(c##r##0, va);                    \
-    __m512 x1 = _mm512_mul_ps(c##r##1, va);                    \
+    __m512 x0 = scale ? _mm512_mul_ps(c##r##0, va) : c##r##0;  \
+    __m512 x1 = scale ? _mm512_mul_ps(c##r##1, va) : c##r##1;  \
     if (bias_m) {                                              \
       const __m512 bm = _mm512_set1_ps(bias_m[r]);             \
       x0 = _mm512_add_ps(x0, bm);                              \
@@ -55,7 +55,10 @@ void kernel_14x32(i64 k, const float* a, const float* b, float* c, i64 ldc, floa
   __m512 c110 = _mm512_setzero_ps(), c111 = _mm512_setzero_ps();
   __m512 c120 = _mm512_setzero_ps(), c121 = _mm512_setzero_ps();
   __m512 c130 = _mm512_setzero_ps(), c131 = _mm512_setzero_ps();
-  for (int r = 0; r < 14; r++) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+  for (int r = 0; r < 14; r++) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+  }
 #pragma GCC unroll 2
   for (i64 p = 0; p < k; p++) {
     const __m512 b0 = _mm512_load_ps(b);
@@ -78,6 +81,7 @@ void kernel_14x32(i64 k, const float* a, const float* b, float* c, i64 ldc, floa
     b += 32;
   }
   const __m512 va = _mm512_set1_ps(alpha);
+  const bool scale = alpha != 1.0f;
   __m512 bn0 = _mm512_setzero_ps(), bn1 = _mm512_setzero_ps();
   if (bias_n) {
     bn0 = _mm512_loadu_ps(bias_n);
@@ -106,6 +110,6 @@ void kernel_14x32(i64 k, const float* a, const float* b, float* c, i64 ldc, floa
 }  // namespace
 
 extern const KernelInfo kAvx512Kernel;
-const KernelInfo kAvx512Kernel = {"avx512", 14, 32, 256, 112, 4096, kernel_14x32};
+const KernelInfo kAvx512Kernel = {"avx512", 14, 32, 512, 224, 1024, kernel_14x32, &kAvx512Pack};
 
 }  // namespace diffuse

@@ -86,14 +86,13 @@ class Pool {
     tls_in_task = false;
   }
 
-  void worker_loop(int index) {
-    std::uint64_t seen = 0;
+  void worker_loop(int index, std::uint64_t seen) {
     std::unique_lock<std::mutex> lk(m_);
     for (;;) {
       cv_work_.wait(lk, [&] { return stopping_ || generation_ != seen; });
       if (stopping_) return;
       seen = generation_;
-      if (index >= participants_) continue;
+      if (index >= participants_ || !job_) continue;
       const std::function<void(i64)>* fn = job_;
       lk.unlock();
       work(*fn);
@@ -104,8 +103,15 @@ class Pool {
 
   void start(int threads) {
     size_ = threads < 1 ? 1 : threads;
-    stopping_ = false;
-    for (int i = 0; i < size_ - 1; i++) workers_.emplace_back([this, i] { worker_loop(i); });
+    std::uint64_t gen;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stopping_ = false;
+      gen = generation_;
+    }
+    // A worker starts from the current generation: one created by a resize must not take the previous run (its
+    // job is gone) for a new one, or it would race the next run's setup.
+    for (int i = 0; i < size_ - 1; i++) workers_.emplace_back([this, i, gen] { worker_loop(i, gen); });
   }
 
   void stop() {

@@ -30,4 +30,11 @@ float* scratch(ScratchSlot slot, i64 count) {
   return arena.ptr[slot];
 }
 
+void scratch_trim(ScratchSlot slot, i64 keep) {
+  if (arena.cap[slot] <= keep) return;
+  std::free(arena.ptr[slot]);
+  arena.ptr[slot] = nullptr;
+  arena.cap[slot] = 0;
+}
+
 }  // namespace diffuse

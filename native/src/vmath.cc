@@ -63,21 +63,45 @@ float vexp_shift_sum_portable(float* x, i64 n, float shift) {
   return sum;
 }
 
+void softmax_panel_portable(float* x, i64 rows, int nr, float* m, float* l, float* corr) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int t = 0; t < nr; t++) {
+    float mx = ninf;
+    for (i64 r = 0; r < rows; r++) mx = x[r * nr + t] > mx ? x[r * nr + t] : mx;  // NaN reaches l via exp
+    const float mnew = m[t] > mx ? m[t] : mx;
+    const float shift = mnew == ninf ? 0.0f : mnew;
+    const float c = m[t] == ninf ? 0.0f : std::exp(m[t] - mnew);
+    float sum = 0;
+    for (i64 r = 0; r < rows; r++) sum += x[r * nr + t] = std::exp(x[r * nr + t] - shift);
+    l[t] = l[t] * c + sum;
+    m[t] = mnew;
+    corr[t] = c;
+  }
+}
+
 struct Impl {
   VMathFn map;
   float (*max)(const float*, i64);
   float (*exp_sum)(float*, i64, float);
+  void (*panel)(float*, i64, int, float*, float*, float*);
 };
 
-const Impl kPortable = {vmath_portable, vmax_portable, vexp_shift_sum_portable};
+const Impl kPortable = {vmath_portable, vmax_portable, vexp_shift_sum_portable, softmax_panel_portable};
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
-const Impl kAvx2 = {vmath_avx2, vmax_avx2, vexp_shift_sum_avx2};
+const Impl kAvx2 = {vmath_avx2, vmax_avx2, vexp_shift_sum_avx2, softmax_panel_avx2};
+const Impl kAvx512 = {vmath_avx512, vmax_avx2, vexp_shift_sum_avx2, softmax_panel_avx512};
+
+bool has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+bool has_avx512() { return has_avx2() && __builtin_cpu_supports("avx512f"); }
 #endif
 
 const Impl* best() {
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
+  if (has_avx512()) return &kAvx512;
+  if (has_avx2()) return &kAvx2;
 #endif
   return &kPortable;
 }
@@ -97,6 +121,10 @@ float vmax(const float* x, i64 n) { return impl().max(x, n); }
 
 float vexp_shift_sum(float* x, i64 n, float shift) { return impl().exp_sum(x, n, shift); }
 
+void softmax_panel(float* x, i64 rows, int nr, float* m, float* l, float* corr) {
+  impl().panel(x, rows, nr, m, l, corr);
+}
+
 bool select_vmath(const char* name) {
   if (!name || !*name) {
     g_impl = best();
@@ -107,10 +135,14 @@ bool select_vmath(const char* name) {
     return true;
   }
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
-  if (std::strcmp(name, "avx2") == 0 || std::strcmp(name, "avx512") == 0) {
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return false;
+  if (std::strcmp(name, "avx2") == 0) {
+    if (!has_avx2()) return false;
     g_impl = &kAvx2;
+    return true;
+  }
+  if (std::strcmp(name, "avx512") == 0) {
+    if (!has_avx512()) return false;
+    g_impl = &kAvx512;
     return true;
   }
 #endif

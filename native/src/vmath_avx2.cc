@@ -186,6 +186,42 @@ float vexp_shift_sum_avx2(float* x, i64 n, float shift) {
   return hsum(acc);
 }
 
+void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* corr) {
+  const __m256 ninf = set(-__builtin_inff()), zero = _mm256_setzero_ps();
+  for (int g = 0; g < nr; g += 8) {
+    float* col = x + g;
+    __m256 m0 = ninf, m1 = ninf;
+    i64 r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      m0 = _mm256_max_ps(m0, _mm256_loadu_ps(col + r * nr));
+      m1 = _mm256_max_ps(m1, _mm256_loadu_ps(col + (r + 1) * nr));
+    }
+    if (r < rows) m0 = _mm256_max_ps(m0, _mm256_loadu_ps(col + r * nr));
+    const __m256 mold = _mm256_loadu_ps(m + g);
+    const __m256 mnew = _mm256_max_ps(mold, _mm256_max_ps(m0, m1));
+    const __m256 shift = _mm256_blendv_ps(mnew, zero, _mm256_cmp_ps(mnew, ninf, _CMP_EQ_OQ));
+    const __m256 c = _mm256_blendv_ps(vexp(_mm256_sub_ps(mold, mnew)), zero, _mm256_cmp_ps(mold, ninf, _CMP_EQ_OQ));
+    __m256 s0 = zero, s1 = zero;
+    r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      const __m256 e0 = vexp(_mm256_sub_ps(_mm256_loadu_ps(col + r * nr), shift));
+      const __m256 e1 = vexp(_mm256_sub_ps(_mm256_loadu_ps(col + (r + 1) * nr), shift));
+      _mm256_storeu_ps(col + r * nr, e0);
+      _mm256_storeu_ps(col + (r + 1) * nr, e1);
+      s0 = _mm256_add_ps(s0, e0);
+      s1 = _mm256_add_ps(s1, e1);
+    }
+    if (r < rows) {
+      const __m256 e0 = vexp(_mm256_sub_ps(_mm256_loadu_ps(col + r * nr), shift));
+      _mm256_storeu_ps(col + r * nr, e0);
+      s0 = _mm256_add_ps(s0, e0);
+    }
+    _mm256_storeu_ps(l + g, _mm256_fmadd_ps(_mm256_loadu_ps(l + g), c, _mm256_add_ps(s0, s1)));
+    _mm256_storeu_ps(m + g, mnew);
+    _mm256_storeu_ps(corr + g, c);
+  }
+}
+
 void vmath_avx2(VFn f, const float* x, float* y, i64 n) {
   switch (f) {
     case VFn::kExp:

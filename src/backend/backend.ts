@@ -146,8 +146,32 @@ export interface AttentionParams {
   readonly maskRowStride?: number;
 }
 
+/** {@link GemmParams} with B given as float16 bit patterns (a half-precision weight). */
+export type GemmHalfBParams = Omit<GemmParams, "b"> & { readonly b: Uint16Array };
+
+/**
+ * Optional kernels that read float16 weights (IEEE half bit patterns) and widen them inside the kernel, so a
+ * half-precision model never holds float32 copies of its weights. Ops use them when the backend has them and
+ * widen the weight themselves otherwise.
+ */
+export interface HalfWeightKernels {
+  /** {@link Backend.gemm} with a float16 B operand. */
+  gemmHalfB(p: GemmHalfBParams): void;
+  /** {@link Backend.conv2d} with float16 weights (contiguous [O, C/groups, kh, kw]). */
+  conv2dHalfW(
+    x: Float32Array,
+    w: Uint16Array,
+    bias: Float32Array | null,
+    out: Float32Array,
+    p: Conv2dParams,
+  ): void;
+}
+
 export interface Backend {
   readonly name: string;
+
+  /** Float16-weight kernels, when the backend has them. */
+  readonly halfWeights?: HalfWeightKernels;
 
   /** Copies a strided view of any dtype into a strided destination of the same storage type. */
   copy(src: StridedAny, dst: StridedAny, shape: readonly number[]): void;

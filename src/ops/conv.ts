@@ -73,12 +73,20 @@ function batched(x: Tensor, op: string, fn: (x4: Tensor) => Tensor): Tensor {
 /** The kernel call plus its gradients, for already validated conv2d parameters. */
 function conv2dCore(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams): Tensor {
   const xd = contiguousF32(x);
-  const wd = contiguousF32(weight);
   const out = new Float32Array(p.batch * p.outChannels * p.outH * p.outW);
-  getBackend().conv2d(xd, wd, bias ? contiguousF32(bias) : null, out, p);
+  const backend = getBackend();
+  const bd = bias ? contiguousF32(bias) : null;
+  // float16 weights go to the kernel as they are (widened while packed) when the backend can read them
+  if (weight.dtype === "float16" && weight.isContiguous() && backend.halfWeights) {
+    const w16 = (weight.storage.data as Uint16Array).subarray(weight.offset, weight.offset + weight.size);
+    backend.halfWeights.conv2dHalfW(xd, w16, bd, out, p);
+  } else {
+    backend.conv2d(xd, contiguousF32(weight), bd, out, p);
+  }
   const y = fromF32(out, [p.batch, p.outChannels, p.outH, p.outW]);
   return record(y, "conv2d", [x, weight, bias], (g) => {
     const gd = contiguousF32(g);
+    const wd = contiguousF32(weight);
     let gx: Tensor | null = null;
     let gw: Tensor | null = null;
     if (x.requiresGrad) {

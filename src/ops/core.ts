@@ -1,4 +1,4 @@
-import type { StridedF32 } from "../backend/index.js";
+import { getBackend, type StridedF32 } from "../backend/index.js";
 import { type GradNode, isGradEnabled } from "../tensor/autograd.js";
 import { type DType, isFloating } from "../tensor/dtype.js";
 import { DTypeError } from "../tensor/errors.js";
@@ -42,6 +42,16 @@ export function contiguousF32(t: Tensor): Float32Array {
   if (t.dtype === "float32" && t.isContiguous()) {
     const data = t.storage.data as Float32Array;
     return t.offset === 0 && data.length === t.size ? data : data.subarray(t.offset, t.offset + t.size);
+  }
+  if (t.dtype === "float32") {
+    // a strided float32 view (a permute, an expand): the backend's copy kernel gathers it
+    const out = new Float32Array(t.size);
+    getBackend().copy(
+      { data: t.storage.data, offset: t.offset, strides: t.strides },
+      { data: out, offset: 0, strides: contiguousStrides(t.shape) },
+      t.shape,
+    );
+    return out;
   }
   return t.toFloat32Array();
 }

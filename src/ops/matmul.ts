@@ -116,9 +116,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const rows = sizeOf(lead);
   const x2 = contiguous(x);
   const xv = stridedF32(x2);
-  const wv = stridedF32(weight);
   const out = new Float32Array(rows * outF);
-  getBackend().gemm({
+  const backend = getBackend();
+  const params = {
     batch: 1,
     m: rows,
     n: outF,
@@ -128,17 +128,32 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     aBatchStride: 0,
     aRowStride: inF,
     aColStride: 1,
-    b: wv.data,
-    bOffset: wv.offset,
     bBatchStride: 0,
-    bRowStride: wv.strides[1]!,
-    bColStride: wv.strides[0]!,
     out,
     outOffset: 0,
     alpha: 1,
     accumulate: false,
     bias: bias ? contiguousF32(bias) : null,
-  });
+  };
+  if (weight.dtype === "float16" && backend.halfWeights) {
+    // a float16 weight is read as it is (widened inside the kernel), never copied to float32
+    backend.halfWeights.gemmHalfB({
+      ...params,
+      b: weight.storage.data as Uint16Array,
+      bOffset: weight.offset,
+      bRowStride: weight.strides[1]!,
+      bColStride: weight.strides[0]!,
+    });
+  } else {
+    const wv = stridedF32(weight);
+    backend.gemm({
+      ...params,
+      b: wv.data,
+      bOffset: wv.offset,
+      bRowStride: wv.strides[1]!,
+      bColStride: wv.strides[0]!,
+    });
+  }
   const y = fromF32(out, [...lead, outF]);
   return record(y, "linear", [x, weight, bias ?? null], (g) => {
     const g2 = reshape(g, [rows, outF]);

@@ -6,17 +6,19 @@ import { fileURLToPath } from "node:url";
 import type { StorageArray } from "../../tensor/dtype.js";
 
 type F32 = Float32Array;
+/** float32 data, or float16 bit patterns (a half weight the kernel widens while packing) */
+type F32OrHalf = Float32Array | Uint16Array;
 type Ints = readonly number[];
 
 /** The functions exported by diffuse_native.node (see native/src/addon.cc for the argument order). */
 export interface NativeAddon {
   gemm(
-    a: F32,
+    a: F32OrHalf,
     aOffset: number,
     aBatchStride: number,
     aRowStride: number,
     aColStride: number,
-    b: F32,
+    b: F32OrHalf,
     bOffset: number,
     bBatchStride: number,
     bRowStride: number,
@@ -31,7 +33,7 @@ export interface NativeAddon {
     accumulate: boolean,
     bias: F32 | null,
   ): void;
-  conv2d(x: F32, w: F32, bias: F32 | null, out: F32, params: Ints): void;
+  conv2d(x: F32, w: F32OrHalf, bias: F32 | null, out: F32, params: Ints): void;
   conv2dBackwardInput(gradOut: F32, w: F32, gradIn: F32, params: Ints): void;
   conv2dBackwardWeight(x: F32, gradOut: F32, gradW: F32, params: Ints): void;
   unary(

@@ -1,6 +1,6 @@
 // The native CPU backend: C++ kernels (native/) behind the Backend interface. Kernels it does not implement
 // are the reference backend's, so it is always complete.
-import type { Backend, BinaryOp, Conv2dParams, ReduceOp, UnaryOp } from "../backend.js";
+import type { Backend, BinaryOp, Conv2dParams, GemmParams, ReduceOp, UnaryOp } from "../backend.js";
 import { referenceBackend } from "../reference/index.js";
 import { loadAddon, type NativeAddon } from "./addon.js";
 
@@ -82,9 +82,39 @@ function convParams(p: Conv2dParams): number[] {
 /** Wraps a loaded addon as a Backend named "native". */
 export function createNativeBackend(addon: NativeAddon): Backend {
   const ref = referenceBackend;
+  // B may be float16 bits: the addon widens them while packing
+  const gemm = (p: Omit<GemmParams, "b"> & { readonly b: Float32Array | Uint16Array }) =>
+    addon.gemm(
+      p.a,
+      p.aOffset,
+      p.aBatchStride,
+      p.aRowStride,
+      p.aColStride,
+      p.b,
+      p.bOffset,
+      p.bBatchStride,
+      p.bRowStride,
+      p.bColStride,
+      p.out,
+      p.outOffset,
+      p.batch,
+      p.m,
+      p.n,
+      p.k,
+      p.alpha,
+      p.accumulate,
+      p.bias ?? null,
+    );
   return {
     ...ref,
     name: "native",
+
+    halfWeights: {
+      gemmHalfB: gemm,
+      conv2dHalfW(x, w, bias, out, p) {
+        addon.conv2d(x, w, bias, out, convParams(p));
+      },
+    },
 
     copy(src, dst, shape) {
       // different storage types (a conversion) are not a copy the addon does
@@ -130,29 +160,7 @@ export function createNativeBackend(addon: NativeAddon): Backend {
       addon.softmax(x, out, rows, cols, log);
     },
 
-    gemm(p) {
-      addon.gemm(
-        p.a,
-        p.aOffset,
-        p.aBatchStride,
-        p.aRowStride,
-        p.aColStride,
-        p.b,
-        p.bOffset,
-        p.bBatchStride,
-        p.bRowStride,
-        p.bColStride,
-        p.out,
-        p.outOffset,
-        p.batch,
-        p.m,
-        p.n,
-        p.k,
-        p.alpha,
-        p.accumulate,
-        p.bias ?? null,
-      );
-    },
+    gemm,
 
     conv2d(x, w, bias, out, p) {
       addon.conv2d(x, w, bias, out, convParams(p));

@@ -1,0 +1,194 @@
+// 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016, "Fast Algorithms for
+// Convolutional Neural Networks", section 4): each 2x2 output tile is A^T [(G g G^T) . (B^T d B)] A for its 4x4
+// input patch d and the 3x3 filter g, with
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+// Summed over input channels, the 16 elementwise products become 16 GEMMs M[xi] = U[xi] V[xi] (O x C times
+// C x tiles), 2.25x fewer multiplications than the direct convolution; the transforms are additions. Tiles go in
+// blocks (a block's V and M stay a few MB) and blocks run in parallel.
+#include <algorithm>
+#include <cstring>
+
+#include "conv.h"
+#include "gemm.h"
+#include "parallel.h"
+
+namespace diffuse {
+
+namespace {
+
+constexpr i64 kMaxTileBlock = 256;       // tiles per block (the GEMMs' n), at most
+constexpr i64 kBlockFloats = i64{1} << 21;  // a block's V (16 x C x tiles) and M (16 x O x tiles) stay <= 8 MB
+constexpr i64 kKeepU = i64{1} << 22;        // transformed filters above 16 MB are freed after the call
+
+/** Tiles per block for C inputs and O outputs: as many as keep V and M within kBlockFloats, a multiple of 32. */
+i64 tile_block(i64 C, i64 O) {
+  return std::clamp<i64>(kBlockFloats / (16 * std::max(C, O)) / 32 * 32, 32, kMaxTileBlock);
+}
+
+/** U[xi][o][c0 + u] for u < count: the 3x3 filters w[o][c0 + u] transformed (G g G^T). */
+void weights_portable(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U) {
+  for (i64 c = c0; c < c0 + count; c++) {
+    const i64 base = (o * C + c) * 9;
+    float g[9];
+    for (int i = 0; i < 9; i++) g[i] = w ? w[base + i] : half_to_float(w16[base + i]);
+    float t[4][3];  // G g
+    for (int j = 0; j < 3; j++) {
+      t[0][j] = g[j];
+      t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+      t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+      t[3][j] = g[6 + j];
+    }
+    for (int i = 0; i < 4; i++) {  // (G g) G^T
+      const float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]),
+                          t[i][2]};
+      for (int j = 0; j < 4; j++) U[((i * 4 + j) * O + o) * C + c] = u[j];
+    }
+  }
+}
+
+/** One row of `count` tiles: patches at rows y0..y0+3, columns x0 + 2t..; v[xi * xs + t] = (B^T d B)[xi]. */
+void input_portable(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count, float* v, i64 xs) {
+  for (i64 t = 0; t < count; t++) {
+    const i64 xt = x0 + 2 * t;
+    float d[4][4];
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 4; j++) {
+        const i64 yy = y0 + i, xx = xt + j;
+        d[i][j] = yy >= 0 && yy < H && xx >= 0 && xx < W ? plane[yy * W + xx] : 0.0f;
+      }
+    float b[4][4];  // B^T d
+    for (int j = 0; j < 4; j++) {
+      b[0][j] = d[0][j] - d[2][j];
+      b[1][j] = d[1][j] + d[2][j];
+      b[2][j] = d[2][j] - d[1][j];
+      b[3][j] = d[1][j] - d[3][j];
+    }
+    for (int i = 0; i < 4; i++) {  // (B^T d) B
+      v[(i * 4 + 0) * xs + t] = b[i][0] - b[i][2];
+      v[(i * 4 + 1) * xs + t] = b[i][1] + b[i][2];
+      v[(i * 4 + 2) * xs + t] = b[i][2] - b[i][1];
+      v[(i * 4 + 3) * xs + t] = b[i][1] - b[i][3];
+    }
+  }
+}
+
+/** One row of `count` tiles from m[xi * xs + t]: output rows oy, oy+1 (those < OH), columns ox0 + 2t (+1). */
+void output_portable(const float* m, i64 xs, i64 count, float bias, float* plane, i64 OH, i64 OW, i64 oy,
+                     i64 ox0) {
+  for (i64 t = 0; t < count; t++) {
+    float r[2][4];  // A^T m
+    for (int j = 0; j < 4; j++) {
+      const float m0 = m[j * xs + t], m1 = m[(4 + j) * xs + t], m2 = m[(8 + j) * xs + t], m3 = m[(12 + j) * xs + t];
+      r[0][j] = m0 + m1 + m2;
+      r[1][j] = m1 - m2 - m3;
+    }
+    const i64 ox = ox0 + 2 * t;
+    for (int i = 0; i < 2 && oy + i < OH; i++) {
+      plane[(oy + i) * OW + ox] = r[i][0] + r[i][1] + r[i][2] + bias;  // (A^T m) A
+      if (ox + 1 < OW) plane[(oy + i) * OW + ox + 1] = r[i][1] - r[i][2] - r[i][3] + bias;
+    }
+  }
+}
+
+const WinogradKernels kPortableWinograd = {weights_portable, input_portable, output_portable};
+
+const WinogradKernels& kernels() {
+#if defined(DIFFUSE_HAVE_X86_KERNELS)
+  if (std::strcmp(active_kernel().name, "avx512") == 0) return kAvx512Winograd;
+#endif
+  return kPortableWinograd;
+}
+
+struct Geometry {
+  i64 tiles_h, tiles_w, per_image;
+};
+
+/**
+ * Calls fn(n, ty, tx0, count, t) for each run of tiles within one tile row, covering tiles [t0, t0 + nt) in order
+ * (t = the run's first index relative to t0).
+ */
+template <typename F>
+void for_tile_rows(const Geometry& g, i64 t0, i64 nt, F fn) {
+  for (i64 t = 0; t < nt;) {
+    const i64 tile = t0 + t;
+    const i64 n = tile / g.per_image, r = tile % g.per_image;
+    const i64 ty = r / g.tiles_w, tx = r % g.tiles_w;
+    const i64 count = std::min<i64>(g.tiles_w - tx, nt - t);
+    fn(n, ty, tx, count, t);
+    t += count;
+  }
+}
+
+}  // namespace
+
+bool winograd_applicable(const ConvShape& s) {
+  // worth it when the 16 GEMMs have enough tiles to amortise the filter transform (whose 16 x O x C floats are
+  // also kept to 64 MB)
+  const i64 tiles = s.batch * ceil_div(s.out_h, 2) * ceil_div(s.out_w, 2);
+  return s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.groups == 1 &&
+         s.in_c >= 32 && s.out_c >= 32 && tiles >= 256 && s.in_c * s.out_c <= (i64{1} << 20);
+}
+
+void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
+                     const ConvShape& s) {
+  const WinogradKernels& K = kernels();
+  const i64 C = s.in_c, O = s.out_c;
+  Geometry g;
+  g.tiles_h = ceil_div(s.out_h, 2);
+  g.tiles_w = ceil_div(s.out_w, 2);
+  g.per_image = g.tiles_h * g.tiles_w;
+  const i64 total = s.batch * g.per_image;
+  const int threads = in_parallel_region() ? 1 : num_threads();
+
+  // U = the transformed filters, 16 matrices O x C (the GEMMs' A)
+  float* U = scratch(kWinogradU, 16 * O * C);
+  auto wrow = [&](i64 o) { K.weights(w, w16, o, 0, C, O, C, U); };
+  if (threads > 1 && O * C >= 4096) {
+    parallel_for(O, wrow);
+  } else {
+    for (i64 o = 0; o < O; o++) wrow(o);
+  }
+
+  const i64 tb = tile_block(C, O);
+  const i64 blocks = ceil_div(total, tb);
+  const bool outer = threads > 1 && blocks >= threads;
+  auto block = [&](i64 bi) {
+    const i64 t0 = bi * tb, nt = std::min<i64>(tb, total - t0);
+    float* V = scratch(kWinogradV, 16 * C * tb);
+    float* M = scratch(kWinogradM, 16 * O * tb);
+    const i64 vxs = C * tb, mxs = O * tb;
+    for (i64 c = 0; c < C; c++)
+      for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
+        K.input_row(x + (n * C + c) * s.in_h * s.in_w, s.in_h, s.in_w, 2 * ty - s.ph, 2 * tx - s.pw, count,
+                    V + c * tb + t, vxs);
+      });
+    for (int xi = 0; xi < 16; xi++) {
+      StridedB b(V + xi * vxs, tb, 1);
+      GemmProblem P;
+      P.m = O;
+      P.n = nt;
+      P.k = C;
+      P.a = U + xi * O * C;
+      P.ars = C;
+      P.acs = 1;
+      P.b = &b;
+      P.c = M + xi * mxs;
+      P.ldc = tb;
+      sgemm(P, !outer);
+    }
+    for (i64 o = 0; o < O; o++)
+      for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
+        K.output_row(M + o * tb + t, mxs, count, bias ? bias[o] : 0.0f,
+                     out + (n * O + o) * s.out_h * s.out_w, s.out_h, s.out_w, 2 * ty, 2 * tx);
+      });
+  };
+  if (outer) {
+    parallel_for(blocks, block);
+  } else {
+    for (i64 bi = 0; bi < blocks; bi++) block(bi);
+  }
+  scratch_trim(kWinogradU, kKeepU);
+}
+
+}  // namespace diffuse

@@ -1,0 +1,92 @@
+// The native conv2d's Winograd F(2x2, 3x3) path (3x3, stride 1, >= 32 channels, >= 256 tiles) against the reference
+// direct convolution: odd sizes (partial output tiles), padding 0-2, batches spanning tile blocks, bias or not,
+// float16 weights, 1 and 2 threads, every SIMD level.
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import type { Conv2dParams } from "../../src/backend/index.js";
+import { nativeAddon } from "../../src/backend/native/index.js";
+import { float32ArrayToHalf, halfArrayToFloat32 } from "../../src/tensor/dtype.js";
+import { testRng } from "../helpers.js";
+import { close, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
+
+function params(n: number, c: number, o: number, h: number, w: number, pad: number): Conv2dParams {
+  return {
+    batch: n,
+    inChannels: c,
+    inH: h,
+    inW: w,
+    outChannels: o,
+    outH: h + 2 * pad - 2,
+    outW: w + 2 * pad - 2,
+    kernelH: 3,
+    kernelW: 3,
+    strideH: 1,
+    strideW: 1,
+    padH: pad,
+    padW: pad,
+    dilationH: 1,
+    dilationW: 1,
+    groups: 1,
+  };
+}
+
+// each has >= 256 output tiles of 2x2 over the batch (the kernel's condition for taking this path)
+const cases: [number, number, number, number, number, number][] = [
+  // n, c, o, h, w, pad
+  [2, 32, 40, 33, 31, 1], // ragged last tile row and column
+  [1, 64, 33, 36, 34, 0],
+  [3, 48, 32, 18, 18, 2],
+  [1, 32, 32, 37, 29, 1],
+  [2, 64, 48, 34, 30, 1], // several tile blocks
+];
+
+describe("native conv2d: Winograd F(2x2, 3x3)", { skip }, () => {
+  const addon = nativeAddon!;
+  const initial = addon?.info();
+  after(() => {
+    addon.setKernel("");
+    addon.setNumThreads(initial.threads);
+  });
+  const rng = testRng(21);
+
+  for (const kernel of kernels) {
+    it(`matches the direct convolution (${kernel})`, (t) => {
+      if (!addon.setKernel(kernel)) return t.skip(`no ${kernel} kernel on this CPU`);
+      try {
+        for (const [n, c, o, h, w, pad] of cases) {
+          const p = params(n, c, o, h, w, pad);
+          const x = randArray(n * c * h * w, rng);
+          const wt = randArray(o * c * 9, rng, -0.2, 0.2);
+          for (const bias of [randArray(o, rng), null]) {
+            const want = new Float32Array(n * o * p.outH * p.outW);
+            ref.conv2d(x, wt, bias, want, p);
+            const got = new Float32Array(want.length).fill(Number.NaN);
+            nat.conv2d(x, wt, bias, got, p);
+            close(got, want, `N${n} C${c} O${o} ${h}x${w} pad ${pad} bias ${!!bias}`, 1e-5);
+          }
+        }
+      } finally {
+        addon.setKernel("");
+      }
+    });
+  }
+
+  it("reads float16 weights and gives the same result on 1 and 2 threads", () => {
+    const [n, c, o, h, w, pad] = cases[4]!;
+    const p = params(n, c, o, h, w, pad);
+    const x = randArray(n * c * h * w, rng);
+    const bits = float32ArrayToHalf(randArray(o * c * 9, rng, -0.2, 0.2));
+    const bias = randArray(o, rng);
+    const want = new Float32Array(n * o * p.outH * p.outW);
+    ref.conv2d(x, halfArrayToFloat32(bits), bias, want, p);
+    const outs = [1, 2].map((threads) => {
+      addon.setNumThreads(threads);
+      const out = new Float32Array(want.length);
+      nat.halfWeights!.conv2dHalfW(x, bits, bias, out, p);
+      return out;
+    });
+    addon.setNumThreads(initial.threads);
+    close(outs[0]!, want, "float16 weights", 1e-5);
+    assert.deepEqual(outs[1], outs[0]);
+  });
+});
