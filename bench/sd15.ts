@@ -129,7 +129,8 @@ export function runSd15Bench(opts: Sd15BenchOptions = {}): Sd15Row[] {
     ] as const) {
       const shape = { m, n, k, transB: false };
       const name = `SGEMM ${m}x${n}x${k}`;
-      const reps = quick ? 3 : 5;
+      const reps = quick ? 3 : 7;
+      const gemmRounds = quick ? 1 : 4; // cheap, and the most sensitive to a busy neighbour: more rounds
       if ("error" in h) {
         const { ours } = alternate(threads, 1, (t) => job({ case: "gemm", ...shape }, t, reps), null);
         rows.push({
@@ -148,7 +149,7 @@ export function runSd15Bench(opts: Sd15BenchOptions = {}): Sd15Row[] {
       const peers: (string | undefined)[] = forced ? [undefined, forced] : [undefined];
       const res: OpenblasRun[][] = peers.map(() => []);
       const ours: (WorkerResult | null)[] = threads.map(() => null);
-      for (let r = 0; r < rounds; r++) {
+      for (let r = 0; r < gemmRounds; r++) {
         threads.forEach((t, i) => {
           ours[i] = best(ours[i]!, job({ case: "gemm", ...shape }, t, reps));
           peers.forEach((c, pi) => {

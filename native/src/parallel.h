@@ -1,4 +1,5 @@
-// A persistent thread pool. Idle workers block on a condition variable (no spinning).
+// A persistent thread pool. Idle workers poll briefly (~100 us) for the next job, then block on a condition
+// variable.
 #pragma once
 #include <functional>
 
