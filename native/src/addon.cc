@@ -21,6 +21,8 @@
 
 namespace diffuse {
 
+void register_pool(Napi::Env env, Napi::Object exports);  // pool.cc: allocF32, poolStats, poolTrim
+
 namespace {
 
 struct F32 {
@@ -440,7 +442,8 @@ Napi::Value LayerNormBackwardFn(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// attention(q, k, v, out, mask, batch, lq, lk, d, dv, scale, maskBatchStride, maskRowStride)
+// attention(q, k, v, out, mask, batch, lq, lk, d, dv, scale, maskBatchStride, maskRowStride, heads, layouts)
+// layouts: 16 numbers, [offset, outerStride, headStride, rowStride] of q, k, v and out (see HeadLayout)
 Napi::Value AttentionFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   F32 q = f32(info, 0, "q"), k = f32(info, 1, "k"), v = f32(info, 2, "v"), out = f32(info, 3, "out");
@@ -449,15 +452,43 @@ Napi::Value AttentionFn(const Napi::CallbackInfo& info) {
                    num(info, 8, "d"),     num(info, 9, "dv"),  static_cast<float>(dbl(info, 10, "scale")),
                    num(info, 11, "maskBatchStride"), num(info, 12, "maskRowStride")};
   if (s.batch < 0 || s.lq < 0 || s.lk < 0 || s.d < 0 || s.dv < 0) range_error(env, "attention: negative size");
-  check_len(env, "attention q", q, s.batch * s.lq * s.d);
-  check_len(env, "attention k", k, s.batch * s.lk * s.d);
-  check_len(env, "attention v", v, s.batch * s.lk * s.dv);
-  check_len(env, "attention out", out, s.batch * s.lq * s.dv);
+  s.heads = num(info, 13, "heads");
+  if (s.heads < 1 || s.batch % s.heads != 0) range_error(env, "attention: heads must divide batch");
+  HeadLayout* layouts[4] = {&s.q, &s.k, &s.v, &s.out};
+  for (int i = 0; i < 4; i++) {
+    if (!info[14].IsArray()) throw Napi::TypeError::New(env, "attention: layouts must be an array of 16 numbers");
+    Napi::Array arr = info[14].As<Napi::Array>();
+    if (arr.Length() != 16) range_error(env, "attention: layouts must have 16 numbers");
+    auto at = [&](int j) { return arr.Get(static_cast<uint32_t>(4 * i + j)).As<Napi::Number>().Int64Value(); };
+    *layouts[i] = HeadLayout{at(0), at(1), at(2), at(3)};
+  }
+  const i64 outer = s.batch / s.heads;
+  auto check = [&](const char* name, const F32& a, const HeadLayout& l, i64 rows, i64 cols) {
+    check_view(env, name, a.length, l.offset, {l.outer_stride, l.head_stride, l.row_stride, 1},
+               {outer, s.heads, rows, cols});
+  };
+  check("attention q", q, s.q, s.lq, s.d);
+  check("attention k", k, s.k, s.lk, s.d);
+  check("attention v", v, s.v, s.lk, s.dv);
+  check("attention out", out, s.out, s.lq, s.dv);
   if (mask.data)
     check_view(env, "attention mask", mask.length, 0, {s.mask_batch_stride, s.mask_row_stride, 1},
                {s.batch, s.lq, s.lk});
   advise_output(out.data, out.length);
   attention(q.data, k.data, v.data, mask.data, out.data, s);
+  return env.Undefined();
+}
+
+// geglu(x, out, rows, half)
+Napi::Value GegluFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  F32 x = f32(info, 0, "x"), out = f32(info, 1, "out");
+  const i64 rows = num(info, 2, "rows"), half = num(info, 3, "half");
+  if (rows < 0 || half < 0) range_error(env, "geglu: negative size");
+  check_len(env, "geglu x", x, rows * 2 * half);
+  check_len(env, "geglu out", out, rows * half);
+  advise_output(out.data, out.length);
+  geglu(x.data, out.data, rows, half);
   return env.Undefined();
 }
 
@@ -496,6 +527,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unary", Napi::Function::New(env, UnaryFn));
   exports.Set("binary", Napi::Function::New(env, BinaryFn));
   exports.Set("where", Napi::Function::New(env, WhereFn));
+  exports.Set("geglu", Napi::Function::New(env, GegluFn));
   exports.Set("copy", Napi::Function::New(env, CopyFn));
   exports.Set("reduce", Napi::Function::New(env, ReduceFn));
   exports.Set("softmax", Napi::Function::New(env, SoftmaxFn));
@@ -507,6 +539,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setKernel", Napi::Function::New(env, SetKernel));
+  register_pool(env, exports);
   return exports;
 }
 

@@ -125,6 +125,23 @@ export interface GemmParams {
   readonly bias?: Float32Array | null;
 }
 
+/**
+ * Where the rows of one attention head live in its array: head `b = o * heads + h` starts at
+ * `offset + o * outerStride + h * headStride`, its rows are `rowStride` apart, its elements contiguous. Covers
+ * contiguous [B, heads, L, D] and the head-split view of [B, L, heads * D] (headStride D, rowStride heads * D).
+ */
+export interface HeadLayout {
+  readonly offset: number;
+  readonly outerStride: number;
+  readonly headStride: number;
+  readonly rowStride: number;
+}
+
+/** The layout of contiguous [batch, rows, cols] as a {@link HeadLayout} with `heads` heads per outer index. */
+export function contiguousHeads(heads: number, rows: number, cols: number): HeadLayout {
+  return { offset: 0, outerStride: heads * rows * cols, headStride: rows * cols, rowStride: cols };
+}
+
 /** Parameters of fused attention `softmax(scale * Q K^T + mask) V` over `batch` independent heads. */
 export interface AttentionParams {
   readonly batch: number;
@@ -135,11 +152,20 @@ export interface AttentionParams {
   /** value width */
   readonly dv: number;
   readonly scale: number;
-  /** q [batch, lq, d], k [batch, lk, d], v [batch, lk, dv] contiguous; out [batch, lq, dv] */
+  /**
+   * q [batch, lq, d], k [batch, lk, d], v [batch, lk, dv], out [batch, lq, dv]: contiguous unless a layout is
+   * given (then `heads` must divide `batch`).
+   */
   readonly q: Float32Array;
   readonly k: Float32Array;
   readonly v: Float32Array;
   readonly out: Float32Array;
+  /** heads per outer batch index of the layouts (default 1) */
+  readonly heads?: number;
+  readonly qLayout?: HeadLayout;
+  readonly kLayout?: HeadLayout;
+  readonly vLayout?: HeadLayout;
+  readonly outLayout?: HeadLayout;
   /** optional additive mask, element (b, i, j) at mask[b*maskBatchStride + i*maskRowStride + j] */
   readonly mask?: Float32Array | null;
   readonly maskBatchStride?: number;
@@ -172,6 +198,13 @@ export interface Backend {
 
   /** Float16-weight kernels, when the backend has them. */
   readonly halfWeights?: HalfWeightKernels;
+
+  /**
+   * A Float32Array of `size` elements with unspecified contents, for a kernel output that the kernel writes in
+   * full (the native backend recycles large ones from a pool instead of zero-filling fresh pages). Absent: use
+   * `new Float32Array(size)`.
+   */
+  readonly allocate?: (size: number) => Float32Array;
 
   /** Copies a strided view of any dtype into a strided destination of the same storage type. */
   copy(src: StridedAny, dst: StridedAny, shape: readonly number[]): void;
@@ -285,6 +318,12 @@ export interface Backend {
     rows: number,
     cols: number,
   ): void;
+
+  /**
+   * GEGLU: out[r, j] = x[r, j] * gelu(x[r, half + j]) (exact erf GELU) for contiguous x [rows, 2 * half] and
+   * out [rows, half]: diffusers' GEGLU with hidden, gate = chunk(2, -1).
+   */
+  geglu(x: Float32Array, out: Float32Array, rows: number, half: number): void;
 
   /** Fused attention forward (no gradients; the ops layer composes matmul/softmax when grad is needed). */
   attention(p: AttentionParams): void;

@@ -2,7 +2,7 @@ import { type Conv2dParams, getBackend } from "../backend/index.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { formatShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { contiguousF32, fromF32, record, requireFloat } from "./core.js";
+import { allocOutput, contiguousF32, fromF32, record, requireFloat } from "./core.js";
 import { sum } from "./reduce.js";
 import { slice, squeeze, unsqueeze } from "./view.js";
 
@@ -73,7 +73,7 @@ function batched(x: Tensor, op: string, fn: (x4: Tensor) => Tensor): Tensor {
 /** The kernel call plus its gradients, for already validated conv2d parameters. */
 function conv2dCore(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams): Tensor {
   const xd = contiguousF32(x);
-  const out = new Float32Array(p.batch * p.outChannels * p.outH * p.outW);
+  const out = allocOutput(p.batch * p.outChannels * p.outH * p.outW);
   const backend = getBackend();
   const bd = bias ? contiguousF32(bias) : null;
   // float16 weights go to the kernel as they are (widened while packed) when the backend can read them

@@ -37,6 +37,15 @@ export function broadcastStrided(t: Tensor, shape: Shape): StridedF32 {
   return { data: base.data, offset: base.offset, strides: broadcastStrides(t.shape, base.strides, shape) };
 }
 
+/**
+ * An output array for a kernel that writes every element: from the backend's pool where it has one (large
+ * arrays are recycled instead of zero-filled fresh pages), else a new Float32Array. Contents are unspecified.
+ */
+export function allocOutput(size: number): Float32Array {
+  const allocate = getBackend().allocate;
+  return allocate ? allocate(size) : new Float32Array(size);
+}
+
 /** The elements of `t` as a contiguous Float32Array (a view when `t` is contiguous float32, else a copy). */
 export function contiguousF32(t: Tensor): Float32Array {
   if (t.dtype === "float32" && t.isContiguous()) {
@@ -45,7 +54,7 @@ export function contiguousF32(t: Tensor): Float32Array {
   }
   if (t.dtype === "float32") {
     // a strided float32 view (a permute, an expand): the backend's copy kernel gathers it
-    const out = new Float32Array(t.size);
+    const out = allocOutput(t.size);
     getBackend().copy(
       { data: t.storage.data, offset: t.offset, strides: t.strides },
       { data: out, offset: 0, strides: contiguousStrides(t.shape) },

@@ -1,7 +1,15 @@
 import { type BinaryOp, getBackend, type UnaryOp } from "../backend/index.js";
 import { broadcastShapes, contiguousStrides } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { broadcastStrided, broadcastStrides, fromF32, record, requireFloat, stridedF32 } from "./core.js";
+import {
+  allocOutput,
+  broadcastStrided,
+  broadcastStrides,
+  fromF32,
+  record,
+  requireFloat,
+  stridedF32,
+} from "./core.js";
 import { sumToShape } from "./reduce.js";
 
 /** A tensor operand or a plain number (broadcast as a scalar). */
@@ -18,7 +26,7 @@ function asTensor(v: TensorLike): Tensor {
 
 /** Runs a unary kernel (no autograd). */
 export function unaryRaw(op: UnaryOp, x: Tensor, p0?: number, p1?: number): Tensor {
-  const out = new Float32Array(x.size);
+  const out = allocOutput(x.size);
   getBackend().unary(op, stridedF32(x), out, x.shape, p0, p1);
   return fromF32(out, x.shape);
 }
@@ -30,7 +38,7 @@ export function binaryRaw(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   const shape = broadcastShapes(ta.shape, tb.shape);
   let n = 1;
   for (const d of shape) n *= d;
-  const out = new Float32Array(n);
+  const out = allocOutput(n);
   getBackend().binary(op, broadcastStrided(ta, shape), broadcastStrided(tb, shape), out, shape);
   return fromF32(out, shape);
 }

@@ -2,7 +2,7 @@ import { getBackend } from "../backend/index.js";
 import { ShapeError } from "../tensor/errors.js";
 import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { contiguousF32, fromF32, record, requireFloat, stridedF32 } from "./core.js";
+import { allocOutput, contiguousF32, fromF32, record, requireFloat, stridedF32 } from "./core.js";
 import { expand, sum } from "./reduce.js";
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./view.js";
 
@@ -49,7 +49,7 @@ function matmulRaw(a: Tensor, b: Tensor): Tensor {
   // widened half tensors come back contiguous: their batch stride changes
   if (A.dtype !== "float32") sa = batch > 1 ? m * k : 0;
   if (B.dtype !== "float32") sb = batch > 1 ? k * n : 0;
-  const out = new Float32Array(batch * m * n);
+  const out = allocOutput(batch * m * n);
   getBackend().gemm({
     batch,
     m,
@@ -116,7 +116,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const rows = sizeOf(lead);
   const x2 = contiguous(x);
   const xv = stridedF32(x2);
-  const out = new Float32Array(rows * outF);
+  const out = allocOutput(rows * outF);
   const backend = getBackend();
   const params = {
     batch: 1,

@@ -3,7 +3,7 @@ import { isGradEnabled } from "../tensor/autograd.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { formatShape, type Shape, shapesEqual, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { contiguousF32, fromF32, record, requireFloat } from "./core.js";
+import { allocOutput, contiguousF32, fromF32, record, requireFloat } from "./core.js";
 import { silu } from "./elementwise.js";
 
 function checkAffine(t: Tensor | null | undefined, shape: Shape, op: string, what: string): void {
@@ -35,7 +35,7 @@ function groupNormImpl(
   const spatial = sizeOf(x.shape.slice(2));
   const xd = contiguousF32(x);
   const wd = weight ? contiguousF32(weight) : null;
-  const out = new Float32Array(x.size);
+  const out = allocOutput(x.size);
   const mean = new Float32Array(n * numGroups);
   const rstd = new Float32Array(n * numGroups);
   const be = getBackend();
@@ -119,7 +119,7 @@ export function layer_norm(
   const rows = cols === 0 ? 0 : x.size / cols;
   const xd = contiguousF32(x);
   const wd = weight ? contiguousF32(weight) : null;
-  const out = new Float32Array(x.size);
+  const out = allocOutput(x.size);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   const be = getBackend();

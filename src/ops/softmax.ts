@@ -1,7 +1,7 @@
 import { getBackend } from "../backend/index.js";
 import { normalizeDim } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { contiguousF32, fromF32, record, requireFloat } from "./core.js";
+import { allocOutput, contiguousF32, fromF32, record, requireFloat } from "./core.js";
 import { exp, mul, sub } from "./elementwise.js";
 import { sum } from "./reduce.js";
 import { contiguous, permute } from "./view.js";
@@ -25,7 +25,7 @@ function softmaxRaw(x: Tensor, d: number, log: boolean): Tensor {
   const moved = d === last ? x : permute(x, order);
   const cols = x.shape[d]!;
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = allocOutput(x.size);
   getBackend().softmax(contiguousF32(moved), out, rows, cols, log);
   const y = fromF32(out, moved.shape);
   if (d === last) return y;

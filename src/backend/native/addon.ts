@@ -12,6 +12,12 @@ type Ints = readonly number[];
 
 /** The functions exported by diffuse_native.node (see native/src/addon.cc for the argument order). */
 export interface NativeAddon {
+  /** A Float32Array with unspecified contents; large ones come from a size-bucketed pool (native/src/pool.cc). */
+  allocF32(size: number): Float32Array;
+  /** Bytes held by pooled arrays that are alive / idle on free lists, and the pool's hit and miss counts. */
+  poolStats(): { idleBytes: number; liveBytes: number; hits: number; misses: number };
+  /** Frees every idle pooled block. */
+  poolTrim(): void;
   gemm(
     a: F32OrHalf,
     aOffset: number,
@@ -132,6 +138,7 @@ export interface NativeAddon {
     rows: number,
     cols: number,
   ): void;
+  geglu(x: F32, out: F32, rows: number, half: number): void;
   attention(
     q: F32,
     k: F32,
@@ -146,6 +153,9 @@ export interface NativeAddon {
     scale: number,
     maskBatchStride: number,
     maskRowStride: number,
+    heads: number,
+    /** [offset, outerStride, headStride, rowStride] of q, k, v and out */
+    layouts: Ints,
   ): void;
   /** The GEMM micro-kernel in use ("avx512", "avx2" or "portable") and the thread count. */
   info(): { kernel: string; threads: number };

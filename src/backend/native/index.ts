@@ -1,6 +1,15 @@
 // The native CPU backend: C++ kernels (native/) behind the Backend interface. Kernels it does not implement
 // are the reference backend's, so it is always complete.
-import type { Backend, BinaryOp, Conv2dParams, GemmParams, ReduceOp, UnaryOp } from "../backend.js";
+import {
+  type Backend,
+  type BinaryOp,
+  type Conv2dParams,
+  contiguousHeads,
+  type GemmParams,
+  type HeadLayout,
+  type ReduceOp,
+  type UnaryOp,
+} from "../backend.js";
 import { referenceBackend } from "../reference/index.js";
 import { loadAddon, type NativeAddon } from "./addon.js";
 
@@ -52,6 +61,9 @@ const BINARY_OPS: readonly BinaryOp[] = [
   "ge",
 ];
 const REDUCE_OPS: readonly ReduceOp[] = ["sum", "max", "min", "argmax", "argmin"];
+
+/** DIFFUSE_POOL_POISON=1: every output comes from the pool filled with NaN (finds kernels that skip elements). */
+const POISON_POOL = typeof process !== "undefined" && process.env.DIFFUSE_POOL_POISON === "1";
 
 const codes = <T extends string>(names: readonly T[]) => new Map(names.map((name, i) => [name, i]));
 const UNARY = codes(UNARY_OPS);
@@ -108,6 +120,13 @@ export function createNativeBackend(addon: NativeAddon): Backend {
   return {
     ...ref,
     name: "native",
+    // small arrays: V8's own allocation is cheaper than a call into the addon (the test mode pools them all)
+    allocate:
+      typeof addon.allocF32 !== "function"
+        ? undefined
+        : POISON_POOL
+          ? (size) => addon.allocF32(size)
+          : (size) => (size < 65536 ? new Float32Array(size) : addon.allocF32(size)),
 
     halfWeights: {
       gemmHalfB: gemm,
@@ -203,7 +222,16 @@ export function createNativeBackend(addon: NativeAddon): Backend {
       addon.layerNormBackward(gradOut, x, weight, mean, rstd, gradX, gradWeight, gradBias, rows, cols);
     },
 
+    geglu(x, out, rows, half) {
+      addon.geglu(x, out, rows, half);
+    },
+
     attention(p) {
+      const heads = p.heads ?? 1;
+      const layout = (l: HeadLayout | undefined, rows: number, cols: number) => {
+        const h = l ?? contiguousHeads(heads, rows, cols);
+        return [h.offset, h.outerStride, h.headStride, h.rowStride];
+      };
       addon.attention(
         p.q,
         p.k,
@@ -218,6 +246,13 @@ export function createNativeBackend(addon: NativeAddon): Backend {
         p.scale,
         p.maskBatchStride ?? 0,
         p.maskRowStride ?? 0,
+        heads,
+        [
+          layout(p.qLayout, p.lq, p.d),
+          layout(p.kLayout, p.lk, p.d),
+          layout(p.vLayout, p.lk, p.dv),
+          layout(p.outLayout, p.lq, p.dv),
+        ].flat(),
       );
     },
   };
