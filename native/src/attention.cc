@@ -57,7 +57,7 @@ void attention_tile(const AttentionShape& s, const Plan& pl, const float* q, con
 
   // Q^T of the tile as B panels (depth d, nr queries each; missing queries are zero columns)
   float* qt = scratch(kAttnQ, qpanels * nr * s.d);
-  StridedB(q + (b * s.lq + i0) * s.d, 1, s.d).pack(qt, 0, s.d, 0, rows, nr);
+  StridedB(q + s.q.at(b, s.heads) + i0 * s.q.row_stride, 1, s.q.row_stride).pack(qt, 0, s.d, 0, rows, nr);
   if (s.scale != 1.0f)
     for (i64 i = 0; i < qpanels * nr * s.d; i++) qt[i] *= s.scale;  // scale Q once, not every score
   float* st = scratch(kAttnScores, qpanels * pl.bc * nr);  // S^T / P^T: qpanels panels of [bc][nr]
@@ -104,7 +104,7 @@ void attention_tile(const AttentionShape& s, const Plan& pl, const float* q, con
   }
 
   for (i64 t = 0; t < rows; t++) {
-    float* orow = out + (b * s.lq + i0 + t) * s.dv;
+    float* orow = out + s.out.at(b, s.heads) + (i0 + t) * s.out.row_stride;
     if (m[t] == ninf || l[t] == 0.0f) {
       std::memset(orow, 0, sizeof(float) * s.dv);  // fully masked query: zeros, as PyTorch
       continue;
@@ -120,7 +120,9 @@ void attention(const float* q, const float* k, const float* v, const float* mask
                const AttentionShape& s) {
   if (s.batch <= 0 || s.lq <= 0 || s.dv <= 0) return;
   if (s.lk <= 0) {
-    std::memset(out, 0, sizeof(float) * s.batch * s.lq * s.dv);  // no keys: every query fully masked
+    // no keys: every query fully masked
+    for (i64 b = 0; b < s.batch; b++)
+      for (i64 t = 0; t < s.lq; t++) std::memset(out + s.out.at(b, s.heads) + t * s.out.row_stride, 0, sizeof(float) * s.dv);
     return;
   }
   const Plan pl = make_plan(s);
@@ -128,8 +130,8 @@ void attention(const float* q, const float* k, const float* v, const float* mask
 
   // K (keys x d) and V^T (dv x keys) of one head as A panels of full depth, shared by all of its query tiles
   auto prepack = [&](i64 b, float* kp, float* vp) {
-    pack_a_panels(k + b * s.lk * s.d, s.d, 1, s.lk, s.d, kp);
-    pack_a_panels(v + b * s.lk * s.dv, 1, s.dv, s.dv, s.lk, vp);
+    pack_a_panels(k + s.k.at(b, s.heads), s.k.row_stride, 1, s.lk, s.d, kp);
+    pack_a_panels(v + s.v.at(b, s.heads), 1, s.v.row_stride, s.dv, s.lk, vp);
   };
 
   const double work = 2.0 * s.batch * s.lq * s.lk * (s.d + s.dv);

@@ -27,6 +27,9 @@ void copy_strided(int elem_size, const View& src, void* dst_base, i64 dst_offset
 
 void unary(Unary op, const View& x, float* out, const std::vector<i64>& shape, float p0, float p1);
 void binary(Binary op, const View& a, const View& b, float* out, const std::vector<i64>& shape);
+/** out[r][j] = x[r][j] * gelu(x[r][half + j]) for contiguous x [rows][2 * half] (geglu.cc). */
+void geglu(const float* x, float* out, i64 rows, i64 half);
+
 void where(const View& cond, const View& a, const View& b, float* out, const std::vector<i64>& shape);
 
 }  // namespace diffuse

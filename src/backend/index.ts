@@ -11,11 +11,13 @@ export type {
   GemmHalfBParams,
   GemmParams,
   HalfWeightKernels,
+  HeadLayout,
   ReduceOp,
   StridedAny,
   StridedF32,
   UnaryOp,
 } from "./backend.js";
+export { contiguousHeads } from "./backend.js";
 export { nativeBackend } from "./native/index.js";
 export { referenceBackend } from "./reference/index.js";
 

@@ -1,15 +1,15 @@
-import { getBackend } from "../backend/index.js";
+import { contiguousHeads, getBackend, type HeadLayout } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { isFloating } from "../tensor/dtype.js";
 import { ArgumentError, DTypeError, ShapeError } from "../tensor/errors.js";
 import { broadcastShapes, formatShape, type Shape, shapesEqual, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { contiguousF32, fromF32, requireFloat } from "./core.js";
+import { allocOutput, contiguousF32, fromF32, requireFloat, stridedF32 } from "./core.js";
 import { add, mul, where } from "./elementwise.js";
 import { matmul } from "./matmul.js";
 import { expand } from "./reduce.js";
 import { softmax } from "./softmax.js";
-import { reshape, transpose } from "./view.js";
+import { permute, reshape, transpose } from "./view.js";
 
 /** Options of {@link scaled_dot_product_attention}. */
 export interface AttentionOptions {
@@ -83,7 +83,37 @@ function fused(
     maskBatchStride = perBatch ? rows * lk : 0;
     maskRowStride = rows === 1 ? 0 : lk;
   }
-  const out = new Float32Array(batch * lq * dv);
+  // up to two batch dims are read in place through strides (a head-split view of [B, L, heads * D] needs no copy);
+  // more are flattened into contiguous copies
+  const nb = batchShape.length;
+  const inPlace = nb <= 2;
+  const heads = inPlace && nb > 0 ? batchShape[nb - 1]! : 1;
+  const operand = (t: Tensor, rows: number, cols: number) => {
+    const e = expand(t, [...batchShape, rows, cols]);
+    const sv = inPlace ? stridedF32(e) : null;
+    if (sv && (cols === 1 || sv.strides[nb + 1] === 1)) {
+      const s = sv.strides;
+      const layout: HeadLayout = {
+        offset: sv.offset,
+        outerStride: nb === 2 ? s[0]! : 0,
+        headStride: nb >= 1 ? s[nb - 1]! : 0,
+        rowStride: s[nb]!,
+      };
+      return { data: sv.data, layout };
+    }
+    return { data: contiguousF32(e), layout: contiguousHeads(heads, rows, cols) };
+  };
+  const qo = operand(q, lq, d);
+  const ko = operand(k, lk, d);
+  const vo = operand(v, lk, dv);
+  // the output mirrors q's layout: heads interleaved within rows when q's are (then the caller's merge of the
+  // heads back into [B, L, heads * Dv] is a free view)
+  const interleaved = nb >= 1 && heads > 1 && qo.layout.headStride < qo.layout.rowStride;
+  const outer = batch / heads;
+  const outLayout: HeadLayout = interleaved
+    ? { offset: 0, outerStride: lq * heads * dv, headStride: dv, rowStride: heads * dv }
+    : contiguousHeads(heads, lq, dv);
+  const out = allocOutput(batch * lq * dv);
   getBackend().attention({
     batch,
     lq,
@@ -91,15 +121,22 @@ function fused(
     d,
     dv,
     scale,
-    q: contiguousF32(expand(q, [...batchShape, lq, d])),
-    k: contiguousF32(expand(k, [...batchShape, lk, d])),
-    v: contiguousF32(expand(v, [...batchShape, lk, dv])),
+    q: qo.data,
+    k: ko.data,
+    v: vo.data,
     out,
     mask: maskData,
     maskBatchStride,
     maskRowStride,
+    heads,
+    qLayout: qo.layout,
+    kLayout: ko.layout,
+    vLayout: vo.layout,
+    outLayout,
   });
-  return fromF32(out, [...batchShape, lq, dv]);
+  if (!interleaved) return fromF32(out, [...batchShape, lq, dv]);
+  const stored = fromF32(out, nb === 2 ? [outer, lq, heads, dv] : [lq, heads, dv]);
+  return nb === 2 ? permute(stored, [0, 2, 1, 3]) : permute(stored, [1, 0, 2]);
 }
 
 /**

@@ -10,6 +10,7 @@ export {
 } from "./conv.js";
 export { dropout, type UniformSource } from "./dropout.js";
 export * from "./elementwise.js";
+export { geglu } from "./geglu.js";
 export { embedding, gather, indexSelect } from "./indexing.js";
 export { type CrossEntropyOptions, cross_entropy, mse_loss, type Reduction } from "./loss.js";
 export { linear, matmul } from "./matmul.js";

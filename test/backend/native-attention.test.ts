@@ -3,7 +3,7 @@
 // ragged query tiles, per-head masks with fully masked queries, cross-attention shapes, 1 and 2 threads.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import type { AttentionParams } from "../../src/backend/index.js";
+import { type AttentionParams, contiguousHeads, type HeadLayout } from "../../src/backend/index.js";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { testRng } from "../helpers.js";
 import { close, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
@@ -101,5 +101,64 @@ describe("native attention", { skip }, () => {
     nat.attention({ ...p, q, out });
     assert.ok(Number.isNaN(out[5 * 40]!));
     assert.ok(Number.isFinite(out[6 * 40]!));
+  });
+
+  it("reads and writes strided head layouts (head-split views, shared keys, padded rows, offsets)", () => {
+    const [outer, heads, lq, lk, d, dv] = [2, 3, 37, 290, 24, 16];
+    const batch = outer * heads;
+    // q: [outer, lq, heads, d] after 5 unused elements (the head-split view of [outer, lq, heads * d])
+    const ql: HeadLayout = { offset: 5, outerStride: lq * heads * d, headStride: d, rowStride: heads * d };
+    // k: one [lk, d] per outer index shared by its heads (head stride 0), as a broadcast view gives
+    const kl: HeadLayout = { offset: 0, outerStride: lk * d, headStride: 0, rowStride: d };
+    // v: [outer, heads, lk, dv + 3] with 3 padding elements per row
+    const vl: HeadLayout = {
+      offset: 2,
+      outerStride: heads * lk * (dv + 3),
+      headStride: lk * (dv + 3),
+      rowStride: dv + 3,
+    };
+    // out: [outer, lq, heads, dv] after an offset
+    const ol: HeadLayout = { offset: 7, outerStride: lq * heads * dv, headStride: dv, rowStride: heads * dv };
+    const q = randArray(5 + outer * lq * heads * d, rng, -2, 2);
+    const k = randArray(outer * lk * d, rng, -2, 2);
+    const v = randArray(2 + outer * heads * lk * (dv + 3), rng);
+    const gather = (src: Float32Array, l: HeadLayout, rows: number, cols: number) => {
+      const dst = new Float32Array(batch * rows * cols);
+      for (let b = 0; b < batch; b++) {
+        const base = l.offset + Math.floor(b / heads) * l.outerStride + (b % heads) * l.headStride;
+        for (let r = 0; r < rows; r++)
+          for (let c = 0; c < cols; c++) dst[(b * rows + r) * cols + c] = src[base + r * l.rowStride + c]!;
+      }
+      return dst;
+    };
+    const base = { batch, lq, lk, d, dv, scale: 0.3 };
+    const want = new Float32Array(batch * lq * dv);
+    ref.attention({
+      ...base,
+      q: gather(q, ql, lq, d),
+      k: gather(k, kl, lk, d),
+      v: gather(v, vl, lk, dv),
+      out: want,
+    });
+    const strided = { ...base, q, k, v, heads, qLayout: ql, kLayout: kl, vLayout: vl, outLayout: ol };
+    for (const [name, backend] of [
+      ["native", nat],
+      ["reference", ref],
+    ] as const) {
+      for (const threads of [1, 2]) {
+        addon.setNumThreads(threads);
+        const out = new Float32Array(7 + batch * lq * dv).fill(Number.NaN);
+        backend.attention({ ...strided, out });
+        close(gather(out, ol, lq, dv), want, `${name}, ${threads} thread(s)`);
+        assert.ok(Array.from(out.subarray(0, 7)).every(Number.isNaN), "elements before the offset untouched");
+      }
+    }
+    addon.setNumThreads(initial.threads);
+    assert.deepEqual(contiguousHeads(heads, lq, d), {
+      offset: 0,
+      outerStride: heads * lq * d,
+      headStride: lq * d,
+      rowStride: d,
+    });
   });
 });

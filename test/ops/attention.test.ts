@@ -200,6 +200,23 @@ describe("scaled_dot_product_attention", () => {
     );
   });
 
+  it("reads head-split views in place and returns the heads interleaved as q had them", () => {
+    const [b, l, h, d] = [2, 9, 3, 5];
+    const split = (t: Tensor) => F.permute(F.reshape(t, [b, -1, h, d]), [0, 2, 1, 3]);
+    const q = split(randomTensor([b, l, h * d], 41));
+    const k = split(randomTensor([b, 4, h * d], 42));
+    const v = split(randomTensor([b, 4, h * d], 43));
+    const [fusedOut, composedOut] = bothPaths(q, k, v);
+    assertAllClose(fusedOut.toFloat32Array(), composedOut.toFloat32Array(), 1e-6, 1e-5);
+    // [b, h, l, d] whose memory is [b, l, h, d]: merging the heads back is a view
+    assert.deepEqual(fusedOut.shape, [b, h, l, d]);
+    assert.ok(F.permute(fusedOut, [0, 2, 1, 3]).isContiguous());
+    // k shared by every head through a broadcast (stride 0) view
+    const kShared = F.expand(randomTensor([b, 1, 4, d], 44), [b, h, 4, d]);
+    const [f2, c2] = bothPaths(q, kShared, v);
+    assertAllClose(f2.toFloat32Array(), c2.toFloat32Array(), 1e-6, 1e-5);
+  });
+
   it("rejects mismatched shapes and conflicting options", () => {
     const q = randomTensor([2, 3, 4], 70);
     assert.throws(

@@ -1,4 +1,7 @@
-import type { AttentionParams, Backend } from "../backend.js";
+import { type AttentionParams, type Backend, contiguousHeads, type HeadLayout } from "../backend.js";
+
+const headStart = (l: HeadLayout, b: number, heads: number) =>
+  l.offset + Math.floor(b / heads) * l.outerStride + (b % heads) * l.headStride;
 
 export const attentionKernels: Pick<Backend, "attention"> = {
   /**
@@ -8,27 +11,34 @@ export const attentionKernels: Pick<Backend, "attention"> = {
    */
   attention(p: AttentionParams): void {
     const { batch, lq, lk, d, dv, scale, q, k, v, out } = p;
+    const heads = p.heads ?? 1;
+    const ql = p.qLayout ?? contiguousHeads(heads, lq, d);
+    const kl = p.kLayout ?? contiguousHeads(heads, lk, d);
+    const vl = p.vLayout ?? contiguousHeads(heads, lk, dv);
+    const ol = p.outLayout ?? contiguousHeads(heads, lq, dv);
     const mask = p.mask ?? null;
     const mbs = p.maskBatchStride ?? 0;
     const mrs = p.maskRowStride ?? 0;
     const scores = new Float64Array(lk);
     const acc = new Float64Array(dv);
     for (let b = 0; b < batch; b++) {
-      const kBase = b * lk * d;
-      const vBase = b * lk * dv;
+      const kBase = headStart(kl, b, heads);
+      const vBase = headStart(vl, b, heads);
+      const qBase = headStart(ql, b, heads);
+      const oBase = headStart(ol, b, heads);
       for (let i = 0; i < lq; i++) {
-        const qRow = (b * lq + i) * d;
+        const qRow = qBase + i * ql.rowStride;
         const mRow = b * mbs + i * mrs;
         let max = Number.NEGATIVE_INFINITY;
         for (let j = 0; j < lk; j++) {
-          const kRow = kBase + j * d;
+          const kRow = kBase + j * kl.rowStride;
           let dot = 0;
           for (let t = 0; t < d; t++) dot += q[qRow + t]! * k[kRow + t]!;
           const s = dot * scale + (mask ? mask[mRow + j]! : 0);
           scores[j] = s;
           if (s > max || Number.isNaN(s)) max = Number.isNaN(max) ? max : s;
         }
-        const oRow = (b * lq + i) * dv;
+        const oRow = oBase + i * ol.rowStride;
         if (max === Number.NEGATIVE_INFINITY) {
           out.fill(0, oRow, oRow + dv);
           continue;
@@ -38,7 +48,7 @@ export const attentionKernels: Pick<Backend, "attention"> = {
         for (let j = 0; j < lk; j++) {
           const e = Math.exp(scores[j]! - max);
           sum += e;
-          const vRow = vBase + j * dv;
+          const vRow = vBase + j * vl.rowStride;
           for (let t = 0; t < dv; t++) acc[t]! += e * v[vRow + t]!;
         }
         for (let t = 0; t < dv; t++) out[oRow + t] = acc[t]! / sum;

@@ -64,6 +64,7 @@ function isDense(shape: readonly number[], v: Strided<unknown>): boolean {
 // Abramowitz-Stegun 7.1.26 is too coarse for GELU parity; use a series/continued-fraction erf accurate to ~1e-15.
 export function erf(x: number): number {
   const ax = Math.abs(x);
+  if (ax === Number.POSITIVE_INFINITY) return x < 0 ? -1 : 1;
   if (ax < 2.5) {
     // Maclaurin series: erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1))
     let term = ax;
@@ -203,7 +204,17 @@ function binaryFn(op: BinaryOp): (a: number, b: number) => number {
   }
 }
 
-export const elementwiseKernels: Pick<Backend, "copy" | "unary" | "binary" | "where"> = {
+export const elementwiseKernels: Pick<Backend, "copy" | "unary" | "binary" | "where" | "geglu"> = {
+  geglu(x, out, rows, half) {
+    for (let r = 0; r < rows; r++) {
+      const a = r * 2 * half;
+      for (let j = 0; j < half; j++) {
+        const g = x[a + half + j]!;
+        out[r * half + j] = x[a + j]! * (0.5 * g * (1 + erf(g * SQRT1_2)));
+      }
+    }
+  },
+
   copy(src: StridedAny, dst: StridedAny, shape: readonly number[]): void {
     const s = src.data as StorageArray & { [i: number]: number | bigint };
     const d = dst.data as StorageArray & { [i: number]: number | bigint };

@@ -1,6 +1,6 @@
 // diffusers' `FeedForward` with the GEGLU activation: the MLP of every Stable Diffusion transformer block.
 import { Dropout, type LayerOptions, Linear, Module, ModuleList } from "../../nn/index.js";
-import { chunk, gelu, mul } from "../../ops/index.js";
+import { geglu } from "../../ops/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
 
 /**
@@ -16,8 +16,7 @@ export class GEGLU extends Module<[Tensor], Tensor> {
   }
 
   override forward(x: Tensor): Tensor {
-    const [a, g] = chunk(this.proj.call(x), 2, -1) as [Tensor, Tensor];
-    return mul(a, gelu(g));
+    return geglu(this.proj.call(x));
   }
 }
 
