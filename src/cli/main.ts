@@ -31,7 +31,8 @@ export function buildProgram(): Command {
   registerEval(program);
   registerGenerate(program);
   registerTrain(program);
-  registerTrainClassifier(program, "train-classifier");
+  // the first spelling of `diffuse train classifier`, kept working
+  registerTrainClassifier(program, "train-classifier", { hidden: true });
   return program;
 }
 

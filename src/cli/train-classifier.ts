@@ -1,5 +1,5 @@
 /**
- * `diffuse train-classifier --out DIR`: trains the digit classifier that `diffuse eval` scores generated digits with,
+ * `diffuse train classifier --out DIR`: trains the digit classifier that `diffuse eval` scores generated digits with,
  * on the 9,000 training digits of the MNIST split, reports its accuracy on the 1,000 held-out digits and saves it as
  * `config.json` + `model.safetensors`.
  */
@@ -10,8 +10,8 @@ import { loadMnist } from "../train/data/mnist.js";
 import { CliError } from "./errors.js";
 import { progressReporter } from "./progress.js";
 
-/** How users run this command (it is registered top-level as `train-classifier` in main.ts). */
-export const TRAIN_CLASSIFIER_COMMAND = "diffuse train-classifier";
+/** How users run this command (`diffuse train-classifier` is kept as a hidden alias in main.ts). */
+export const TRAIN_CLASSIFIER_COMMAND = "diffuse train classifier";
 
 /** Parsed options of the command. */
 interface TrainClassifierCliOptions {
@@ -112,9 +112,13 @@ export async function runTrainClassifier(opts: TrainClassifierCliOptions): Promi
  * Adds the classifier-training command under `parent` as `name`: `registerTrainClassifier(trainCommand)` gives
  * `diffuse train classifier`; `registerTrainClassifier(program, "train-classifier")` a top-level command.
  */
-export function registerTrainClassifier(parent: Command, name = "classifier"): Command {
+export function registerTrainClassifier(
+  parent: Command,
+  name = "classifier",
+  opts: { hidden?: boolean } = {},
+): Command {
   return parent
-    .command(name)
+    .command(name, opts)
     .description(
       "train the digit classifier used by `diffuse eval` (MNIST 9,000 train / 1,000 held-out digits)",
     )

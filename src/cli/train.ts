@@ -3,11 +3,13 @@
  * pipeline folder (see src/train/run.ts), with a progress bar on a TTY or JSON lines with --json. `--resume DIR`
  * continues a run from its checkpoint; Ctrl-C stops after the current step and writes a checkpoint first.
  */
+
 import type { Command } from "commander";
 import { loadMnist } from "../train/data/mnist.js";
 import { trainDiffusion } from "../train/run.js";
 import { CliError } from "./errors.js";
 import { progressReporter } from "./progress.js";
+import { registerTrainClassifier } from "./train-classifier.js";
 
 /** Parsed options of `diffuse train`. */
 export interface TrainCliOptions {
@@ -116,7 +118,13 @@ export async function runTrain(dataset: string, o: TrainCliOptions): Promise<voi
       outDir: o.out,
       data,
       unetConfig,
-      schedulerConfig: { prediction_type: o.predictionType, beta_schedule: o.betaSchedule },
+      // clip_sample off: clipping the guided x0 estimate while keeping the unclipped noise estimate makes DDIM
+      // collapse with guidance (diffusers' DDPMScheduler default is true).
+      schedulerConfig: {
+        prediction_type: o.predictionType,
+        beta_schedule: o.betaSchedule,
+        clip_sample: false,
+      },
       train,
       resumeFrom: o.resume,
       sampleEvery: int("sample-every", o.sampleEvery, 0),
@@ -143,10 +151,24 @@ export async function runTrain(dataset: string, o: TrainCliOptions): Promise<voi
 
 /** Adds `train` to the program. */
 export function registerTrain(program: Command): void {
-  program
+  const train = program
     .command("train")
-    .description("train a class-conditional diffusion model (dataset: mnist) into a pipeline folder")
-    .argument("<dataset>", "dataset to train on: mnist")
+    .description(
+      "train a model: mnist (a class-conditional diffusion model) or classifier (the eval classifier)",
+    )
+    .argument("[what]", "mnist or classifier")
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action((what?: string) => {
+      throw new CliError(
+        what
+          ? `unknown dataset "${what}" (available: diffuse train mnist, diffuse train classifier)`
+          : "train what? Use `diffuse train mnist --out DIR` or `diffuse train classifier --out DIR`",
+      );
+    });
+  train
+    .command("mnist")
+    .description("train a class-conditional diffusion model on MNIST into a pipeline folder")
     .requiredOption("--out <dir>", "output pipeline folder (also holds checkpoint/ and samples/)")
     .option("--resume <dir>", "continue the run whose output folder (or checkpoint/) this is")
     .option("--steps <n>", "optimisation steps", "3000")
@@ -174,5 +196,6 @@ export function registerTrain(program: Command): void {
     .option("--head-dim <n>", "attention_head_dim (channels per head)", "32")
     .option("--norm-groups <n>", "GroupNorm groups", "16")
     .option("--json", "print progress as JSON lines")
-    .action(async (dataset: string, o: TrainCliOptions) => runTrain(dataset, o));
+    .action(async (o: TrainCliOptions) => runTrain("mnist", o));
+  registerTrainClassifier(train, "classifier");
 }

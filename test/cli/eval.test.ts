@@ -150,7 +150,7 @@ describe("diffuse eval", () => {
     );
     assertOneLineError(
       diffuse("eval", "--model", modelDir, "--classifier", join(dir, "nope")),
-      /classifier folder .*nope not found; train one with "diffuse train-classifier --out/,
+      /classifier folder .*nope not found; train one with "diffuse train classifier --out/,
     );
     assert.ok(!existsSync(join(dir, "nope")));
   });
