@@ -1,6 +1,6 @@
 // The attention stages of diffusers' unconditional / class-conditional UNet2DModel (unet_2d_blocks.py):
-// AttnDownBlock2D, AttnUpBlock2D and UNetMidBlock2D. Each attention is a self-attention over the H*W positions with
-// its own GroupNorm and a residual connection (diffusers' "deprecated attention block", keys to_q/to_k/to_v/to_out.0
+// AttnDownBlock2D and AttnUpBlock2D (UNetMidBlock2D is shared with the VAE: blocks/mid-block.ts). Each attention
+// is a self-attention over the H*W positions with its own GroupNorm and a residual connection (diffusers' "deprecated attention block", keys to_q/to_k/to_v/to_out.0
 // and group_norm). The plain DownBlock2D / UpBlock2D are shared with UNet2DConditionModel (unet-blocks.ts).
 import { type LayerOptions, Module, ModuleList } from "../../nn/index.js";
 import { cat } from "../../ops/index.js";
@@ -143,37 +143,6 @@ export class AttnUpBlock2D extends Module<[Tensor, readonly Tensor[], (Tensor | 
       h = this.attentions.at(i).call(h);
     }
     if (this.upsamplers) for (const u of this.upsamplers) h = u.call(h);
-    return h;
-  }
-}
-
-/** diffusers' `UNetMidBlock2D` with a time embedding: resnet, then (attention, resnet) per layer. */
-export class UNetMidBlock2D extends Module<[Tensor, (Tensor | null)?], Tensor> {
-  /** Empty without attention (`add_attention: false`). */
-  attentions: ModuleList<Attention>;
-  resnets: ModuleList<ResnetBlock2D>;
-
-  constructor(opts: Omit<AttnBlockOptions, "outChannels"> & { addAttention?: boolean }) {
-    super();
-    const c = opts.inChannels;
-    const full = { ...opts, outChannels: c };
-    const n = opts.numLayers ?? 1;
-    const resnets = [resnet(full, c, c)];
-    const attentions: Attention[] = [];
-    for (let i = 0; i < n; i++) {
-      if (opts.addAttention ?? true) attentions.push(attention(full, c, "UNetMidBlock2D"));
-      resnets.push(resnet(full, c, c));
-    }
-    this.attentions = new ModuleList(attentions);
-    this.resnets = new ModuleList(resnets);
-  }
-
-  override forward(x: Tensor, temb?: Tensor | null): Tensor {
-    let h = this.resnets.at(0).call(x, temb);
-    for (let i = 1; i < this.resnets.length; i++) {
-      if (this.attentions.length > 0) h = this.attentions.at(i - 1).call(h);
-      h = this.resnets.at(i).call(h, temb);
-    }
     return h;
   }
 }

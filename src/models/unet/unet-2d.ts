@@ -9,6 +9,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { groupNormSilu } from "../blocks/activation.js";
 import type { RawConfig } from "../blocks/config-values.js";
 import { TimestepEmbedding, Timesteps, timestepValues } from "../blocks/embeddings.js";
+import { UNetMidBlock2D } from "../blocks/mid-block.js";
 import {
   checkpointDType,
   type FromPretrainedOptions,
@@ -16,7 +17,7 @@ import {
   loadWeights,
   readConfigJson,
 } from "../blocks/weights.js";
-import { AttnDownBlock2D, AttnUpBlock2D, UNetMidBlock2D } from "./unet-2d-blocks.js";
+import { AttnDownBlock2D, AttnUpBlock2D } from "./unet-2d-blocks.js";
 import type { Timestep } from "./unet-2d-condition.js";
 import { resolveUNet2DConfig, type UNet2DConfig } from "./unet-2d-config.js";
 import { DownBlock2D, UpBlock2D } from "./unet-blocks.js";

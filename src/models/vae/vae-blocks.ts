@@ -1,8 +1,7 @@
 // The stages of diffusers' VAE Encoder / Decoder (unet_2d_blocks.py): DownEncoderBlock2D, UpDecoderBlock2D and
-// UNetMidBlock2D (resnet, self-attention, resnet). No time embedding anywhere.
+// their UNetMidBlock2D (blocks/mid-block.ts, without a time embedding). No time embedding anywhere.
 import { type LayerOptions, Module, ModuleList } from "../../nn/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
-import { Attention } from "../blocks/attention.js";
 import { ResnetBlock2D } from "../blocks/resnet.js";
 import { Downsample2D, Upsample2D } from "../blocks/sampling.js";
 
@@ -93,54 +92,4 @@ export class UpDecoderBlock2D extends Module<[Tensor], Tensor> {
   }
 }
 
-/**
- * diffusers' `UNetMidBlock2D` as the VAE uses it: resnet, then per layer (attention, resnet). The attention is
- * single-head over the H*W positions, with its own GroupNorm and a residual connection.
- */
-export class UNetMidBlock2D extends Module<[Tensor], Tensor> {
-  /** Empty without attention (`mid_block_add_attention: false`). */
-  attentions: ModuleList<Attention>;
-  resnets: ModuleList<ResnetBlock2D>;
-
-  constructor(
-    opts: Omit<VAEBlockOptions, "outChannels"> & { addAttention?: boolean; attentionHeadDim?: number },
-  ) {
-    super();
-    const c = opts.inChannels;
-    const n = opts.numLayers ?? 1;
-    const eps = opts.resnetEps ?? 1e-6;
-    const groups = opts.resnetGroups ?? 32;
-    const headDim = opts.attentionHeadDim ?? c;
-    const attentions: Attention[] = [];
-    if (opts.addAttention ?? true) {
-      for (let i = 0; i < n; i++) {
-        attentions.push(
-          new Attention({
-            dtype: opts.dtype,
-            skipInit: opts.skipInit,
-            generator: opts.generator,
-            queryDim: c,
-            heads: c / headDim,
-            dimHead: headDim,
-            bias: true,
-            normNumGroups: groups,
-            eps,
-            residualConnection: true,
-          }),
-        );
-      }
-    }
-    this.attentions = new ModuleList(attentions);
-    this.resnets = resnets({ ...opts, outChannels: c, numLayers: n + 1 });
-  }
-
-  override forward(x: Tensor): Tensor {
-    let h = this.resnets.at(0).call(x);
-    const n = this.resnets.length - 1;
-    for (let i = 0; i < n; i++) {
-      if (this.attentions.length > 0) h = this.attentions.at(i).call(h);
-      h = this.resnets.at(i + 1).call(h);
-    }
-    return h;
-  }
-}
+export { UNetMidBlock2D } from "../blocks/mid-block.js";
