@@ -35,7 +35,8 @@
         "native/src/reduce.cc",
         "native/src/scratch.cc",
         "native/src/vmath.cc",
-        "native/src/winograd.cc"
+        "native/src/winograd.cc",
+        "native/src/winograd4.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"],
       "defines": ["NAPI_VERSION=8"],
@@ -60,7 +61,7 @@
           {
             "target_name": "diffuse_avx512",
             "type": "static_library",
-            "sources": ["native/src/gemm_avx512.cc", "native/src/attention_avx512.cc", "native/src/pack_avx512.cc", "native/src/winograd_avx512.cc", "native/src/vmath_avx512.cc"],
+            "sources": ["native/src/gemm_avx512.cc", "native/src/attention_avx512.cc", "native/src/pack_avx512.cc", "native/src/winograd_avx512.cc", "native/src/winograd4_avx512.cc", "native/src/vmath_avx512.cc"],
             "cflags_cc": ["-mavx512f", "-mfma"],
             "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mfma"] }
           }

@@ -448,9 +448,15 @@ Napi::Value AttentionFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   F32 q = f32(info, 0, "q"), k = f32(info, 1, "k"), v = f32(info, 2, "v"), out = f32(info, 3, "out");
   F32 mask = f32(info, 4, "mask", true);
-  AttentionShape s{num(info, 5, "batch"), num(info, 6, "lq"),  num(info, 7, "lk"),
-                   num(info, 8, "d"),     num(info, 9, "dv"),  static_cast<float>(dbl(info, 10, "scale")),
-                   num(info, 11, "maskBatchStride"), num(info, 12, "maskRowStride")};
+  AttentionShape s{};
+  s.batch = num(info, 5, "batch");
+  s.lq = num(info, 6, "lq");
+  s.lk = num(info, 7, "lk");
+  s.d = num(info, 8, "d");
+  s.dv = num(info, 9, "dv");
+  s.scale = static_cast<float>(dbl(info, 10, "scale"));
+  s.mask_batch_stride = num(info, 11, "maskBatchStride");
+  s.mask_row_stride = num(info, 12, "maskRowStride");
   if (s.batch < 0 || s.lq < 0 || s.lk < 0 || s.d < 0 || s.dv < 0) range_error(env, "attention: negative size");
   s.heads = num(info, 13, "heads");
   if (s.heads < 1 || s.batch % s.heads != 0) range_error(env, "attention: heads must divide batch");

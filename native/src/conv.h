@@ -15,20 +15,25 @@ struct ConvShape {
  * packed). */
 void conv2d_forward(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
                     const ConvShape& s);
-/** Row kernels of the Winograd F(2x2, 3x3) convolution (winograd.cc; SIMD versions chosen at run time). */
+/**
+ * Row kernels of a Winograd F(m x m, 3x3) convolution, m = 2 (winograd.cc) or 4 (winograd4.cc), with a = m + 2
+ * (the patch side) and a^2 transformed matrices; SIMD versions are chosen at run time.
+ */
 struct WinogradKernels {
-  /** U[xi][o][c0 + u], u < count: filters w[o][c0 + u] (3x3, float or half bits) transformed; U is 16 x O x C. */
+  /** U[xi][o][c0 + u], u < count: filters w[o][c0 + u] (3x3, float or half bits) transformed; U is a^2 x O x C. */
   void (*weights)(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U);
-  /** `count` tiles of one row: 4x4 patches at rows y0.., columns x0 + 2t.. (zero outside H x W) -> v[xi*xs + t]. */
+  /** `count` tiles of one row: a x a patches at rows y0.., columns x0 + m t.. (zero outside H x W) -> v[xi*xs + t]. */
   void (*input_row)(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count, float* v, i64 xs);
-  /** `count` tiles from m[xi*xs + t] -> output rows oy, oy+1 (< OH), columns ox0 + 2t, +1 (< OW), plus bias. */
+  /** `count` tiles from m[xi*xs + t] -> output rows oy.. oy+m-1 (< OH), columns ox0 + m t.. (< OW), plus bias. */
   void (*output_row)(const float* m, i64 xs, i64 count, float bias, float* plane, i64 OH, i64 OW, i64 oy, i64 ox0);
 };
+extern const WinogradKernels kPortableWinograd4;
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
 extern const WinogradKernels kAvx512Winograd;
+extern const WinogradKernels kAvx512Winograd4;
 #endif
 
-/** Whether conv2d_forward takes the Winograd F(2x2, 3x3) path (3x3, stride 1, no dilation, one group). */
+/** Whether conv2d_forward takes a Winograd path (3x3, stride 1, no dilation, one group). */
 bool winograd_applicable(const ConvShape& s);
 void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
                      const ConvShape& s);

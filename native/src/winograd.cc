@@ -7,6 +7,7 @@
 // C x tiles), 2.25x fewer multiplications than the direct convolution; the transforms are additions. Tiles go in
 // blocks (a block's V and M stay a few MB) and blocks run in parallel.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "conv.h"
@@ -21,9 +22,10 @@ constexpr i64 kMaxTileBlock = 256;       // tiles per block (the GEMMs' n), at m
 constexpr i64 kBlockFloats = i64{1} << 21;  // a block's V (16 x C x tiles) and M (16 x O x tiles) stay <= 8 MB
 constexpr i64 kKeepU = i64{1} << 22;        // transformed filters above 16 MB are freed after the call
 
-/** Tiles per block for C inputs and O outputs: as many as keep V and M within kBlockFloats, a multiple of 32. */
-i64 tile_block(i64 C, i64 O) {
-  return std::clamp<i64>(kBlockFloats / (16 * std::max(C, O)) / 32 * 32, 32, kMaxTileBlock);
+/** Tiles per block for C inputs, O outputs and xis transformed matrices: as many as keep V and M within
+ * kBlockFloats, a multiple of 32. */
+i64 tile_block(i64 C, i64 O, i64 xis) {
+  return std::clamp<i64>(kBlockFloats / (xis * std::max(C, O)) / 32 * 32, 32, kMaxTileBlock);
 }
 
 /** U[xi][o][c0 + u] for u < count: the 3x3 filters w[o][c0 + u] transformed (G g G^T). */
@@ -93,11 +95,22 @@ void output_portable(const float* m, i64 xs, i64 count, float bias, float* plane
 
 const WinogradKernels kPortableWinograd = {weights_portable, input_portable, output_portable};
 
-const WinogradKernels& kernels() {
+/** F(4x4, 3x3) for outputs of 16 x 16 and more (smaller ones would pad much of their 4x4 tiles), else F(2x2);
+ * DIFFUSE_WINOGRAD_TILE=2 or 4 forces one. */
+int tile_size(const ConvShape& s) {
+  static const int forced = [] {
+    const char* v = std::getenv("DIFFUSE_WINOGRAD_TILE");
+    return v ? std::atoi(v) : 0;
+  }();
+  if (forced == 2 || forced == 4) return forced;
+  return s.out_h >= 16 && s.out_w >= 16 ? 4 : 2;
+}
+
+const WinogradKernels& kernels(int m) {
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
-  if (std::strcmp(active_kernel().name, "avx512") == 0) return kAvx512Winograd;
+  if (std::strcmp(active_kernel().name, "avx512") == 0) return m == 4 ? kAvx512Winograd4 : kAvx512Winograd;
 #endif
-  return kPortableWinograd;
+  return m == 4 ? kPortableWinograd4 : kPortableWinograd;
 }
 
 struct Geometry {
@@ -125,24 +138,26 @@ void for_tile_rows(const Geometry& g, i64 t0, i64 nt, F fn) {
 bool winograd_applicable(const ConvShape& s) {
   // worth it when the 16 GEMMs have enough tiles to amortise the filter transform (whose 16 x O x C floats are
   // also kept to 64 MB)
-  const i64 tiles = s.batch * ceil_div(s.out_h, 2) * ceil_div(s.out_w, 2);
+  const i64 tiles = s.batch * ceil_div(s.out_h, 2) * ceil_div(s.out_w, 2);  // counted as F(2x2) tiles
   return s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.groups == 1 &&
          s.in_c >= 32 && s.out_c >= 32 && tiles >= 256 && s.in_c * s.out_c <= (i64{1} << 20);
 }
 
 void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
                      const ConvShape& s) {
-  const WinogradKernels& K = kernels();
+  const int tm = tile_size(s);
+  const i64 xis = (tm + 2) * (tm + 2);
+  const WinogradKernels& K = kernels(tm);
   const i64 C = s.in_c, O = s.out_c;
   Geometry g;
-  g.tiles_h = ceil_div(s.out_h, 2);
-  g.tiles_w = ceil_div(s.out_w, 2);
+  g.tiles_h = ceil_div(s.out_h, tm);
+  g.tiles_w = ceil_div(s.out_w, tm);
   g.per_image = g.tiles_h * g.tiles_w;
   const i64 total = s.batch * g.per_image;
   const int threads = in_parallel_region() ? 1 : num_threads();
 
-  // U = the transformed filters, 16 matrices O x C (the GEMMs' A)
-  float* U = scratch(kWinogradU, 16 * O * C);
+  // U = the transformed filters, xis matrices O x C (the GEMMs' A)
+  float* U = scratch(kWinogradU, xis * O * C);
   auto wrow = [&](i64 o) { K.weights(w, w16, o, 0, C, O, C, U); };
   if (threads > 1 && O * C >= 4096) {
     parallel_for(O, wrow);
@@ -150,20 +165,20 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
     for (i64 o = 0; o < O; o++) wrow(o);
   }
 
-  const i64 tb = tile_block(C, O);
+  const i64 tb = tile_block(C, O, xis);
   const i64 blocks = ceil_div(total, tb);
   const bool outer = threads > 1 && blocks >= threads;
   auto block = [&](i64 bi) {
     const i64 t0 = bi * tb, nt = std::min<i64>(tb, total - t0);
-    float* V = scratch(kWinogradV, 16 * C * tb);
-    float* M = scratch(kWinogradM, 16 * O * tb);
+    float* V = scratch(kWinogradV, xis * C * tb);
+    float* M = scratch(kWinogradM, xis * O * tb);
     const i64 vxs = C * tb, mxs = O * tb;
     for (i64 c = 0; c < C; c++)
       for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
-        K.input_row(x + (n * C + c) * s.in_h * s.in_w, s.in_h, s.in_w, 2 * ty - s.ph, 2 * tx - s.pw, count,
+        K.input_row(x + (n * C + c) * s.in_h * s.in_w, s.in_h, s.in_w, tm * ty - s.ph, tm * tx - s.pw, count,
                     V + c * tb + t, vxs);
       });
-    for (int xi = 0; xi < 16; xi++) {
+    for (i64 xi = 0; xi < xis; xi++) {
       StridedB b(V + xi * vxs, tb, 1);
       GemmProblem P;
       P.m = O;
@@ -180,7 +195,7 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
     for (i64 o = 0; o < O; o++)
       for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
         K.output_row(M + o * tb + t, mxs, count, bias ? bias[o] : 0.0f,
-                     out + (n * O + o) * s.out_h * s.out_w, s.out_h, s.out_w, 2 * ty, 2 * tx);
+                     out + (n * O + o) * s.out_h * s.out_w, s.out_h, s.out_w, tm * ty, tm * tx);
       });
   };
   if (outer) {

@@ -1,6 +1,6 @@
-// The native conv2d's Winograd F(2x2, 3x3) path (3x3, stride 1, >= 32 channels, >= 256 tiles) against the reference
-// direct convolution: odd sizes (partial output tiles), padding 0-2, batches spanning tile blocks, bias or not,
-// float16 weights, 1 and 2 threads, every SIMD level.
+// The native conv2d's Winograd paths (3x3, stride 1, >= 32 channels, >= 256 2x2 tiles): F(4x4, 3x3) for outputs of
+// 16 x 16 and more, F(2x2, 3x3) below, against the reference direct convolution: odd sizes (partial output tiles),
+// padding 0-2, batches spanning tile blocks, bias or not, float16 weights, 1 and 2 threads, every SIMD level.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import type { Conv2dParams } from "../../src/backend/index.js";
@@ -38,9 +38,12 @@ const cases: [number, number, number, number, number, number][] = [
   [3, 48, 32, 18, 18, 2],
   [1, 32, 32, 37, 29, 1],
   [2, 64, 48, 34, 30, 1], // several tile blocks
+  // outputs under 16 x 16: F(2x2, 3x3)
+  [6, 32, 40, 14, 15, 1],
+  [11, 33, 32, 12, 12, 0],
 ];
 
-describe("native conv2d: Winograd F(2x2, 3x3)", { skip }, () => {
+describe("native conv2d: Winograd F(4x4, 3x3) and F(2x2, 3x3)", { skip }, () => {
   const addon = nativeAddon!;
   const initial = addon?.info();
   after(() => {
