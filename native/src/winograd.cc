@@ -165,8 +165,11 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
     for (i64 o = 0; o < O; o++) wrow(o);
   }
 
-  const i64 tb = tile_block(C, O, xis);
-  const i64 blocks = ceil_div(total, tb);
+  // equal blocks, as many as a multiple of the thread count, so no thread waits on a short last block
+  i64 blocks = ceil_div(total, tile_block(C, O, xis));
+  if (threads > 1) blocks = round_up(blocks, threads);
+  const i64 tb = round_up(ceil_div(total, blocks), 32);
+  blocks = ceil_div(total, tb);
   const bool outer = threads > 1 && blocks >= threads;
   auto block = [&](i64 bi) {
     const i64 t0 = bi * tb, nt = std::min<i64>(tb, total - t0);
