@@ -29,6 +29,7 @@ enum ScratchSlot : int {
   kWinogradU,
   kWinogradV,
   kWinogradM,
+  kWinogradUPacked,
   kNumScratchSlots
 };
 

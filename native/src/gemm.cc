@@ -318,11 +318,12 @@ void store_edge(const float* tile, int nr, float* c, i64 ldc, i64 rows, i64 cols
 }
 
 /**
- * Micro-kernel sweep over C rows [ic, ic+mc) x cols [jc, jc+nc): `pa` holds the packed A panels of those rows,
- * `pb` the packed B panels of those columns, both of depth kc. `first` = first depth block (biases, beta).
+ * Micro-kernel sweep over C rows [ic, ic+mc) x cols [jc, jc+nc): `pa` holds the packed A panels of those rows
+ * (`a_stride` floats apart), `pb` the packed B panels of those columns, both of depth kc. `first` = first depth
+ * block (biases, beta).
  */
-void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, const float* pb, i64 kc, i64 ic,
-                  i64 mc, i64 jc, i64 nc, bool first) {
+void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, i64 a_stride, const float* pb, i64 kc,
+                  i64 ic, i64 mc, i64 jc, i64 nc, bool first) {
   const int mr = K.mr;
   const int nr = K.nr;
   const int beta = (!first || P.accumulate) ? 1 : 0;
@@ -336,9 +337,9 @@ void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, co
       float* cp = P.c + (ic + ir) * P.ldc + jc + jr;
       const float* bm = first && P.bias_m ? P.bias_m + ic + ir : nullptr;
       if (rows == mr && cols == nr) {
-        K.fn(kc, pa + ir * kc, bpanel, cp, P.ldc, P.alpha, beta, bn, bm);
+        K.fn(kc, pa + (ir / mr) * a_stride, bpanel, cp, P.ldc, P.alpha, beta, bn, bm);
       } else {
-        K.fn(kc, pa + ir * kc, bpanel, tile, nr, P.alpha, 0, nullptr, nullptr);
+        K.fn(kc, pa + (ir / mr) * a_stride, bpanel, tile, nr, P.alpha, 0, nullptr, nullptr);
         store_edge(tile, nr, cp, P.ldc, rows, cols, beta, bn, bm);
       }
     }
@@ -395,9 +396,14 @@ void gemm_blocked(const KernelInfo& K, const GemmProblem& P, int threads) {
         });
         for_tasks(threads, ceil_div(P.m, mc_step), [&](i64 t) {
           const i64 ic = t * mc_step, mc = std::min<i64>(mc_step, P.m - ic);
+          if (P.a_panels) {
+            macro_kernel(K, P, P.a_panels + (ic / mr) * mr * P.k + pc * mr, mr * P.k, pb, kc, ic, mc, jc, nc,
+                         pc == 0);
+            return;
+          }
           float* pa = scratch(kPackA, mc_step * kc);
           pack_a(K, P, ic, mc, pc, kc, pa);
-          macro_kernel(K, P, pa, pb, kc, ic, mc, jc, nc, pc == 0);
+          macro_kernel(K, P, pa, mr * kc, pb, kc, ic, mc, jc, nc, pc == 0);
         });
       }
     }
@@ -407,20 +413,26 @@ void gemm_blocked(const KernelInfo& K, const GemmProblem& P, int threads) {
     const i64 mc_step = balanced_step(ms_step, K.mc, mr);
     const i64 chunk_max = std::min<i64>(K.nc / 4, round_up(ceil_div(P.n, threads * 4), nr));
     const i64 chunk = balanced_step(P.n, std::max<i64>(nr, chunk_max), nr);
-    float* pa = scratch(kPackAShared, ms_step * kc_max);
+    float* pa = P.a_panels ? nullptr : scratch(kPackAShared, ms_step * kc_max);
     for (i64 is = 0; is < P.m; is += ms_step) {
       const i64 ms = std::min<i64>(ms_step, P.m - is);
       for (i64 pc = 0; pc < P.k; pc += kc_max) {
         const i64 kc = std::min<i64>(kc_max, P.k - pc);
-        parallel_pack(ceil_div(ms, mr), threads, [&](i64 p0, i64 p1) {
-          pack_a(K, P, is + p0 * mr, std::min(ms, p1 * mr) - p0 * mr, pc, kc, pa + p0 * mr * kc);
-        });
+        // A's panels of this super-block and depth block: packed now, or a window of the prepacked ones
+        const float* pas = P.a_panels ? P.a_panels + (is / mr) * mr * P.k + pc * mr : pa;
+        const i64 a_stride = P.a_panels ? mr * P.k : mr * kc;
+        if (!P.a_panels) {
+          parallel_pack(ceil_div(ms, mr), threads, [&](i64 p0, i64 p1) {
+            pack_a(K, P, is + p0 * mr, std::min(ms, p1 * mr) - p0 * mr, pc, kc, pa + p0 * mr * kc);
+          });
+        }
         for_tasks(threads, ceil_div(P.n, chunk), [&](i64 t) {
           const i64 jc = t * chunk, nc = std::min<i64>(chunk, P.n - jc);
           float* pb = scratch(kPackB, round_up(chunk, nr) * kc);
           P.b->pack(pb, pc, kc, jc, nc, nr);
           for (i64 ic = 0; ic < ms; ic += mc_step)
-            macro_kernel(K, P, pa + ic * kc, pb, kc, is + ic, std::min(mc_step, ms - ic), jc, nc, pc == 0);
+            macro_kernel(K, P, pas + (ic / mr) * a_stride, a_stride, pb, kc, is + ic, std::min(mc_step, ms - ic), jc,
+                         nc, pc == 0);
         });
       }
     }

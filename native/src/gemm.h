@@ -97,6 +97,8 @@ struct GemmProblem {
   /** Alternatively A as IEEE half bits (same strides), widened while packing; used when `a` is null. */
   const std::uint16_t* a16 = nullptr;
   i64 ars = 0, acs = 0;
+  /** Alternatively A already packed by pack_a_panels (full depth k): many GEMMs with one A pack it once. */
+  const float* a_panels = nullptr;
   const BPacker* b = nullptr;
   float* c = nullptr;
   i64 ldc = 0;

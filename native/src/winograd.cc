@@ -22,6 +22,14 @@ constexpr i64 kMaxTileBlock = 256;       // tiles per block (the GEMMs' n), at m
 constexpr i64 kBlockFloats = i64{1} << 21;  // a block's V (16 x C x tiles) and M (16 x O x tiles) stay <= 8 MB
 constexpr i64 kKeepU = i64{1} << 22;        // transformed filters above 16 MB are freed after the call
 
+/** Floats of the transformed filters of one output-channel chunk (32 MB, held twice: plain and packed) and of the
+ * transformed inputs of all tiles kept at once (32 MB); DIFFUSE_WINOGRAD_UBUDGET / _VBUDGET override them (tests). */
+i64 budget(const char* name) {
+  const char* v = std::getenv(name);
+  const i64 n = v ? std::atoll(v) : 0;
+  return n > 0 ? n : i64{1} << 23;
+}
+
 /** Tiles per block for C inputs, O outputs and xis transformed matrices: as many as keep V and M within
  * kBlockFloats, a multiple of 32. */
 i64 tile_block(i64 C, i64 O, i64 xis) {
@@ -95,15 +103,20 @@ void output_portable(const float* m, i64 xs, i64 count, float bias, float* plane
 
 const WinogradKernels kPortableWinograd = {weights_portable, input_portable, output_portable};
 
-/** F(4x4, 3x3) for outputs of 16 x 16 and more (smaller ones would pad much of their 4x4 tiles), else F(2x2);
- * DIFFUSE_WINOGRAD_TILE=2 or 4 forces one. */
+/**
+ * The tile size for a convolution with P = batch x output pixels. Per output channel and input channel, F(m x m)
+ * saves (9 - a^2 / m^2) P multiply-adds of the direct convolution (a = m + 2) but transforms, packs and streams
+ * a^2 filter values, which costs about as much as ~120 multiply-adds each: F(2x2) pays off from P ~ 400 and
+ * F(4x4) overtakes it from P ~ 1400 (a 32 x 32 map at batch 2, a 38 x 38 one at batch 1).
+ * DIFFUSE_WINOGRAD_TILE=2 or 4 forces one.
+ */
 int tile_size(const ConvShape& s) {
   static const int forced = [] {
     const char* v = std::getenv("DIFFUSE_WINOGRAD_TILE");
     return v ? std::atoi(v) : 0;
   }();
   if (forced == 2 || forced == 4) return forced;
-  return s.out_h >= 16 && s.out_w >= 16 ? 4 : 2;
+  return s.batch * s.out_h * s.out_w >= 1400 ? 4 : 2;
 }
 
 const WinogradKernels& kernels(int m) {
@@ -136,11 +149,13 @@ void for_tile_rows(const Geometry& g, i64 t0, i64 nt, F fn) {
 }  // namespace
 
 bool winograd_applicable(const ConvShape& s) {
-  // worth it when the 16 GEMMs have enough tiles to amortise the filter transform (whose 16 x O x C floats are
-  // also kept to 64 MB)
-  const i64 tiles = s.batch * ceil_div(s.out_h, 2) * ceil_div(s.out_w, 2);  // counted as F(2x2) tiles
+  // worth it once the output has enough pixels to amortise the filter transform (see tile_size)
+  static const i64 min_pixels = [] {
+    const char* v = std::getenv("DIFFUSE_WINOGRAD_MIN_PIXELS");
+    return v ? std::atoll(v) : i64{400};
+  }();
   return s.kh == 3 && s.kw == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.groups == 1 &&
-         s.in_c >= 32 && s.out_c >= 32 && tiles >= 256 && s.in_c * s.out_c <= (i64{1} << 20);
+         s.in_c >= 32 && s.out_c >= 32 && s.batch * s.out_h * s.out_w >= min_pixels;
 }
 
 void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
@@ -148,6 +163,7 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
   const int tm = tile_size(s);
   const i64 xis = (tm + 2) * (tm + 2);
   const WinogradKernels& K = kernels(tm);
+  const int mr = active_kernel().mr;
   const i64 C = s.in_c, O = s.out_c;
   Geometry g;
   g.tiles_h = ceil_div(s.out_h, tm);
@@ -156,57 +172,97 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
   const i64 total = s.batch * g.per_image;
   const int threads = in_parallel_region() ? 1 : num_threads();
 
-  // U = the transformed filters, xis matrices O x C (the GEMMs' A)
-  float* U = scratch(kWinogradU, xis * O * C);
-  auto wrow = [&](i64 o) { K.weights(w, w16, o, 0, C, O, C, U); };
-  if (threads > 1 && O * C >= 4096) {
-    parallel_for(O, wrow);
-  } else {
-    for (i64 o = 0; o < O; o++) wrow(o);
-  }
+  // Output channels go in chunks whose transformed filters (xis matrices of oc x C, the GEMMs' A, packed once
+  // into micro-kernel panels) stay within the budget.
+  static const i64 u_budget = budget("DIFFUSE_WINOGRAD_UBUDGET"), v_budget = budget("DIFFUSE_WINOGRAD_VBUDGET");
+  i64 chunks = ceil_div(xis * O * C, u_budget);
+  i64 oc = std::min<i64>(O, round_up(ceil_div(O, chunks), mr));
+  chunks = ceil_div(O, oc);
+  const i64 ocp = round_up(oc, mr);
+  float* U = scratch(kWinogradU, xis * oc * C);
+  float* Upk = scratch(kWinogradUPacked, xis * ocp * C);
+  auto prepare_chunk = [&](i64 o0, i64 on) {
+    // transform filters o0.. into U ([xi][o - o0][c]), then pack each of the xis matrices
+    const float* wc = w ? w + o0 * C * 9 : nullptr;
+    const std::uint16_t* wc16 = w ? nullptr : w16 + o0 * C * 9;
+    auto wrow = [&](i64 o) { K.weights(wc, wc16, o, 0, C, on, C, U); };
+    if (threads > 1 && on * C >= 4096) {
+      parallel_for(on, wrow);
+    } else {
+      for (i64 o = 0; o < on; o++) wrow(o);
+    }
+    auto pack = [&](i64 xi) { pack_a_panels(U + xi * on * C, C, 1, on, C, Upk + xi * ocp * C); };
+    if (threads > 1) {
+      parallel_for(xis, pack);
+    } else {
+      for (i64 xi = 0; xi < xis; xi++) pack(xi);
+    }
+  };
 
-  // equal blocks, as many as a multiple of the thread count, so no thread waits on a short last block
-  i64 blocks = ceil_div(total, tile_block(C, O, xis));
-  if (threads > 1) blocks = round_up(blocks, threads);
+  // Tiles go in blocks whose transformed inputs V (xis x C x tiles) and products M (xis x oc x tiles) stay a few
+  // MB. With several filter chunks, all tiles are one block when V fits its budget, so each chunk is prepared
+  // once (else every block prepares every chunk again).
+  i64 blocks = ceil_div(total, tile_block(C, oc, xis));
+  if (chunks > 1 && xis * C * total <= v_budget) blocks = 1;
+  if (threads > 1 && chunks == 1) blocks = round_up(blocks, threads);  // equal blocks, no idle thread at the end
   const i64 tb = round_up(ceil_div(total, blocks), 32);
   blocks = ceil_div(total, tb);
-  const bool outer = threads > 1 && blocks >= threads;
-  auto block = [&](i64 bi) {
+  // blocks in parallel when there are enough of them and one filter chunk; else the work inside each is split
+  const bool outer = threads > 1 && chunks == 1 && blocks >= threads;
+  const bool inner = threads > 1 && !outer;
+  if (chunks == 1) prepare_chunk(0, O);
+
+  auto run_block = [&](i64 bi) {
     const i64 t0 = bi * tb, nt = std::min<i64>(tb, total - t0);
     float* V = scratch(kWinogradV, xis * C * tb);
-    float* M = scratch(kWinogradM, xis * O * tb);
-    const i64 vxs = C * tb, mxs = O * tb;
-    for (i64 c = 0; c < C; c++)
+    float* M = scratch(kWinogradM, xis * ocp * tb);
+    const i64 vxs = C * tb, mxs = ocp * tb;
+    auto input_channel = [&](i64 c) {
       for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
         K.input_row(x + (n * C + c) * s.in_h * s.in_w, s.in_h, s.in_w, tm * ty - s.ph, tm * tx - s.pw, count,
                     V + c * tb + t, vxs);
       });
-    for (i64 xi = 0; xi < xis; xi++) {
-      StridedB b(V + xi * vxs, tb, 1);
-      GemmProblem P;
-      P.m = O;
-      P.n = nt;
-      P.k = C;
-      P.a = U + xi * O * C;
-      P.ars = C;
-      P.acs = 1;
-      P.b = &b;
-      P.c = M + xi * mxs;
-      P.ldc = tb;
-      sgemm(P, !outer);
+    };
+    if (inner) {
+      parallel_for(C, input_channel);
+    } else {
+      for (i64 c = 0; c < C; c++) input_channel(c);
     }
-    for (i64 o = 0; o < O; o++)
-      for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
-        K.output_row(M + o * tb + t, mxs, count, bias ? bias[o] : 0.0f,
-                     out + (n * O + o) * s.out_h * s.out_w, s.out_h, s.out_w, tm * ty, tm * tx);
-      });
+    for (i64 o0 = 0; o0 < O; o0 += oc) {
+      const i64 on = std::min<i64>(oc, O - o0);
+      if (chunks > 1) prepare_chunk(o0, on);
+      for (i64 xi = 0; xi < xis; xi++) {
+        StridedB b(V + xi * vxs, tb, 1);
+        GemmProblem P;
+        P.m = on;
+        P.n = nt;
+        P.k = C;
+        P.a_panels = Upk + xi * ocp * C;
+        P.b = &b;
+        P.c = M + xi * mxs;
+        P.ldc = tb;
+        sgemm(P, inner);
+      }
+      auto output_channel = [&](i64 o) {
+        for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
+          K.output_row(M + (o - o0) * tb + t, mxs, count, bias ? bias[o] : 0.0f,
+                       out + (n * O + o) * s.out_h * s.out_w, s.out_h, s.out_w, tm * ty, tm * tx);
+        });
+      };
+      if (inner) {
+        parallel_for(on, [&](i64 i) { output_channel(o0 + i); });
+      } else {
+        for (i64 o = o0; o < o0 + on; o++) output_channel(o);
+      }
+    }
   };
   if (outer) {
-    parallel_for(blocks, block);
+    parallel_for(blocks, run_block);
   } else {
-    for (i64 bi = 0; bi < blocks; bi++) block(bi);
+    for (i64 bi = 0; bi < blocks; bi++) run_block(bi);
   }
   scratch_trim(kWinogradU, kKeepU);
+  scratch_trim(kWinogradUPacked, kKeepU);
 }
 
 }  // namespace diffuse
