@@ -23,11 +23,11 @@ constexpr i64 kBlockFloats = i64{1} << 21;  // a block's V (16 x C x tiles) and 
 constexpr i64 kKeepU = i64{1} << 22;        // transformed filters above 16 MB are freed after the call
 
 /** Floats of the transformed filters of one output-channel chunk (32 MB, held twice: plain and packed) and of the
- * transformed inputs of all tiles kept at once (32 MB); DIFFUSE_WINOGRAD_UBUDGET / _VBUDGET override them (tests). */
-i64 budget(const char* name) {
+ * transformed inputs of all tiles kept at once (64 MB); DIFFUSE_WINOGRAD_UBUDGET / _VBUDGET override them (tests). */
+i64 budget(const char* name, i64 fallback) {
   const char* v = std::getenv(name);
   const i64 n = v ? std::atoll(v) : 0;
-  return n > 0 ? n : i64{1} << 23;
+  return n > 0 ? n : fallback;
 }
 
 /** Tiles per block for C inputs, O outputs and xis transformed matrices: as many as keep V and M within
@@ -174,7 +174,8 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
 
   // Output channels go in chunks whose transformed filters (xis matrices of oc x C, the GEMMs' A, packed once
   // into micro-kernel panels) stay within the budget.
-  static const i64 u_budget = budget("DIFFUSE_WINOGRAD_UBUDGET"), v_budget = budget("DIFFUSE_WINOGRAD_VBUDGET");
+  static const i64 u_budget = budget("DIFFUSE_WINOGRAD_UBUDGET", i64{1} << 23);
+  static const i64 v_budget = budget("DIFFUSE_WINOGRAD_VBUDGET", i64{1} << 24);
   i64 chunks = ceil_div(xis * O * C, u_budget);
   i64 oc = std::min<i64>(O, round_up(ceil_div(O, chunks), mr));
   chunks = ceil_div(O, oc);
@@ -201,7 +202,7 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
 
   // Tiles go in blocks whose transformed inputs V (xis x C x tiles) and products M (xis x oc x tiles) stay a few
   // MB. With several filter chunks, all tiles are one block when V fits its budget, so each chunk is prepared
-  // once (else every block prepares every chunk again).
+  // once; else the chunks go outermost and every block's inputs are transformed once per chunk.
   i64 blocks = ceil_div(total, tile_block(C, oc, xis));
   if (chunks > 1 && xis * C * total <= v_budget) blocks = 1;
   if (threads > 1 && chunks == 1) blocks = round_up(blocks, threads);  // equal blocks, no idle thread at the end
@@ -212,7 +213,8 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
   const bool inner = threads > 1 && !outer;
   if (chunks == 1) prepare_chunk(0, O);
 
-  auto run_block = [&](i64 bi) {
+  // tiles of block bi against output channels [o_begin, o_end), preparing each chunk first when `prepare`
+  auto run_block = [&](i64 bi, i64 o_begin, i64 o_end, bool prepare) {
     const i64 t0 = bi * tb, nt = std::min<i64>(tb, total - t0);
     float* V = scratch(kWinogradV, xis * C * tb);
     float* M = scratch(kWinogradM, xis * ocp * tb);
@@ -228,9 +230,9 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
     } else {
       for (i64 c = 0; c < C; c++) input_channel(c);
     }
-    for (i64 o0 = 0; o0 < O; o0 += oc) {
-      const i64 on = std::min<i64>(oc, O - o0);
-      if (chunks > 1) prepare_chunk(o0, on);
+    for (i64 o0 = o_begin; o0 < o_end; o0 += oc) {
+      const i64 on = std::min<i64>(oc, o_end - o0);
+      if (prepare) prepare_chunk(o0, on);
       for (i64 xi = 0; xi < xis; xi++) {
         StridedB b(V + xi * vxs, tb, 1);
         GemmProblem P;
@@ -256,10 +258,15 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
       }
     }
   };
-  if (outer) {
-    parallel_for(blocks, run_block);
+  if (chunks == 1 && outer) {
+    parallel_for(blocks, [&](i64 bi) { run_block(bi, 0, O, false); });
+  } else if (chunks == 1 || blocks == 1) {
+    for (i64 bi = 0; bi < blocks; bi++) run_block(bi, 0, O, chunks > 1);
   } else {
-    for (i64 bi = 0; bi < blocks; bi++) run_block(bi);
+    for (i64 o0 = 0; o0 < O; o0 += oc) {
+      prepare_chunk(o0, std::min<i64>(oc, O - o0));
+      for (i64 bi = 0; bi < blocks; bi++) run_block(bi, o0, std::min<i64>(O, o0 + oc), false);
+    }
   }
   scratch_trim(kWinogradU, kKeepU);
   scratch_trim(kWinogradUPacked, kKeepU);
