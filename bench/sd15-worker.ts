@@ -1,5 +1,6 @@
 // One measurement of bench/sd15.ts in its own process (so peak RSS is the case's own): reads a job as JSON from
 // argv, prints `RESULT {json}`. Run by sd15.ts; by hand: node --import tsx bench/sd15-worker.ts '{"case":...}'
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend, Conv2dParams, GemmParams } from "../src/backend/index.js";
 import { nativeAddon, nativeBackend } from "../src/backend/native/index.js";
@@ -144,6 +145,21 @@ function randomizeWeights(m: Module, seed: number): void {
       else (data as Float32Array)[i] = v;
     }
   }
+}
+
+/**
+ * This process's peak resident set: VmHWM of /proc/self/status (the high-water mark of this address space).
+ * getrusage's maxrss is not used: after fork + exec it starts at the parent's RSS, so every worker spawned by a
+ * large parent (npm run bench after its training part) would report at least the parent's size.
+ */
+function peakRss(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 function setThreads(n: number): void {
@@ -301,7 +317,7 @@ async function run(job: JobSpec): Promise<Partial<WorkerResult>> {
           v,
           out,
         });
-        const extra = process.resourceUsage().maxRSS * 1024 - before;
+        const extra = peakRss() - before;
         const t = await time(
           () =>
             nativeBackend!.attention({
@@ -439,7 +455,7 @@ async function main(): Promise<void> {
     wall: r.wall!,
     cpu: r.cpu!,
     cpuMin: r.cpuMin!,
-    rss: process.resourceUsage().maxRSS * 1024,
+    rss: peakRss(),
     ...r,
   };
   console.log(`RESULT ${JSON.stringify(result)}`);

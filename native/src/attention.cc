@@ -136,7 +136,11 @@ void attention(const float* q, const float* k, const float* v, const float* mask
 
   const double work = 2.0 * s.batch * s.lq * s.lk * (s.d + s.dv);
   const int threads = work >= 4e6 && !in_parallel_region() ? num_threads() : 1;
-  if (threads > 1 && qtiles >= threads) {
+  // whole heads per task when there are enough of them (each thread packs its own K / V^T, which stay in its L2,
+  // with no serial packing between parallel regions); else heads in turn, each head's query tiles spread over the
+  // pool
+  const bool by_head = s.batch >= 2 * threads || qtiles < threads;
+  if (threads > 1 && !by_head) {
     // heads one after another, each head's query tiles spread over the pool
     float* kp = scratch(kAttnK, pl.kpack);
     float* vp = scratch(kAttnV, pl.vpack);

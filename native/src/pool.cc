@@ -39,7 +39,7 @@ std::size_t size_class(std::size_t bytes) {
 
 std::size_t cache_limit_from_env() {
   const char* v = std::getenv("DIFFUSE_POOL_MB");
-  if (!v || !*v) return std::size_t{1} << 30;  // 1 GB of idle blocks at most
+  if (!v || !*v) return std::size_t{512} << 20;  // 512 MB of idle blocks at most
   return static_cast<std::size_t>(std::strtoull(v, nullptr, 10)) << 20;
 }
 
@@ -56,6 +56,7 @@ struct Pool {
   }();
 
   void* take(std::size_t cls) {
+    std::vector<void*> evicted;
     {
       std::lock_guard<std::mutex> lock(mu);
       live_bytes += cls;
@@ -68,7 +69,21 @@ struct Pool {
         return p;
       }
       misses++;
+      // A miss maps new memory: free idle blocks of other sizes worth as much first, so the pool never holds
+      // memory beside new memory (the resident set stays what it would be without the pool; only blocks of
+      // sizes that keep coming back stay idle).
+      std::size_t freed = 0;
+      for (auto& [size, blocks] : free_blocks) {
+        while (!blocks.empty() && freed < cls) {
+          evicted.push_back(blocks.back());
+          blocks.pop_back();
+          idle_bytes -= size;
+          freed += size;
+        }
+        if (freed >= cls) break;
+      }
     }
+    for (void* e : evicted) std::free(e);
     void* p = std::aligned_alloc(cls >= kAlign ? kAlign : 4096, round_up(static_cast<i64>(cls), 4096));
     if (!p) {
       std::lock_guard<std::mutex> lock(mu);

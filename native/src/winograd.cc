@@ -268,8 +268,11 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
       for (i64 bi = 0; bi < blocks; bi++) run_block(bi, o0, std::min<i64>(O, o0 + oc), false);
     }
   }
+  // large transform buffers are not kept between calls (they are thread-local and would stay resident)
   scratch_trim(kWinogradU, kKeepU);
   scratch_trim(kWinogradUPacked, kKeepU);
+  scratch_trim(kWinogradV, kKeepU);
+  scratch_trim(kWinogradM, kKeepU);
 }
 
 }  // namespace diffuse
