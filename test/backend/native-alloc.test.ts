@@ -29,7 +29,9 @@ describe("native output pool", { skip }, () => {
     assert.ok(after.misses - before.misses <= 3, `pool misses ${after.misses - before.misses}`);
     const small = addon.allocF32(10);
     assert.equal(small.length, 10);
-    assert.deepEqual(Array.from(small), new Array(10).fill(0), "small arrays are ordinary zeroed arrays");
+    // (the poison test mode pools every size, NaN-filled)
+    if (process.env.DIFFUSE_POOL_POISON !== "1")
+      assert.deepEqual(Array.from(small), new Array(10).fill(0), "small arrays are ordinary zeroed arrays");
     assert.equal(addon.allocF32(0).length, 0);
     addon.poolTrim();
     assert.equal(addon.poolStats().idleBytes, 0);
