@@ -28,6 +28,11 @@ struct WinogradKernels {
   void (*output_row)(const float* m, i64 xs, i64 count, float bias, float* plane, i64 OH, i64 OW, i64 oy, i64 ox0);
 };
 extern const WinogradKernels kPortableWinograd4;
+
+/** plane[y][x] of an H x W plane, 0 outside it (the zero padding of a Winograd input patch). */
+inline float patch_at(const float* plane, i64 H, i64 W, i64 y, i64 x) {
+  return y >= 0 && y < H && x >= 0 && x < W ? plane[y * W + x] : 0.0f;
+}
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
 extern const WinogradKernels kAvx512Winograd;
 extern const WinogradKernels kAvx512Winograd4;

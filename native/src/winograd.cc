@@ -63,10 +63,7 @@ void input_portable(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count,
     const i64 xt = x0 + 2 * t;
     float d[4][4];
     for (int i = 0; i < 4; i++)
-      for (int j = 0; j < 4; j++) {
-        const i64 yy = y0 + i, xx = xt + j;
-        d[i][j] = yy >= 0 && yy < H && xx >= 0 && xx < W ? plane[yy * W + xx] : 0.0f;
-      }
+      for (int j = 0; j < 4; j++) d[i][j] = patch_at(plane, H, W, y0 + i, xt + j);
     float b[4][4];  // B^T d
     for (int j = 0; j < 4; j++) {
       b[0][j] = d[0][j] - d[2][j];

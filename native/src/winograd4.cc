@@ -70,10 +70,7 @@ void input4_portable(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count
     const i64 xt = x0 + 4 * t;
     float d[6][6];
     for (int i = 0; i < 6; i++)
-      for (int j = 0; j < 6; j++) {
-        const i64 yy = y0 + i, xx = xt + j;
-        d[i][j] = yy >= 0 && yy < H && xx >= 0 && xx < W ? plane[yy * W + xx] : 0.0f;
-      }
+      for (int j = 0; j < 6; j++) d[i][j] = patch_at(plane, H, W, y0 + i, xt + j);
     float b[6][6];  // B^T d, column by column
     for (int j = 0; j < 6; j++) {
       float col[6];

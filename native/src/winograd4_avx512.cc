@@ -14,6 +14,7 @@
 
 #include "conv.h"
 #include "gemm.h"
+#include "winograd_avx512.h"
 
 namespace diffuse {
 
@@ -57,21 +58,10 @@ inline void output_1d(V m0, V m1, V m2, V m3, V m4, V m5, V* r) {
 }
 
 void weights4_avx512(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U) {
-  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                         _mm512_set1_epi32(9));
-  alignas(64) float tmp[16 * 9];
   i64 c = c0;
   for (; c + 16 <= c0 + count; c += 16) {
-    // 16 consecutive filters are 144 consecutive values: gather element i of each (stride 9)
-    const float* src = w ? w + (o * C + c) * 9 : tmp;
-    if (!w) {
-      const std::uint16_t* h = w16 + (o * C + c) * 9;
-      for (int q = 0; q < 9; q++)
-        _mm512_store_ps(tmp + 16 * q,
-                        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + 16 * q))));
-    }
     V g[9];
-    for (int i = 0; i < 9; i++) g[i] = _mm512_i32gather_ps(idx, src + i, 4);
+    load_filters16(w, w16, o, c, C, g);
     V t[3][6];  // t[j] = G (column j of g)
     for (int j = 0; j < 3; j++) filter_1d(g[j], g[3 + j], g[6 + j], t[j]);
     for (int i = 0; i < 6; i++) {  // row i of (G g) G^T

@@ -1,6 +1,6 @@
 // Shared pieces of the native-backend property tests: the backends under test, random data and the error measure.
 import assert from "node:assert/strict";
-import type { Backend } from "../../src/backend/index.js";
+import type { Backend, Conv2dParams } from "../../src/backend/index.js";
 import { referenceBackend } from "../../src/backend/index.js";
 import { nativeBackend, nativeLoadError } from "../../src/backend/native/index.js";
 
@@ -44,3 +44,32 @@ export function close(got: ArrayLike<number>, want: ArrayLike<number>, what: str
 }
 
 export const kernels = ["avx512", "avx2", "portable"];
+
+/** A 3x3, stride-1 convolution of n x c x h x w into o channels with `pad` on every side. */
+export function conv3x3Params(
+  n: number,
+  c: number,
+  o: number,
+  h: number,
+  w: number,
+  pad: number,
+): Conv2dParams {
+  return {
+    batch: n,
+    inChannels: c,
+    inH: h,
+    inW: w,
+    outChannels: o,
+    outH: h + 2 * pad - 2,
+    outW: w + 2 * pad - 2,
+    kernelH: 3,
+    kernelW: 3,
+    strideH: 1,
+    strideW: 1,
+    padH: pad,
+    padW: pad,
+    dilationH: 1,
+    dilationW: 1,
+    groups: 1,
+  };
+}

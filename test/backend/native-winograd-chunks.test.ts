@@ -8,32 +8,10 @@ process.env.DIFFUSE_WINOGRAD_UBUDGET = String(16 * 14 * 40);
 process.env.DIFFUSE_WINOGRAD_VBUDGET = String(100000);
 
 import { after, describe, it } from "node:test";
-import type { Conv2dParams } from "../../src/backend/index.js";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { float32ArrayToHalf, halfArrayToFloat32 } from "../../src/tensor/dtype.js";
 import { testRng } from "../helpers.js";
-import { close, nat, randArray, ref, skip } from "./native-helpers.js";
-
-function params(n: number, c: number, o: number, h: number, w: number): Conv2dParams {
-  return {
-    batch: n,
-    inChannels: c,
-    inH: h,
-    inW: w,
-    outChannels: o,
-    outH: h,
-    outW: w,
-    kernelH: 3,
-    kernelW: 3,
-    strideH: 1,
-    strideW: 1,
-    padH: 1,
-    padW: 1,
-    dilationH: 1,
-    dilationW: 1,
-    groups: 1,
-  };
-}
+import { close, conv3x3Params, nat, randArray, ref, skip } from "./native-helpers.js";
 
 describe("native conv2d: Winograd with chunked filters", { skip }, () => {
   const addon = nativeAddon!;
@@ -51,7 +29,7 @@ describe("native conv2d: Winograd with chunked filters", { skip }, () => {
     it(`matches the direct convolution (${threads} thread(s))`, () => {
       addon.setNumThreads(threads);
       for (const [n, c, o, h, w] of cases) {
-        const p = params(n, c, o, h, w);
+        const p = conv3x3Params(n, c, o, h, w, 1);
         const x = randArray(n * c * h * w, rng);
         const wt = randArray(o * c * 9, rng, -0.2, 0.2);
         const bias = randArray(o, rng);

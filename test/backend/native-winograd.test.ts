@@ -3,32 +3,10 @@
 // padding 0-2, batches spanning tile blocks, bias or not, float16 weights, 1 and 2 threads, every SIMD level.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import type { Conv2dParams } from "../../src/backend/index.js";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { float32ArrayToHalf, halfArrayToFloat32 } from "../../src/tensor/dtype.js";
 import { testRng } from "../helpers.js";
-import { close, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
-
-function params(n: number, c: number, o: number, h: number, w: number, pad: number): Conv2dParams {
-  return {
-    batch: n,
-    inChannels: c,
-    inH: h,
-    inW: w,
-    outChannels: o,
-    outH: h + 2 * pad - 2,
-    outW: w + 2 * pad - 2,
-    kernelH: 3,
-    kernelW: 3,
-    strideH: 1,
-    strideW: 1,
-    padH: pad,
-    padW: pad,
-    dilationH: 1,
-    dilationW: 1,
-    groups: 1,
-  };
-}
+import { close, conv3x3Params, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
 
 // each has >= 256 output tiles of 2x2 over the batch (the kernel's condition for taking this path)
 const cases: [number, number, number, number, number, number][] = [
@@ -57,7 +35,7 @@ describe("native conv2d: Winograd F(4x4, 3x3) and F(2x2, 3x3)", { skip }, () => 
       if (!addon.setKernel(kernel)) return t.skip(`no ${kernel} kernel on this CPU`);
       try {
         for (const [n, c, o, h, w, pad] of cases) {
-          const p = params(n, c, o, h, w, pad);
+          const p = conv3x3Params(n, c, o, h, w, pad);
           const x = randArray(n * c * h * w, rng);
           const wt = randArray(o * c * 9, rng, -0.2, 0.2);
           for (const bias of [randArray(o, rng), null]) {
@@ -76,7 +54,7 @@ describe("native conv2d: Winograd F(4x4, 3x3) and F(2x2, 3x3)", { skip }, () => 
 
   it("reads float16 weights and gives the same result on 1 and 2 threads", () => {
     const [n, c, o, h, w, pad] = cases[4]!;
-    const p = params(n, c, o, h, w, pad);
+    const p = conv3x3Params(n, c, o, h, w, pad);
     const x = randArray(n * c * h * w, rng);
     const bits = float32ArrayToHalf(randArray(o * c * 9, rng, -0.2, 0.2));
     const bias = randArray(o, rng);
