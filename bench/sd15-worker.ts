@@ -8,8 +8,9 @@ import { F, Generator, loadSafetensors, noGrad, randn, setBackend, Tensor } from
 import {
   AutoencoderKL,
   AutoencoderKLConfig,
+  buildDownBlock,
   CLIPTextModel,
-  CrossAttnDownBlock2D,
+  type CrossAttnDownBlock2D,
   loadWeights,
   planUNet,
   SD1_TEXT_ENCODER,
@@ -193,21 +194,8 @@ async function ortSession(path: string, threads: number) {
 /** SD 1.5's down_blocks.0 with the bench case's weights (as test/models/unet/sd15-down-block.test.ts builds it). */
 async function downBlock(dir: string): Promise<CrossAttnDownBlock2D> {
   const cfg = UNet2DConditionConfig.sd15();
-  const p = planUNet(cfg).down[0]!;
-  const block = new CrossAttnDownBlock2D({
-    skipInit: true,
-    inChannels: p.inChannels,
-    outChannels: p.outChannels,
-    tembChannels: 1280,
-    numLayers: p.numLayers,
-    transformerLayersPerBlock: p.transformerLayers,
-    resnetEps: cfg.norm_eps,
-    resnetGroups: cfg.norm_num_groups,
-    numAttentionHeads: p.heads,
-    crossAttentionDim: p.crossAttentionDim,
-    useLinearProjection: cfg.use_linear_projection,
-    downsamplePadding: cfg.downsample_padding,
-  }).eval();
+  const block = buildDownBlock(cfg, planUNet(cfg), 0, { skipInit: true }) as CrossAttnDownBlock2D;
+  block.eval();
   await loadWeights(block, [join(dir, "weights.safetensors")], {
     label: "down_blocks.0",
     renameKey: (k) => k.replace(/^down_blocks\.0\./, ""),
@@ -304,37 +292,11 @@ async function run(job: JobSpec): Promise<Partial<WorkerResult>> {
       const out = new Float32Array(B * L * D);
       const flops = 4 * B * L * L * D;
       if (job.impl === "ours") {
+        const params = { batch: B, lq: L, lk: L, d: D, dv: D, scale: 1 / Math.sqrt(D), q, k, v, out };
         const before = process.memoryUsage().rss;
-        nativeBackend!.attention({
-          batch: B,
-          lq: L,
-          lk: L,
-          d: D,
-          dv: D,
-          scale: 1 / Math.sqrt(D),
-          q,
-          k,
-          v,
-          out,
-        });
+        nativeBackend!.attention(params);
         const extra = peakRss() - before;
-        const t = await time(
-          () =>
-            nativeBackend!.attention({
-              batch: B,
-              lq: L,
-              lk: L,
-              d: D,
-              dv: D,
-              scale: 1 / Math.sqrt(D),
-              q,
-              k,
-              v,
-              out,
-            }),
-          reps,
-          0,
-        );
+        const t = await time(() => nativeBackend!.attention(params), reps, 0);
         return { ...t, flops, extra };
       }
       // the same FLOPs as two GEMMs per head: S = Q K^T (materialised, 64 MB), then S V

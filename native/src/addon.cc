@@ -460,11 +460,11 @@ Napi::Value AttentionFn(const Napi::CallbackInfo& info) {
   if (s.batch < 0 || s.lq < 0 || s.lk < 0 || s.d < 0 || s.dv < 0) range_error(env, "attention: negative size");
   s.heads = num(info, 13, "heads");
   if (s.heads < 1 || s.batch % s.heads != 0) range_error(env, "attention: heads must divide batch");
+  if (!info[14].IsArray()) throw Napi::TypeError::New(env, "attention: layouts must be an array of 16 numbers");
+  Napi::Array arr = info[14].As<Napi::Array>();
+  if (arr.Length() != 16) range_error(env, "attention: layouts must have 16 numbers");
   HeadLayout* layouts[4] = {&s.q, &s.k, &s.v, &s.out};
   for (int i = 0; i < 4; i++) {
-    if (!info[14].IsArray()) throw Napi::TypeError::New(env, "attention: layouts must be an array of 16 numbers");
-    Napi::Array arr = info[14].As<Napi::Array>();
-    if (arr.Length() != 16) range_error(env, "attention: layouts must have 16 numbers");
     auto at = [&](int j) { return arr.Get(static_cast<uint32_t>(4 * i + j)).As<Napi::Number>().Int64Value(); };
     *layouts[i] = HeadLayout{at(0), at(1), at(2), at(3)};
   }

@@ -30,6 +30,8 @@ export { planUNet, UNet2DConditionConfig, type UNetBlockPlan, type UNetPlan } fr
 export { type ClassLabels, UNet2DModel } from "./unet/unet-2d.js";
 export {
   type AddedCondKwargs,
+  buildDownBlock,
+  type DownBlock,
   type Timestep,
   UNet2DConditionModel,
   type UNetForwardOptions,

@@ -161,4 +161,22 @@ describe("native attention", { skip }, () => {
       rowStride: d,
     });
   });
+
+  it("refuses layouts that do not fit: heads not dividing the batch, views past the array, a short layout list", () => {
+    const [batch, lq, lk, d] = [4, 3, 5, 2];
+    const q = new Float32Array(batch * lq * d);
+    const k = new Float32Array(batch * lk * d);
+    const v = new Float32Array(batch * lk * d);
+    const out = new Float32Array(batch * lq * d);
+    const call = (heads: number, layouts: number[]) =>
+      addon.attention(q, k, v, out, null, batch, lq, lk, d, d, 1, 0, 0, heads, layouts);
+    const contiguous = (rows: number) => [0, 2 * rows * d, rows * d, d];
+    const all = [...contiguous(lq), ...contiguous(lk), ...contiguous(lk), ...contiguous(lq)];
+    call(2, all); // fits
+    assert.throws(() => call(3, all), /heads must divide batch/);
+    const tooFar = [...all];
+    tooFar[12] = 1; // out offset 1: the last row runs past the array
+    assert.throws(() => call(2, tooFar), /attention out: view reaches elements/);
+    assert.throws(() => call(2, all.slice(0, 12)), /layouts must have 16 numbers/);
+  });
 });

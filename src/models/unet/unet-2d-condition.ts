@@ -60,8 +60,56 @@ export interface UNetForwardOptions {
   onStage?: (name: string, value: Tensor) => void;
 }
 
-type DownBlock = CrossAttnDownBlock2D | DownBlock2D;
+export type DownBlock = CrossAttnDownBlock2D | DownBlock2D;
 type UpBlock = CrossAttnUpBlock2D | UpBlock2D;
+
+/** Constructor options shared by every block of a UNet2DConditionModel. */
+function blockCommon(cfg: UNet2DConditionConfig, plan: UNetPlan, layer: LayerOptions) {
+  return {
+    ...layer,
+    tembChannels: plan.blocksTimeEmbedDim,
+    resnetEps: cfg.norm_eps,
+    resnetGroups: cfg.norm_num_groups,
+    useLinearProjection: cfg.use_linear_projection,
+    upcastAttention: cfg.upcast_attention ?? false,
+  };
+}
+
+/** The transformer options of a block with attention. */
+function attn(p: UNetBlockPlan) {
+  return {
+    transformerLayersPerBlock: p.transformerLayers,
+    numAttentionHeads: p.heads,
+    crossAttentionDim: p.crossAttentionDim,
+    onlyCrossAttention: p.onlyCrossAttention,
+  };
+}
+
+/**
+ * Down block `index` of a UNet2DConditionModel with this config and plan, as the model builds it (benchmarks and
+ * tests build a single block of real shapes with it).
+ */
+export function buildDownBlock(
+  cfg: UNet2DConditionConfig,
+  plan: UNetPlan,
+  index: number,
+  layer: LayerOptions = {},
+): DownBlock {
+  const p = plan.down[index];
+  if (!p)
+    throw new ArgumentError(
+      `buildDownBlock: the UNet has ${plan.down.length} down blocks, not index ${index}`,
+    );
+  const o = {
+    ...blockCommon(cfg, plan, layer),
+    inChannels: p.inChannels,
+    outChannels: p.outChannels,
+    numLayers: p.numLayers,
+    addDownsample: p.resample,
+    downsamplePadding: cfg.downsample_padding,
+  };
+  return p.crossAttention ? new CrossAttnDownBlock2D({ ...o, ...attn(p) }) : new DownBlock2D(o);
+}
 
 /**
  * The conditional UNet: noise (or v) prediction from a noisy latent [B, in_channels, H, W], a timestep and text
@@ -117,32 +165,9 @@ export class UNet2DConditionModel extends Module<
     this.add_embedding = textTime
       ? new TimestepEmbedding(cfg.projection_class_embeddings_input_dim!, plan.timeEmbedDim, layer)
       : null;
-    const common = {
-      ...layer,
-      tembChannels: plan.blocksTimeEmbedDim,
-      resnetEps: cfg.norm_eps,
-      resnetGroups: cfg.norm_num_groups,
-      useLinearProjection: cfg.use_linear_projection,
-      upcastAttention: cfg.upcast_attention ?? false,
-    };
-    const attn = (p: UNetBlockPlan) => ({
-      transformerLayersPerBlock: p.transformerLayers,
-      numAttentionHeads: p.heads,
-      crossAttentionDim: p.crossAttentionDim,
-      onlyCrossAttention: p.onlyCrossAttention,
-    });
+    const common = blockCommon(cfg, plan, layer);
     this.down_blocks = new ModuleList<DownBlock>(
-      plan.down.map((p) => {
-        const o = {
-          ...common,
-          inChannels: p.inChannels,
-          outChannels: p.outChannels,
-          numLayers: p.numLayers,
-          addDownsample: p.resample,
-          downsamplePadding: cfg.downsample_padding,
-        };
-        return p.crossAttention ? new CrossAttnDownBlock2D({ ...o, ...attn(p) }) : new DownBlock2D(o);
-      }),
+      plan.down.map((_, i) => buildDownBlock(cfg, plan, i, layer)),
     );
     this.up_blocks = new ModuleList<UpBlock>(
       plan.up.map((p) => {

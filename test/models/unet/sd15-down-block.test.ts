@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { loadSafetensors, noGrad, type Tensor } from "../../../src/index.js";
 import {
-  CrossAttnDownBlock2D,
+  buildDownBlock,
+  type CrossAttnDownBlock2D,
   loadWeights,
   planUNet,
   UNet2DConditionConfig,
@@ -21,24 +22,10 @@ const slow =
 const bench = benchCasesDir();
 const caseDir = bench && join(bench, "sd15_down_block_0");
 
-/** down_blocks.0 of UNet2DConditionConfig.sd15(), from the plan the UNet builds it from. */
+/** down_blocks.0 of UNet2DConditionConfig.sd15(), built as the UNet builds it. */
 function sd15DownBlock0(): CrossAttnDownBlock2D {
   const cfg = UNet2DConditionConfig.sd15();
-  const p = planUNet(cfg).down[0]!;
-  return new CrossAttnDownBlock2D({
-    skipInit: true,
-    inChannels: p.inChannels,
-    outChannels: p.outChannels,
-    tembChannels: 1280,
-    numLayers: p.numLayers,
-    transformerLayersPerBlock: p.transformerLayers,
-    resnetEps: cfg.norm_eps,
-    resnetGroups: cfg.norm_num_groups,
-    numAttentionHeads: p.heads,
-    crossAttentionDim: p.crossAttentionDim,
-    useLinearProjection: cfg.use_linear_projection,
-    downsamplePadding: cfg.downsample_padding,
-  });
+  return buildDownBlock(cfg, planUNet(cfg), 0, { skipInit: true }) as CrossAttnDownBlock2D;
 }
 
 describe("SD 1.5 down_blocks.0 (bench case)", { skip: bench ? false : "../shared/bench not found" }, () => {

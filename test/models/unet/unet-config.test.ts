@@ -3,8 +3,9 @@
 // wires them.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Generator, noGrad, randn, type Tensor, tensor, zeros } from "../../../src/index.js";
+import { ArgumentError, Generator, noGrad, randn, type Tensor, tensor, zeros } from "../../../src/index.js";
 import {
+  buildDownBlock,
   ModelConfigError,
   planUNet,
   ResnetBlock2D,
@@ -291,5 +292,25 @@ describe("UNet2DConditionModel optional inputs", () => {
       const x: Tensor = randn([1, 9, 9, 7], { generator: gen(8) });
       assert.deepEqual(inpaint.call(x, 999, ehs.slice(0, 0, 1)).shape, [1, 4, 9, 7]);
     });
+  });
+});
+
+describe("buildDownBlock", () => {
+  it("builds a down block as the model does (same keys and shapes), and refuses a missing index", () => {
+    const model = build({});
+    const cfg = model.config;
+    const plan = planUNet(cfg);
+    for (let i = 0; i < plan.down.length; i++) {
+      const block = buildDownBlock(cfg, plan, i);
+      const want = [...model.stateDict()]
+        .filter(([k]) => k.startsWith(`down_blocks.${i}.`))
+        .map(([k, t]) => [k.slice(`down_blocks.${i}.`.length), t.shape]);
+      assert.deepEqual(
+        [...block.stateDict()].map(([k, t]) => [k, t.shape]),
+        want,
+      );
+    }
+    assert.throws(() => buildDownBlock(cfg, plan, 2), ArgumentError);
+    assert.throws(() => buildDownBlock(cfg, plan, 2), /2 down blocks, not index 2/);
   });
 });
