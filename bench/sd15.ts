@@ -51,6 +51,12 @@ export interface Sd15Row {
 }
 
 function spawnWorker(job: JobSpec): WorkerResult {
+  // progress on stderr (the tables go to stdout): the whole run takes ~15-20 minutes
+  const { case: name, threads, repeats, ...rest } = job;
+  const t0 = Date.now();
+  process.stderr.write(
+    `bench: ${name} ${JSON.stringify(rest)} on ${threads} thread(s), ${repeats} repeat(s)... `,
+  );
   const r = spawnSync(process.execPath, ["--import", "tsx", worker, JSON.stringify(job)], {
     encoding: "utf8",
     maxBuffer: 1 << 24,
@@ -59,9 +65,12 @@ function spawnWorker(job: JobSpec): WorkerResult {
   });
   const line = `${r.stdout}`.split("\n").find((l) => l.startsWith("RESULT "));
   if (!line) {
+    process.stderr.write("failed\n");
     throw new Error(`bench worker failed for ${JSON.stringify(job)}: ${`${r.stderr}`.trim().slice(-800)}`);
   }
-  return JSON.parse(line.slice(7)) as WorkerResult;
+  const result = JSON.parse(line.slice(7)) as WorkerResult;
+  process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  return result;
 }
 
 /** The best (least wall time) of two results. */
