@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { DigitClassifier } from "../models/classifier/digit-classifier.js";
 import { loadClassConditionalPipeline } from "../pipelines/class-conditional.js";
+import { formatGuidanceInterval } from "../pipelines/guidance.js";
 import { samplerSpec } from "../schedulers/samplers.js";
 import { loadMnist } from "../train/data/mnist.js";
 import {
@@ -24,6 +25,7 @@ import {
   sweepSettings,
 } from "../train/eval.js";
 import { CliError } from "./errors.js";
+import { GUIDANCE_INTERVAL_HELP, guidanceIntervalOption } from "./guidance-interval-option.js";
 import { progressReporter } from "./progress.js";
 import { TRAIN_CLASSIFIER_COMMAND } from "./train-classifier.js";
 
@@ -41,6 +43,7 @@ interface EvalCliOptions {
   sampler?: string;
   steps?: string;
   guidance?: string;
+  guidanceInterval?: string;
   seed: string;
   batch: string;
   sweep?: boolean;
@@ -121,6 +124,7 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
   const seed = intOption(opts.seed, "seed", 0);
   const batchSize = intOption(opts.batch, "batch", 1);
   const settings = settingsFromOptions(opts);
+  const typedInterval = guidanceIntervalOption(opts.guidanceInterval);
   checkFolder(
     modelDir,
     "model",
@@ -131,7 +135,8 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
     "classifier",
     `train one with "${TRAIN_CLASSIFIER_COMMAND} --out ${classifierDir}" or pass --classifier DIR`,
   );
-  const { unet, scheduler } = await loadClassConditionalPipeline(modelDir);
+  const { unet, scheduler, guidanceInterval: modelInterval } = await loadClassConditionalPipeline(modelDir);
+  const guidanceInterval = typedInterval === undefined ? modelInterval : (typedInterval ?? undefined);
   const classifier = await DigitClassifier.fromPretrained(classifierDir);
   const { train, heldOut } = loadMnist();
   const real = realDigitStats(classifier, heldOut);
@@ -152,6 +157,7 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
       batchSize,
       real,
       settings,
+      guidanceInterval,
       onProgress: reporter.onProgress,
       onResult: opts.json
         ? (r) => process.stdout.write(`${JSON.stringify({ type: "setting", ...r })}\n`)
@@ -172,6 +178,7 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
     realBaselineFd: baseline,
     numPerClass,
     seed,
+    guidanceInterval: guidanceInterval ? formatGuidanceInterval(guidanceInterval) : "all",
   };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ type: "result", ...info, results })}\n`);
@@ -181,12 +188,15 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
     `model ${modelDir}; classifier ${classifierDir} (accuracy ${pct(real.classifierAccuracy)} on ${heldOut.count} held-out digits)\n` +
     `reference FD between two halves of the held-out digits (${real.halfCount} vs ${real.halfCount}): ${real.referenceFd.toFixed(3)}\n` +
     `FD of ${numPerClass} real training digits per class vs the held-out digits (a perfect model at this size): ${baseline.toFixed(3)}`;
+  const guidedSteps = guidanceInterval
+    ? `guidance applied for sigma in (${formatGuidanceInterval(guidanceInterval).replace(",", ", ")}]`
+    : "guidance applied at every step";
   if (opts.sweep) {
     process.stdout.write(
-      `${header}\n${numPerClass} generated images per class per setting, seed ${seed}; cells: class accuracy / FD(generated, held-out)\n\n${sweepMarkdown(results)}\n`,
+      `${header}\n${numPerClass} generated images per class per setting, seed ${seed}, ${guidedSteps}; cells: class accuracy / FD(generated, held-out)\n\n${sweepMarkdown(results)}\n`,
     );
   } else {
-    process.stdout.write(`${header}\n${results.map(describeResult).join("\n\n")}\n`);
+    process.stdout.write(`${header}\n${guidedSteps}\n${results.map(describeResult).join("\n\n")}\n`);
   }
   return results;
 }
@@ -210,6 +220,7 @@ export function registerEval(program: Command): void {
       "--guidance <g>",
       "classifier-free guidance (default 3; with --sweep a comma list, default 1,3,7)",
     )
+    .option("--guidance-interval <lo,hi>", `${GUIDANCE_INTERVAL_HELP} (default: the model's)`)
     .option("--seed <n>", "seed of the initial noise (the same for every setting)", "0")
     .option("--batch <n>", "images per generation batch", "100")
     .option("--sweep", "evaluate every sampler x steps x guidance combination and print a markdown table")

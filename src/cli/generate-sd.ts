@@ -17,6 +17,7 @@ import {
   formatParameters,
   type GenerateOptions,
   type GenerationSettings,
+  type GuidanceInterval,
   loadStableDiffusionPipeline,
   loraHash,
   parseParameters,
@@ -24,6 +25,7 @@ import {
 } from "../pipelines/index.js";
 import type { DType } from "../tensor/dtype.js";
 import { CliError } from "./errors.js";
+import { GUIDANCE_INTERVAL_HELP, guidanceIntervalOption } from "./guidance-interval-option.js";
 import { progressReporter } from "./progress.js";
 
 /** Raw option values of the SD path (strings as typed; parsed and checked here). */
@@ -34,6 +36,7 @@ export interface SdGenerateOptions {
   sampler?: string;
   guidance?: string;
   rescale?: string;
+  guidanceInterval?: string;
   seed?: string;
   width?: string;
   height?: string;
@@ -76,6 +79,7 @@ export function addSdGenerateOptions(cmd: Command): Command {
   );
   add("--guidance <g>", "classifier-free guidance scale (default 7.5; 7-10 is the usual range)");
   add("--rescale <phi>", "guidance rescale in [0, 1] (default 0)");
+  add("--guidance-interval <lo,hi>", `${GUIDANCE_INTERVAL_HELP} (default: the class model's, else all)`);
   add("--seed <n>", "seed of the initial noise (default: random, written into the PNG)");
   add("--width <px>", "image width, a multiple of 8 (default: the model's size)");
   add("--height <px>", "image height, a multiple of 8 (default: the model's size)");
@@ -137,6 +141,14 @@ function float(v: string | undefined, name: string): number | undefined {
   const n = Number(v);
   if (v.trim() === "" || !Number.isFinite(n)) throw new CliError(`--${name} must be a number, got "${v}"`);
   return n;
+}
+
+/** The typed interval ("all" = none), else the one of the image the settings come from. */
+function intervalOf(
+  typed: GuidanceInterval | null | undefined,
+  from: GuidanceInterval | undefined,
+): GuidanceInterval | undefined {
+  return typed === undefined ? from : (typed ?? undefined);
 }
 
 function seedOf(v: string | undefined): number | bigint | undefined {
@@ -239,6 +251,7 @@ export async function runSdGenerate(prompt: string | undefined, opts: SdGenerate
     sampler: opts.sampler ?? from?.sampler,
     guidanceScale: float(opts.guidance, "guidance") ?? from?.guidanceScale,
     guidanceRescale: float(opts.rescale, "rescale") ?? from?.guidanceRescale,
+    guidanceInterval: intervalOf(guidanceIntervalOption(opts.guidanceInterval), from?.guidanceInterval),
     seed,
     width: int(opts.width, "width", 1) ?? from?.width,
     height: int(opts.height, "height", 1) ?? from?.height,

@@ -15,6 +15,7 @@ import {
   generateClassImages,
   loadClassConditionalPipeline,
 } from "../pipelines/class-conditional.js";
+import { formatGuidanceInterval, type GuidanceInterval } from "../pipelines/guidance.js";
 import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import { CliError } from "./errors.js";
@@ -24,6 +25,7 @@ import {
   runSdGenerate,
   type SdGenerateOptions,
 } from "./generate-sd.js";
+import { guidanceIntervalOption } from "./guidance-interval-option.js";
 import { progressReporter } from "./progress.js";
 
 /** The shipped class-conditional MNIST model (inside the package: works from src/cli and dist/cli). */
@@ -37,6 +39,8 @@ export interface GenerateCliOptions {
   sampler?: string;
   steps?: string;
   guidance?: string;
+  /** "LO,HI" or "all" (default: the model folder's). */
+  guidanceInterval?: string;
   seed?: string;
   output?: string;
   grid?: string;
@@ -50,6 +54,8 @@ interface GenerateSettings {
   sampler: string;
   steps: number;
   guidance: number;
+  /** Typed interval; null = every step guided; undefined = the model's default. */
+  guidanceInterval: GuidanceInterval | null | undefined;
   seed: number;
   output: string;
   grid?: string;
@@ -78,7 +84,9 @@ export function outputPaths(output: string, n: number): string[] {
 
 /** The class-conditional pipeline: `--class` (one number or a comma list, cycled; default 0..9 cycled). */
 async function generateClassConditional(s: GenerateSettings): Promise<void> {
-  const { unet, scheduler } = await loadClassConditionalPipeline(s.modelDir);
+  const { unet, scheduler, guidanceInterval: modelInterval } = await loadClassConditionalPipeline(s.modelDir);
+  const guidanceInterval =
+    s.guidanceInterval === undefined ? modelInterval : (s.guidanceInterval ?? undefined);
   const numClasses = unet.numClassEmbeds - 1;
   const classes =
     s.classes === undefined
@@ -95,6 +103,13 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
   const paths = outputPaths(s.output, s.numImages);
   requireFolderOf(paths[0]!);
   const modelName = basename(resolve(s.modelDir));
+  // A1111-style parameters text, with the interval when one applied
+  const settingsText = (seed: number, width: number, height: number) =>
+    `Steps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${seed}, Size: ${width}x${height}, Model: ${modelName}${
+      guidanceInterval && s.guidance !== 1
+        ? `, Guidance interval: "${formatGuidanceInterval(guidanceInterval)}"`
+        : ""
+    }`;
   const images = [];
   for (let i = 0; i < s.numImages; i++) {
     const label = classes[i % classes.length]!;
@@ -103,6 +118,7 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
     const x = generateClassImages(unet, sampler, {
       classLabels: [label],
       guidanceScale: s.guidance,
+      guidanceInterval,
       steps: s.steps,
       seed,
       onProgress: (e) => {
@@ -112,13 +128,13 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
     });
     const image = tensorToImage(select(x, 0, 0));
     images.push(image);
-    const parameters = `class ${label}\nSteps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${seed}, Size: ${image.width}x${image.height}, Model: ${modelName}`;
+    const parameters = `class ${label}\n${settingsText(seed, image.width, image.height)}`;
     writePng(paths[i]!, image, { parameters });
     s.onFile(paths[i]!, { class: label, seed });
   }
   if (s.grid) {
     requireFolderOf(s.grid);
-    const parameters = `classes ${images.map((_, i) => classes[i % classes.length]).join(",")}\nSteps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${s.seed}, Size: ${images[0]!.width}x${images[0]!.height}, Model: ${modelName}`;
+    const parameters = `classes ${images.map((_, i) => classes[i % classes.length]).join(",")}\n${settingsText(s.seed, images[0]!.width, images[0]!.height)}`;
     writePng(s.grid, imageGrid(images, Math.min(images.length, 10)), { parameters });
     s.onFile(s.grid, { grid: true });
   }
@@ -190,6 +206,7 @@ export async function runGenerate(o: Partial<GenerateCliOptions>): Promise<void>
       sampler: v.sampler,
       steps: int("steps", v.steps, 1),
       guidance,
+      guidanceInterval: guidanceIntervalOption(o.guidanceInterval),
       seed: int("seed", v.seed, 0),
       output: v.output,
       grid: o.grid,

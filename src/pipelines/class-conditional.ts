@@ -19,6 +19,7 @@ import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { checkGuidanceInterval, type GuidanceInterval, guidedAt } from "./guidance.js";
 
 /** Options of {@link generateClassImages}. */
 export interface ClassImageOptions {
@@ -26,6 +27,11 @@ export interface ClassImageOptions {
   classLabels: readonly number[];
   /** Classifier-free guidance scale g (default 3; 1 = the conditional model alone, 0 = unconditional). */
   guidanceScale?: number;
+  /**
+   * Guide only the steps whose noise level lies in this interval (default: every step; see
+   * {@link GuidanceInterval}); the others run the conditional branch alone.
+   */
+  guidanceInterval?: GuidanceInterval;
   /** Inference steps (default 20). */
   steps?: number;
   /** Seed of a new Generator for the initial noise and stochastic steps (default 0), unless `generator`. */
@@ -43,6 +49,30 @@ export interface ClassImageOptions {
 export interface ClassConditionalPipeline {
   unet: UNet2DModel;
   scheduler: Scheduler;
+  /** The folder's default guidance interval (model_index.json `guidance_interval`), if it has one. */
+  guidanceInterval?: GuidanceInterval;
+}
+
+/** model_index.json's `guidance_interval`: [sigma_min, sigma_max] with null for no upper bound. */
+function readGuidanceInterval(value: unknown, file: string): GuidanceInterval | undefined {
+  if (value === undefined || value === null) return undefined;
+  const ok =
+    Array.isArray(value) &&
+    value.length === 2 &&
+    typeof value[0] === "number" &&
+    (typeof value[1] === "number" || value[1] === null);
+  if (!ok) {
+    throw new ArgumentError(
+      `${file}: guidance_interval must be [sigma_min, sigma_max or null], got ${JSON.stringify(value)}`,
+    );
+  }
+  const interval = { sigmaMin: value[0] as number, sigmaMax: (value[1] as number | null) ?? Infinity };
+  try {
+    checkGuidanceInterval(interval);
+  } catch (err) {
+    throw new ArgumentError(`${file}: ${(err as Error).message}`);
+  }
+  return interval;
 }
 
 /** Image size [H, W] of the UNet's `sample_size`. */
@@ -84,6 +114,7 @@ export function generateClassImages(
   const steps = opts.steps ?? 20;
   if (!Number.isFinite(g))
     throw new ArgumentError(`generateClassImages: guidanceScale must be finite, got ${g}`);
+  if (opts.guidanceInterval) checkGuidanceInterval(opts.guidanceInterval);
   if (!Number.isInteger(steps) || steps < 1) {
     throw new ArgumentError(`generateClassImages: steps must be a positive integer, got ${steps}`);
   }
@@ -101,8 +132,10 @@ export function generateClassImages(
       opts.signal?.throwIfAborted();
       const t = timesteps[i]!;
       const input = scheduler.scaleModelInput(x, t);
-      let out = unet.call(guided ? cat([input, input], 0) : input, t, batchLabels);
-      if (guided) {
+      // outside the guidance interval the conditional branch runs alone
+      const guidedStep = guided && guidedAt(scheduler, t, opts.guidanceInterval);
+      let out = unet.call(guidedStep ? cat([input, input], 0) : input, t, guidedStep ? batchLabels : labels);
+      if (guidedStep) {
         const cond = narrow(out, 0, 0, n);
         const uncond = narrow(out, 0, n, n);
         out = add(uncond, mul(sub(cond, uncond), g));
@@ -136,9 +169,10 @@ export async function loadClassConditionalPipeline(
       `${join(dir, "model_index.json")}: not a class-conditional UNet2DModel pipeline (unet is ${JSON.stringify(unetEntry)})`,
     );
   }
+  const guidanceInterval = readGuidanceInterval(index?.guidance_interval, join(dir, "model_index.json"));
   const unet = await UNet2DModel.fromPretrained(join(dir, "unet"), opts);
   const scheduler = await loadScheduler(dir);
-  return { unet, scheduler };
+  return guidanceInterval ? { unet, scheduler, guidanceInterval } : { unet, scheduler };
 }
 
 /** `_class_name` of the model_index.json of these folders. */
@@ -150,6 +184,8 @@ export interface SavePipelineOptions {
   weights?: ReadonlyMap<string, Tensor>;
   /** Stored dtype (default float32). */
   dtype?: DType;
+  /** The sampling default written as model_index.json's `guidance_interval`. */
+  guidanceInterval?: GuidanceInterval;
 }
 
 /**
@@ -163,6 +199,7 @@ export async function saveClassConditionalPipeline(
   opts: SavePipelineOptions = {},
 ): Promise<void> {
   const version = "0.30.0";
+  if (opts.guidanceInterval) checkGuidanceInterval(opts.guidanceInterval);
   mkdirSync(join(dir, "unet"), { recursive: true });
   mkdirSync(join(dir, "scheduler"), { recursive: true });
   const weights = new Map<string, Tensor>();
@@ -184,6 +221,12 @@ export async function saveClassConditionalPipeline(
       _diffusers_version: version,
       scheduler: ["diffusers", String(schedulerClass ?? "DDPMScheduler")],
       unet: ["diffusers", "UNet2DModel"],
+      ...(opts.guidanceInterval && {
+        guidance_interval: [
+          opts.guidanceInterval.sigmaMin,
+          Number.isFinite(opts.guidanceInterval.sigmaMax) ? opts.guidanceInterval.sigmaMax : null,
+        ],
+      }),
     }),
   );
 }

@@ -8,7 +8,13 @@ import { noGrad } from "../tensor/autograd.js";
 import type { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { applyGuidance, guidanceBatch } from "./guidance.js";
+import {
+  applyGuidance,
+  conditionalHalf,
+  type GuidanceInterval,
+  guidanceBatch,
+  guidedAt,
+} from "./guidance.js";
 import { blendKnownRegion } from "./inpaint.js";
 import { assertFinite } from "./latents.js";
 
@@ -47,6 +53,8 @@ export interface DenoiseRun {
   guided: boolean;
   guidanceScale: number;
   guidanceRescale: number;
+  /** Guide only the steps in this noise interval; the others run the conditional half of the batch alone. */
+  guidanceInterval?: GuidanceInterval;
   generator: Generator;
   inpaint?: InpaintState;
   onStep?: (info: StepInfo) => void;
@@ -71,17 +79,34 @@ export async function denoise(run: DenoiseRun): Promise<Tensor> {
     inpaint?.maskedImageLatents !== undefined
       ? [guidanceBatch(inpaint.mask, guided), guidanceBatch(inpaint.maskedImageLatents, guided)]
       : null;
+  // the conditional halves, for the steps outside a guidance interval
+  const condOnly =
+    guided && run.guidanceInterval
+      ? noGrad(() => ({
+          embeds: conditionalHalf(run.embeds),
+          extra: extra?.map(conditionalHalf) ?? null,
+          addedCondKwargs: run.addedCondKwargs && {
+            textEmbeds: conditionalHalf(run.addedCondKwargs.textEmbeds),
+            timeIds: conditionalHalf(run.addedCondKwargs.timeIds),
+          },
+        }))
+      : null;
   for (let i = 0; i < total; i++) {
     run.signal?.throwIfAborted();
     const t = timesteps[i]!;
+    const guidedStep = guided && guidedAt(scheduler, t, run.guidanceInterval);
+    const branch =
+      guided && !guidedStep && condOnly
+        ? condOnly
+        : { embeds: run.embeds, extra, addedCondKwargs: run.addedCondKwargs };
     x = noGrad(() => {
-      let input = scheduler.scaleModelInput(guidanceBatch(x, guided), t);
-      if (extra) input = cat([input, ...extra], 1);
-      const out = unet.call(input, t, run.embeds, {
-        addedCondKwargs: run.addedCondKwargs,
+      let input = scheduler.scaleModelInput(guidanceBatch(x, guidedStep), t);
+      if (branch.extra) input = cat([input, ...branch.extra], 1);
+      const out = unet.call(input, t, branch.embeds, {
+        addedCondKwargs: branch.addedCondKwargs,
         timestepCond: run.timestepCond,
       });
-      const eps = guided ? applyGuidance(out, run.guidanceScale, run.guidanceRescale).guided : out;
+      const eps = guidedStep ? applyGuidance(out, run.guidanceScale, run.guidanceRescale).guided : out;
       let next = scheduler.step(eps, t, x, { generator: run.generator }).prevSample;
       if (inpaint?.imageLatents) {
         const known =

@@ -4,6 +4,7 @@ import type { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { StepInfo } from "./denoise.js";
+import type { GuidanceInterval } from "./guidance.js";
 import type { GenerationSettings } from "./params.js";
 
 /** Options of {@link StableDiffusionPipeline.generate}. */
@@ -21,6 +22,11 @@ export interface GenerateOptions {
   guidanceScale?: number;
   /** Guidance rescale phi in [0, 1] (default 0; 0.7 is the paper's choice for zero-terminal-SNR models). */
   guidanceRescale?: number;
+  /**
+   * Guide only the steps whose noise level sigma lies in (sigmaMin, sigmaMax] (default: every step); the other steps
+   * run the conditional branch alone, at half the cost. See {@link GuidanceInterval}.
+   */
+  guidanceInterval?: GuidanceInterval;
   /** Sampler name ("dpmpp-2m", "euler-a", "DPM++ 2M Karras", ...) on the model's schedule; default: its scheduler. */
   sampler?: string;
   /** Seed of the generator (default: a random 32-bit seed, reported in the result). */

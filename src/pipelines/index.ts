@@ -23,11 +23,18 @@ export type { GenerateOptions, GenerateResult } from "./generate-options.js";
 export {
   applyGuidance,
   checkGuidance,
+  checkGuidanceInterval,
+  conditionalHalf,
+  formatGuidanceInterval,
   GUIDANCE_WARN_ABOVE,
+  type GuidanceInterval,
   guidanceBatch,
   guidanceScaleEmbedding,
   guidanceWarning,
+  guidedAt,
+  parseGuidanceInterval,
   rescaleGuidance,
+  timestepSigma,
   usesGuidance,
 } from "./guidance.js";
 export { type ImageInputs, type PreparedImageRun, prepareImageInputs } from "./image-inputs.js";

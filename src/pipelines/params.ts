@@ -9,6 +9,7 @@
 // JSON string when it contains ",", ":" or a newline.
 import { normalizeSamplerName, SAMPLERS } from "../schedulers/samplers.js";
 import { PipelineError } from "./errors.js";
+import { formatGuidanceInterval, type GuidanceInterval, parseGuidanceInterval } from "./guidance.js";
 
 /** A LoRA applied to a generation. */
 export interface LoraUse {
@@ -34,6 +35,8 @@ export interface GenerationSettings {
   height: number;
   /** Guidance rescale phi (written only when > 0). */
   guidanceRescale?: number;
+  /** The noise interval of guided steps (written only when set). */
+  guidanceInterval?: GuidanceInterval;
   /** Image-to-image / inpainting strength ("Denoising strength"). */
   strength?: number;
   /** Layers skipped from the end of the text encoder (0 = none; A1111 writes this + 1 as "Clip skip"). */
@@ -105,6 +108,7 @@ export function formatParameters(s: GenerationSettings): string {
   // the initial noise is torch's CPU generator: A1111's "RNG: CPU" draws the same numbers for a batch of one
   fields.push(["RNG", "CPU"]);
   if (s.guidanceRescale) fields.push(["CFG Rescale phi", num(s.guidanceRescale)]);
+  if (s.guidanceInterval) fields.push(["Guidance interval", formatGuidanceInterval(s.guidanceInterval)]);
   if (s.loras && s.loras.length > 0) {
     const hashed = s.loras.filter((l) => l.hash);
     if (hashed.length > 0) fields.push(["Lora hashes", hashed.map((l) => `${l.name}: ${l.hash}`).join(", ")]);
@@ -163,6 +167,7 @@ const KNOWN = new Set([
   "Clip skip",
   "RNG",
   "CFG Rescale phi",
+  "Guidance interval",
   "Lora hashes",
   "Lora scales",
 ]);
@@ -226,6 +231,8 @@ export function parseParameters(text: string): GenerationSettings {
   if (clipSkip !== undefined && clipSkip > 1) settings.clipSkip = clipSkip - 1;
   const rescale = number(fields, "CFG Rescale phi", false);
   if (rescale) settings.guidanceRescale = rescale;
+  const interval = fields.get("Guidance interval");
+  if (interval !== undefined) settings.guidanceInterval = parseGuidanceInterval(interval);
   if (fields.has("Model hash")) settings.modelHash = fields.get("Model hash")!;
   if (fields.has("Model")) settings.modelName = fields.get("Model")!;
   const batchSize = number(fields, "Batch size", true);

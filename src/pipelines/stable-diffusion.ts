@@ -17,7 +17,13 @@ import { encodeSdPrompt, type PromptConditioning, repeatRows } from "./condition
 import { denoise } from "./denoise.js";
 import { PipelineError } from "./errors.js";
 import type { GenerateOptions, GenerateResult } from "./generate-options.js";
-import { checkGuidance, guidanceScaleEmbedding, guidanceWarning, usesGuidance } from "./guidance.js";
+import {
+  checkGuidance,
+  checkGuidanceInterval,
+  guidanceScaleEmbedding,
+  guidanceWarning,
+  usesGuidance,
+} from "./guidance.js";
 import { prepareImageInputs } from "./image-inputs.js";
 import { pixelSize } from "./img2img.js";
 import { assertFinite, checkImageSize, checkLatentsShape, initialNoise, latentShape } from "./latents.js";
@@ -221,6 +227,7 @@ export class StableDiffusionPipeline {
       throw new PipelineError(`numImages must be a positive integer, got ${numImages}`);
     }
     checkGuidance(guidanceScale, guidanceRescale);
+    if (opts.guidanceInterval) checkGuidanceInterval(opts.guidanceInterval);
     const high = guidanceWarning(guidanceScale);
     if (high) warn(high);
     const factor = this.vaeScaleFactor;
@@ -290,6 +297,7 @@ export class StableDiffusionPipeline {
       guided,
       guidanceScale,
       guidanceRescale,
+      guidanceInterval: opts.guidanceInterval,
       generator,
       inpaint: image?.inpaint,
       onStep: opts.onStep,
@@ -313,6 +321,7 @@ export class StableDiffusionPipeline {
     };
     if (seed !== undefined) settings.seed = seed;
     if (guidanceRescale > 0) settings.guidanceRescale = guidanceRescale;
+    if (guided && opts.guidanceInterval) settings.guidanceInterval = opts.guidanceInterval;
     if (image) settings.strength = image.strength;
     if (clipSkip > 0) settings.clipSkip = clipSkip;
     if (this.modelName) settings.modelName = this.modelName;

@@ -5,6 +5,7 @@
 import type { DigitClassifier } from "../models/classifier/digit-classifier.js";
 import type { UNet2DModel } from "../models/unet/unet-2d.js";
 import { generateClassImages } from "../pipelines/class-conditional.js";
+import type { GuidanceInterval } from "../pipelines/guidance.js";
 import { samplerFromName } from "../schedulers/samplers.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { ArgumentError } from "../tensor/errors.js";
@@ -127,6 +128,8 @@ export interface EvaluateCommonOptions {
   heldOut: Digits;
   /** Generated images per class (>= 1; the Fréchet distance needs at least 2 images in all). */
   numPerClass: number;
+  /** Guide only the steps in this noise interval (default: every step). */
+  guidanceInterval?: GuidanceInterval;
   /** Seed of the initial noise (default 0); every setting starts from the same noise. */
   seed?: number;
   /** Images per generation batch (default 100; doubled inside the UNet when guided). */
@@ -221,6 +224,7 @@ async function runSettings(
       const images = generateClassImages(opts.unet, scheduler, {
         classLabels: batchLabels,
         guidanceScale: setting.guidance,
+        guidanceInterval: opts.guidanceInterval,
         steps: setting.steps,
         generator,
         signal: opts.signal,

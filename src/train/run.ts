@@ -10,6 +10,7 @@ import type { RawConfig } from "../models/blocks/config-values.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
 import { select } from "../ops/index.js";
 import { generateClassImages, saveClassConditionalPipeline } from "../pipelines/class-conditional.js";
+import type { GuidanceInterval } from "../pipelines/guidance.js";
 import { DDPMScheduler } from "../schedulers/ddpm.js";
 import { samplerFromName } from "../schedulers/samplers.js";
 import { ArgumentError } from "../tensor/errors.js";
@@ -29,6 +30,8 @@ export interface SampleGridOptions {
   sampler?: string;
   steps?: number;
   guidanceScale?: number;
+  /** Guided noise levels (default: the run's {@link TrainDiffusionOptions.guidanceInterval}). */
+  guidanceInterval?: GuidanceInterval;
   seed?: number;
 }
 
@@ -50,6 +53,8 @@ export interface TrainDiffusionOptions {
   /** Write a checkpoint every this many steps (0: only at the end / when stopped). */
   checkpointEvery?: number;
   samples?: SampleGridOptions;
+  /** The sampling default written into the pipeline folder (model_index.json `guidance_interval`). */
+  guidanceInterval?: GuidanceInterval;
   /** Stage "train" events with loss, lr, images/s; stage "sample" during sample grids. */
   onProgress?: ProgressCallback;
   /** Stops the run after the current step; a checkpoint and the pipeline folder are written. */
@@ -115,6 +120,7 @@ export function sampleGrid(
       classLabels: labels,
       steps: opts.steps ?? 20,
       guidanceScale: opts.guidanceScale ?? 3,
+      guidanceInterval: opts.guidanceInterval,
       seed: opts.seed ?? 0,
       onProgress,
     });
@@ -134,7 +140,11 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   mkdirSync(samplesDir, { recursive: true });
   const total = trainer.options.steps;
   const writeSamples = (): void => {
-    const grid = sampleGrid(trainer, opts.samples, opts.onProgress);
+    const grid = sampleGrid(
+      trainer,
+      { guidanceInterval: opts.guidanceInterval, ...opts.samples },
+      opts.onProgress,
+    );
     const path = join(samplesDir, `step-${String(trainer.step).padStart(6, "0")}.png`);
     writePng(path, grid, {
       parameters: `class grid\nSteps: ${opts.samples?.steps ?? 20}, Sampler: ${opts.samples?.sampler ?? "dpmpp-2m"}, CFG scale: ${opts.samples?.guidanceScale ?? 3}, Seed: ${opts.samples?.seed ?? 0}, Training step: ${trainer.step}`,
@@ -176,6 +186,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   await checkpoint();
   await saveClassConditionalPipeline(out, trainer.unet, schedulerJson(trainer), {
     weights: trainer.ema.averagedStateDict(),
+    guidanceInterval: opts.guidanceInterval,
   });
   opts.onSaved?.("pipeline", out, trainer.step);
   if (!stopped) writeSamples();

@@ -89,6 +89,8 @@ describe("diffuse eval", () => {
       "2",
       "--guidance",
       "3",
+      "--guidance-interval",
+      "0.5,inf",
       "--json",
     );
     assert.equal(r.code, 0, r.stderr);
@@ -104,6 +106,7 @@ describe("diffuse eval", () => {
     assert.equal(result.type, "result");
     assert.equal(result.heldOutDigits, 1000);
     assert.equal(result.referenceHalf, 500);
+    assert.equal(result.guidanceInterval, "0.5,inf");
     assert.ok(result.referenceFd > 0);
     assert.equal(result.results.length, 1);
     const [one] = result.results;
@@ -141,6 +144,7 @@ describe("diffuse eval", () => {
     );
     assert.match(r.stdout, /\| ddim \| 1 \| \d+\.\d% \/ \d+\.\d\d \| \d+\.\d% \/ \d+\.\d\d \|/);
     assert.match(r.stdout, /\| unipc \| 1 \|/);
+    assert.match(r.stdout, /seed 0, guidance applied at every step; cells/);
   });
 
   it("names a missing model or classifier folder in one line", () => {
@@ -159,6 +163,10 @@ describe("diffuse eval", () => {
     assertOneLineError(diffuse("eval", "--steps", "5,10"), /--steps takes one value \(lists need --sweep\)/);
     assertOneLineError(diffuse("eval", "--num-per-class", "0"), /--num-per-class must be an integer >= 1/);
     assertOneLineError(diffuse("eval", "--sampler", "warp"), /unknown sampler "warp"; known: ddpm, ddim/);
+    assertOneLineError(
+      diffuse("eval", "--guidance-interval", "2,1"),
+      /--guidance-interval: .*sigmaMin < sigmaMax/,
+    );
   });
 });
 

@@ -157,6 +157,48 @@ describe("diffuse generate (class-conditional)", () => {
     assert.equal(existsSync(out), false);
   });
 
+  it("uses the model's guidance interval unless --guidance-interval says otherwise, and records it", async () => {
+    const withInterval = join(dir, "interval-mnist");
+    await saveClassConditionalPipeline(
+      withInterval,
+      tinyUNet(1),
+      { ...new DDPMScheduler({}).config, _class_name: "DDPMScheduler" },
+      { guidanceInterval: { sigmaMin: 0, sigmaMax: 2 } },
+    );
+    const gen = async (m: string, name: string, ...args: string[]) => {
+      const out = join(dir, name);
+      await buildProgram().parseAsync([
+        "node",
+        "diffuse",
+        "generate",
+        "--model",
+        m,
+        "--steps",
+        "3",
+        "-o",
+        out,
+        ...args,
+      ]);
+      return { text: readPngText(readFileSync(out)).parameters!, data: readImage(out).data };
+    };
+    const byDefault = await gen(withInterval, "gi-default.png");
+    assert.match(byDefault.text, /, Guidance interval: "0,2"$/);
+    const typed = await gen(model, "gi-typed.png", "--guidance-interval", "0,2");
+    assert.deepEqual(typed.data, byDefault.data, "same weights, same interval");
+    const all = await gen(withInterval, "gi-all.png", "--guidance-interval", "all");
+    assert.doesNotMatch(all.text, /Guidance interval/);
+    assert.deepEqual(all.data, (await gen(model, "gi-plain.png")).data, "'all' guides every step");
+    assert.notDeepEqual(all.data, byDefault.data);
+    await assert.rejects(
+      gen(model, "gi-bad.png", "--guidance-interval", "5"),
+      /--guidance-interval: .*SIGMA_MIN,SIGMA_MAX/,
+    );
+    await assert.rejects(
+      gen(model, "gi-bad.png", "--guidance-interval", "3,1"),
+      /--guidance-interval: .*sigmaMin < sigmaMax/,
+    );
+  });
+
   it("names outputs and finds the shipped model relative to the package", () => {
     assert.deepEqual(outputPaths("o.png", 1), ["o.png"]);
     assert.deepEqual(outputPaths("dir/o.png", 2), ["dir/o-0.png", "dir/o-1.png"]);

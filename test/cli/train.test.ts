@@ -89,6 +89,8 @@ describe("diffuse train mnist", () => {
     const cfg = JSON.parse(readFileSync(join(out, "unet", "config.json"), "utf8"));
     assert.equal(cfg.num_class_embeds, 11);
     assert.deepEqual(cfg.down_block_types, ["DownBlock2D", "AttnDownBlock2D"]);
+    const index = JSON.parse(readFileSync(join(out, "model_index.json"), "utf8"));
+    assert.deepEqual(index.guidance_interval, [0, 2.5], "the recipe's sampling default");
   });
 
   it("Ctrl-C (SIGINT) writes a checkpoint before exiting; --resume finishes the run", async () => {
@@ -176,6 +178,7 @@ describe("diffuse train mnist", () => {
       /--cond-dropout must be a number in \[0, 1\]/,
     );
     await assert.rejects(run("mnist", "--attention", "5"), /--attention level 5 does not exist/);
+    await assert.rejects(run("mnist", "--guidance-interval", "1"), /--guidance-interval: /);
     assert.equal(existsSync(join(dir, "never")), false);
   });
 

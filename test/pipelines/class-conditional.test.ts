@@ -10,6 +10,7 @@ import {
   loadClassConditionalPipeline,
   saveClassConditionalPipeline,
 } from "../../src/pipelines/class-conditional.js";
+import { type GuidanceInterval, timestepSigma } from "../../src/pipelines/guidance.js";
 import { DDIMScheduler } from "../../src/schedulers/ddim.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
 import { samplerFromName } from "../../src/schedulers/samplers.js";
@@ -108,6 +109,45 @@ describe("generateClassImages", () => {
     assert.deepEqual(one.shape, [1, 1, 32, 32]);
   });
 
+  it("guidance interval: guided steps run [cond; null], the others the conditional branch alone", () => {
+    const run = (opts: { guidanceScale?: number; guidanceInterval?: GuidanceInterval }) => {
+      const batches: number[] = [];
+      const spy = Object.create(unet) as UNet2DModel;
+      spy.call = (x, t, labels) => {
+        batches.push(x.shape[0]!);
+        return unet.call(x, t, labels);
+      };
+      const x = generateClassImages(spy, samplerFromName("dpmpp-2m", ddpmConfig), {
+        classLabels: [2, 5],
+        steps: 4,
+        seed: 3,
+        ...opts,
+      });
+      return { x: x.toFloat32Array(), batches };
+    };
+    const everyStep = run({ guidanceScale: 3 });
+    assert.deepEqual(everyStep.batches, [4, 4, 4, 4]);
+    const all = run({ guidanceScale: 3, guidanceInterval: { sigmaMin: 0, sigmaMax: Infinity } });
+    assert.deepEqual(all.x, everyStep.x, "an interval holding every sigma is no interval");
+    const none = run({ guidanceScale: 3, guidanceInterval: { sigmaMin: 1e6, sigmaMax: 2e6 } });
+    assert.deepEqual(none.batches, [2, 2, 2, 2]);
+    assert.deepEqual(none.x, run({ guidanceScale: 1 }).x, "no step guided = the conditional model");
+    // dpmpp-2m, 4 steps, leading spacing: timesteps 800, 600, 400, 200
+    const sampler = samplerFromName("dpmpp-2m", ddpmConfig);
+    sampler.setTimesteps(4);
+    const sigmas = sampler.timesteps.map((t) => timestepSigma(sampler, t));
+    const mid = run({ guidanceScale: 3, guidanceInterval: { sigmaMin: sigmas[2]!, sigmaMax: sigmas[1]! } });
+    assert.deepEqual(mid.batches, [2, 4, 2, 2], "only the step with sigma in (lo, hi] is guided");
+    assert.throws(
+      () =>
+        generateClassImages(unet, sampler, {
+          classLabels: [1],
+          guidanceInterval: { sigmaMin: 2, sigmaMax: 1 },
+        }),
+      /sigmaMin < sigmaMax/,
+    );
+  });
+
   it("rejects labels outside the classes, the null class itself, and an aborted signal", () => {
     const s = samplerFromName("ddim", ddpmConfig);
     assert.throws(() => generateClassImages(unet, s, { classLabels: [10] }), /classes 0\.\.9/);
@@ -148,6 +188,26 @@ describe("class-conditional pipeline folders", () => {
     const w = loaded.unet.conv_in.weight.toFloat32Array();
     const src = unet.conv_in.weight.toFloat32Array();
     assert.ok(w.every((v, i) => Math.abs(v - src[i]!) <= 1e-3 * Math.max(1, Math.abs(src[i]!))));
+  });
+
+  it("keep a default guidance interval in model_index.json (null = no upper bound); refuse a broken one", async () => {
+    const out = join(dir, "interval");
+    await saveClassConditionalPipeline(out, unet, ddpmConfig, {
+      guidanceInterval: { sigmaMin: 0.5, sigmaMax: Infinity },
+    });
+    const index = JSON.parse(readFileSync(join(out, "model_index.json"), "utf8"));
+    assert.deepEqual(index.guidance_interval, [0.5, null]);
+    assert.deepEqual((await loadClassConditionalPipeline(out)).guidanceInterval, {
+      sigmaMin: 0.5,
+      sigmaMax: Infinity,
+    });
+    const plain = join(dir, "no-interval");
+    await saveClassConditionalPipeline(plain, unet, ddpmConfig);
+    assert.equal((await loadClassConditionalPipeline(plain)).guidanceInterval, undefined);
+    for (const bad of [[2, 1], "0,2", [0]]) {
+      writeFileSync(join(out, "model_index.json"), JSON.stringify({ ...index, guidance_interval: bad }));
+      await assert.rejects(loadClassConditionalPipeline(out), /guidance_interval|sigmaMin < sigmaMax/);
+    }
   });
 
   it("refuses a folder whose model_index.json names another pipeline", async () => {

@@ -6,13 +6,20 @@ import { tensor } from "../../src/index.js";
 import {
   applyGuidance,
   checkGuidance,
+  checkGuidanceInterval,
+  conditionalHalf,
+  formatGuidanceInterval,
   guidanceBatch,
   guidanceScaleEmbedding,
   guidanceWarning,
+  guidedAt,
   PipelineError,
+  parseGuidanceInterval,
   rescaleGuidance,
+  timestepSigma,
   usesGuidance,
 } from "../../src/pipelines/index.js";
+import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
 import { assertAllClose } from "../helpers.js";
 
 describe("classifier-free guidance", () => {
@@ -92,5 +99,45 @@ describe("classifier-free guidance", () => {
       1,
     ];
     assertAllClose(e, want, 2e-4, 1e-4);
+  });
+
+  it("guidance interval: sigma of a timestep from alpha-bar, log-interpolated between integer timesteps", () => {
+    const s = new DDPMScheduler({ beta_schedule: "scaled_linear", beta_start: 0.00085, beta_end: 0.012 });
+    const ac = s.alphasCumprod;
+    const sigma = (t: number) => Math.sqrt((1 - ac[t]!) / ac[t]!);
+    for (const t of [0, 1, 500, 999]) assertAllClose([timestepSigma(s, t)], [sigma(t)], 1e-6, 0);
+    // halfway in log sigma between 400 and 401
+    assertAllClose([timestepSigma(s, 400.5)], [Math.sqrt(sigma(400) * sigma(401))], 1e-6, 0);
+    // clamped to the schedule
+    assert.equal(timestepSigma(s, -3), timestepSigma(s, 0));
+    assert.equal(timestepSigma(s, 1200), timestepSigma(s, 999));
+    // guided when sigmaMin < sigma <= sigmaMax; always without an interval
+    const interval = { sigmaMin: sigma(200), sigmaMax: sigma(700) };
+    assert.equal(guidedAt(s, 700, interval), true);
+    assert.equal(guidedAt(s, 701, interval), false);
+    assert.equal(guidedAt(s, 200, interval), false);
+    assert.equal(guidedAt(s, 201, interval), true);
+    assert.equal(guidedAt(s, 999, undefined), true);
+    assert.equal(guidedAt(s, 999, { sigmaMin: 0, sigmaMax: Number.POSITIVE_INFINITY }), true);
+  });
+
+  it("guidance interval: parses and formats LO,HI (inf allowed); refuses the impossible ones", () => {
+    assert.deepEqual(parseGuidanceInterval("0.3, 5"), { sigmaMin: 0.3, sigmaMax: 5 });
+    assert.deepEqual(parseGuidanceInterval("0,inf"), { sigmaMin: 0, sigmaMax: Number.POSITIVE_INFINITY });
+    for (const i of [
+      { sigmaMin: 0.25, sigmaMax: 2.5 },
+      { sigmaMin: 1, sigmaMax: Number.POSITIVE_INFINITY },
+    ]) {
+      assert.deepEqual(parseGuidanceInterval(formatGuidanceInterval(i)), i);
+    }
+    for (const bad of ["2", "1,2,3", "a,2", "", ",", "1,"]) {
+      assert.throws(() => parseGuidanceInterval(bad), /SIGMA_MIN,SIGMA_MAX/, bad);
+    }
+    for (const bad of ["2,1", "1,1", "-1,2", "inf,inf"]) {
+      assert.throws(() => parseGuidanceInterval(bad), /0 <= sigmaMin < sigmaMax/, bad);
+    }
+    assert.throws(() => checkGuidanceInterval({ sigmaMin: 0, sigmaMax: Number.NaN }), PipelineError);
+    assert.deepEqual(Array.from(conditionalHalf(tensor([1, 2, 3, 4], [4, 1])).toFloat32Array()), [3, 4]);
+    assert.throws(() => conditionalHalf(tensor([1, 2, 3], [3, 1])), /even/);
   });
 });

@@ -111,9 +111,11 @@ describe("A1111 generation parameters", () => {
       batchSize: 4,
       batchPos: 3,
       loras: [{ name: "a", hash: "000000000001", scale: -0.5 }],
+      guidanceInterval: { sigmaMin: 0.28, sigmaMax: 5.42 },
       extra: { Note: 'x, "y": z' },
     };
     assert.deepEqual(parseParameters(formatParameters(settings)), settings);
+    assert.match(formatParameters(settings), /Guidance interval: "0\.28,5\.42"/);
     const small: GenerationSettings = { ...settings, seed: 7, batchSize: undefined, batchPos: undefined };
     delete small.batchSize;
     delete small.batchPos;

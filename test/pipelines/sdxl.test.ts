@@ -123,6 +123,17 @@ describe("StableDiffusionXLPipeline (tiny)", { skip: skipWithoutFixtures() }, ()
     assertClose(narrow(empty.ehs, 0, 0, 1).toFloat32Array(), expected("").embeds.toFloat32Array(), 1e-5);
   });
 
+  it("outside a guidance interval the conditional halves of states, pooled embeddings and time ids run alone", async () => {
+    const opts = { prompt: "a cat", negativePrompt: "a dog", steps: 2, seed: 4, width: 16, height: 16 };
+    const outside = await pipeline().generate({
+      ...opts,
+      guidanceScale: 6,
+      guidanceInterval: { sigmaMin: 1e6, sigmaMax: 2e6 },
+    });
+    const condOnly = await pipeline().generate({ ...opts, guidanceScale: 1 });
+    assertClose(outside.latents.toFloat32Array(), condOnly.latents.toFloat32Array(), 1e-5);
+  });
+
   it("refuses parts that do not fit together", () => {
     const base = {
       ...parts,
