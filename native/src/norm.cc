@@ -125,20 +125,24 @@ void group_norm_backward(const float* grad_out, const float* x, const float* wei
 
 void layer_norm(const float* x, const float* weight, const float* bias, float* out, float* mean, float* rstd,
                 i64 rows, i64 cols, float eps) {
-  parallel_tasks(rows, 4.0 * rows * cols, [&](i64 i) {
-    const float* xr = x + i * cols;
-    float* orow = out + i * cols;
-    double mu, r;
-    moments(xr, cols, eps, &mu, &r);
-    mean[i] = static_cast<float>(mu);
-    rstd[i] = static_cast<float>(r);
-    const float fm = static_cast<float>(mu), fr = static_cast<float>(r);
-    if (weight && bias) {
-      for (i64 j = 0; j < cols; j++) orow[j] = (xr[j] - fm) * fr * weight[j] + bias[j];
-    } else {
-      for (i64 j = 0; j < cols; j++) {
-        const float y = (xr[j] - fm) * fr;
-        orow[j] = (weight ? y * weight[j] : y) + (bias ? bias[j] : 0.0f);
+  // rows in blocks of >= ~16K elements per task: one row of a transformer's tokens is too little work to hand out
+  const i64 block = std::max<i64>(1, 16384 / std::max<i64>(cols, 1));
+  parallel_tasks(ceil_div(rows, block), 4.0 * rows * cols, [&](i64 t) {
+    for (i64 i = t * block; i < std::min(rows, (t + 1) * block); i++) {
+      const float* xr = x + i * cols;
+      float* orow = out + i * cols;
+      double mu, r;
+      moments(xr, cols, eps, &mu, &r);
+      mean[i] = static_cast<float>(mu);
+      rstd[i] = static_cast<float>(r);
+      const float fm = static_cast<float>(mu), fr = static_cast<float>(r);
+      if (weight && bias) {
+        for (i64 j = 0; j < cols; j++) orow[j] = (xr[j] - fm) * fr * weight[j] + bias[j];
+      } else {
+        for (i64 j = 0; j < cols; j++) {
+          const float y = (xr[j] - fm) * fr;
+          orow[j] = (weight ? y * weight[j] : y) + (bias ? bias[j] : 0.0f);
+        }
       }
     }
   });
