@@ -149,11 +149,11 @@ i64 product(const std::vector<i64>& shape) {
 // ----------------------------------------------------------------------------------------------------------------
 
 // gemm(a, aOffset, aBatchStride, aRowStride, aColStride, b, bOffset, bBatchStride, bRowStride, bColStride,
-//      out, outOffset, batch, m, n, k, alpha, accumulate, bias)
+//      out, outOffset, batch, m, n, k, alpha, accumulate, bias[, biasRows])
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Operand a = f32_or_f16(info, 0, "a"), b = f32_or_f16(info, 5, "b");
-  F32 out = f32(info, 10, "out"), bias = f32(info, 18, "bias", true);
+  F32 out = f32(info, 10, "out"), bias = f32(info, 18, "bias", true), bias_rows = f32(info, 19, "biasRows", true);
   const i64 a_off = num(info, 1, "aOffset"), a_bs = num(info, 2, "aBatchStride"), a_rs = num(info, 3, "aRowStride"),
             a_cs = num(info, 4, "aColStride");
   const i64 b_off = num(info, 6, "bOffset"), b_bs = num(info, 7, "bBatchStride"), b_rs = num(info, 8, "bRowStride"),
@@ -167,6 +167,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   check_view(env, "gemm B", b.length, b_off, {b_bs, b_rs, b_cs}, {batch, k, n});
   check_view(env, "gemm out", out.length, o_off, {m * n, n, 1}, {batch, m, n});
   if (bias.data) check_len(env, "gemm bias", bias, n);
+  if (bias_rows.data) check_len(env, "gemm biasRows", bias_rows, m);
   advise_output(out.data + o_off, batch * m * n);
   const int threads = num_threads();
   const bool batch_parallel = batch >= threads && threads > 1 && (batch % threads == 0 || batch >= 4 * threads) &&
@@ -191,6 +192,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     P.ldc = n;
     P.accumulate = accumulate;
     P.bias_n = bias.data;
+    P.bias_m = bias_rows.data;
     sgemm(P, !batch_parallel);
   };
   if (batch_parallel) {
@@ -486,6 +488,29 @@ Napi::Value AttentionFn(const Napi::CallbackInfo& info) {
 }
 
 // geglu(x, out, rows, half)
+// linearGeglu(x, rows, in, w, wOffset, bias, half, out): x [rows][in], w [2 * half][in] from wOffset (float32 or
+// float16 bits), bias [2 * half] or null, out [rows][half]
+Napi::Value LinearGegluFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  F32 x = f32(info, 0, "x"), bias = f32(info, 5, "bias", true), out = f32(info, 7, "out");
+  const Operand w = f32_or_f16(info, 3, "w");
+  const i64 rows = num(info, 1, "rows"), in = num(info, 2, "in"), w_off = num(info, 4, "wOffset"),
+            half = num(info, 6, "half");
+  if (rows < 0 || in < 1 || half < 0 || w_off < 0) range_error(env, "linearGeglu: negative size or offset");
+  check_len(env, "linearGeglu x", x, rows * in);
+  if (w.length < w_off + 2 * half * in)
+    range_error(env, "linearGeglu w: needs " + std::to_string(w_off + 2 * half * in) + " elements, has " +
+                         std::to_string(w.length));
+  if (bias.data) check_len(env, "linearGeglu bias", bias, 2 * half);
+  check_len(env, "linearGeglu out", out, rows * half);
+  advise_output(out.data, out.length);
+  // W^T as the GEMM's B: B[p][j] = W[j][p]
+  const StridedB bf(w.f32 ? w.f32 + w_off : nullptr, 1, in);
+  const StridedHalfB bh(w.f16 ? w.f16 + w_off : nullptr, 1, in);
+  linear_geglu(x.data, rows, in, w.f32 ? static_cast<const BPacker&>(bf) : bh, bias.data, half, out.data);
+  return env.Undefined();
+}
+
 Napi::Value GegluFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   F32 x = f32(info, 0, "x"), out = f32(info, 1, "out");
@@ -534,6 +559,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, BinaryFn));
   exports.Set("where", Napi::Function::New(env, WhereFn));
   exports.Set("geglu", Napi::Function::New(env, GegluFn));
+  exports.Set("linearGeglu", Napi::Function::New(env, LinearGegluFn));
   exports.Set("copy", Napi::Function::New(env, CopyFn));
   exports.Set("reduce", Napi::Function::New(env, ReduceFn));
   exports.Set("softmax", Napi::Function::New(env, SoftmaxFn));

@@ -30,6 +30,8 @@ enum ScratchSlot : int {
   kWinogradV,
   kWinogradM,
   kWinogradUPacked,
+  kGegluPanels,
+  kGegluTile,
   kNumScratchSlots
 };
 

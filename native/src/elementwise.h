@@ -30,6 +30,15 @@ void binary(Binary op, const View& a, const View& b, float* out, const std::vect
 /** out[r][j] = x[r][j] * gelu(x[r][half + j]) for contiguous x [rows][2 * half] (geglu.cc). */
 void geglu(const float* x, float* out, i64 rows, i64 half);
 
+class BPacker;
+
+/**
+ * The projection and the GEGLU in one pass: out[r][j] = h[r][j] * gelu(h[r][half + j]) with h = x W^T + bias for
+ * contiguous x [rows][in] and W [2 * half][in] given as its B packer (float32 or float16). The [rows][2 * half]
+ * projection only ever exists a row block at a time, in cache (geglu.cc).
+ */
+void linear_geglu(const float* x, i64 rows, i64 in, const BPacker& w, const float* bias, i64 half, float* out);
+
 void where(const View& cond, const View& a, const View& b, float* out, const std::vector<i64>& shape);
 
 }  // namespace diffuse

@@ -3,20 +3,64 @@
 // which would write and re-read a [rows][half] temporary (42 MB per SD 1.5 block at 64x64).
 #include <algorithm>
 
+#include "elementwise.h"
+#include "gemm.h"
 #include "parallel.h"
 #include "vmath.h"
 
 namespace diffuse {
 
-void geglu(const float* x, float* out, i64 rows, i64 half) {
-  auto run = [&](i64 r0, i64 r1) {
-    for (i64 r = r0; r < r1; r++) {
-      const float* a = x + r * 2 * half;
-      float* o = out + r * half;
-      vmath(VFn::kGelu, a + half, o, half);
-      for (i64 j = 0; j < half; j++) o[j] *= a[j];
-    }
+namespace {
+
+/** GEGLU of rows [r0, r1) of x [rows][2 * half] into out [rows][half]. */
+void geglu_rows(const float* x, float* out, i64 r0, i64 r1, i64 half) {
+  for (i64 r = r0; r < r1; r++) {
+    const float* a = x + r * 2 * half;
+    float* o = out + r * half;
+    vmath(VFn::kGelu, a + half, o, half);
+    for (i64 j = 0; j < half; j++) o[j] *= a[j];
+  }
+}
+
+}  // namespace
+
+void linear_geglu(const float* x, i64 rows, i64 in, const BPacker& w, const float* bias, i64 half, float* out) {
+  const i64 n = 2 * half;
+  if (rows <= 0 || half <= 0) return;
+  const KernelInfo& K = active_kernel();
+  // the weight packed once for every row block (it stays in L2/L3), read in place by each block's GEMM
+  float* panels = scratch(kGegluPanels, b_panels_size(in, n));
+  pack_b_panels(w, in, n, panels);
+  // row blocks whose projection (block x 2 * half floats) stays within ~1 MB of L2
+  const i64 block = std::max<i64>(K.mr, (std::max<i64>(262144 / n, 1) / K.mr) * K.mr);
+  auto run = [&](i64 t) {
+    const i64 r0 = t * block, r1 = std::min(rows, r0 + block);
+    float* tile = scratch(kGegluTile, block * n);
+    GemmProblem P;
+    P.m = r1 - r0;
+    P.n = n;
+    P.k = in;
+    P.a = x + r0 * in;
+    P.ars = in;
+    P.acs = 1;
+    P.b_panels = panels;
+    P.c = tile;
+    P.ldc = n;
+    P.bias_n = bias;
+    sgemm(P, false);
+    geglu_rows(tile, out + r0 * half, 0, r1 - r0, half);
   };
+  const i64 tasks = ceil_div(rows, block);
+  if (num_threads() > 1 && tasks > 1 && !in_parallel_region()) {
+    parallel_for(tasks, run);
+  } else {
+    for (i64 t = 0; t < tasks; t++) run(t);
+  }
+  scratch_trim(kGegluPanels, i64{4} << 20);  // keep up to 16 MB of packed weight between calls
+}
+
+void geglu(const float* x, float* out, i64 rows, i64 half) {
+  auto run = [&](i64 r0, i64 r1) { geglu_rows(x, out, r0, r1, half); };
   const i64 work = rows * half;
   if (num_threads() <= 1 || work < 65536 || in_parallel_region()) return run(0, rows);
   const i64 tasks = std::min<i64>(rows, num_threads() * 4);

@@ -319,18 +319,18 @@ void store_edge(const float* tile, int nr, float* c, i64 ldc, i64 rows, i64 cols
 
 /**
  * Micro-kernel sweep over C rows [ic, ic+mc) x cols [jc, jc+nc): `pa` holds the packed A panels of those rows
- * (`a_stride` floats apart), `pb` the packed B panels of those columns, both of depth kc. `first` = first depth
- * block (biases, beta).
+ * (`a_stride` floats apart), `pb` the packed B panels of those columns (`b_ld * nr` floats apart), both of depth
+ * kc. `first` = first depth block (biases, beta).
  */
-void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, i64 a_stride, const float* pb, i64 kc,
-                  i64 ic, i64 mc, i64 jc, i64 nc, bool first) {
+void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, i64 a_stride, const float* pb, i64 b_ld,
+                  i64 kc, i64 ic, i64 mc, i64 jc, i64 nc, bool first) {
   const int mr = K.mr;
   const int nr = K.nr;
   const int beta = (!first || P.accumulate) ? 1 : 0;
   float* tile = scratch(kEdgeTile, static_cast<i64>(mr) * nr);
   for (i64 jr = 0; jr < nc; jr += nr) {
     const i64 cols = std::min<i64>(nr, nc - jr);
-    const float* bpanel = pb + jr * kc;
+    const float* bpanel = pb + jr * b_ld;  // panels are b_ld * nr floats apart
     const float* bn = first && P.bias_n ? P.bias_n + jc + jr : nullptr;
     for (i64 ir = 0; ir < mc; ir += mr) {
       const i64 rows = std::min<i64>(mr, mc - ir);
@@ -386,24 +386,29 @@ void gemm_blocked(const KernelInfo& K, const GemmProblem& P, int threads) {
     const i64 nc_max = std::min<i64>(K.nc, round_up(P.n, nr));
     const i64 mc_max = threads > 1 ? std::min<i64>(K.mc, round_up(ceil_div(P.m, threads * 3), mr)) : K.mc;
     const i64 mc_step = balanced_step(P.m, mc_max, mr);
-    float* pb = scratch(kPackBShared, nc_max * kc_max);
+    float* pb_buf = P.b_panels ? nullptr : scratch(kPackBShared, nc_max * kc_max);
     for (i64 jc = 0; jc < P.n; jc += nc_max) {
       const i64 nc = std::min<i64>(nc_max, P.n - jc);
       for (i64 pc = 0; pc < P.k; pc += kc_max) {
         const i64 kc = std::min<i64>(kc_max, P.k - pc);
-        parallel_pack(ceil_div(nc, nr), threads, [&](i64 p0, i64 p1) {
-          P.b->pack(pb + p0 * nr * kc, pc, kc, jc + p0 * nr, std::min(nc, p1 * nr) - p0 * nr, nr);
-        });
+        // B's panels of this block: packed now, or a window of the prepacked ones
+        const float* pb = P.b_panels ? P.b_panels + jc * P.k + pc * nr : pb_buf;
+        const i64 b_ld = P.b_panels ? P.k : kc;
+        if (!P.b_panels) {
+          parallel_pack(ceil_div(nc, nr), threads, [&](i64 p0, i64 p1) {
+            P.b->pack(pb_buf + p0 * nr * kc, pc, kc, jc + p0 * nr, std::min(nc, p1 * nr) - p0 * nr, nr);
+          });
+        }
         for_tasks(threads, ceil_div(P.m, mc_step), [&](i64 t) {
           const i64 ic = t * mc_step, mc = std::min<i64>(mc_step, P.m - ic);
           if (P.a_panels) {
-            macro_kernel(K, P, P.a_panels + (ic / mr) * mr * P.k + pc * mr, mr * P.k, pb, kc, ic, mc, jc, nc,
+            macro_kernel(K, P, P.a_panels + (ic / mr) * mr * P.k + pc * mr, mr * P.k, pb, b_ld, kc, ic, mc, jc, nc,
                          pc == 0);
             return;
           }
           float* pa = scratch(kPackA, mc_step * kc);
           pack_a(K, P, ic, mc, pc, kc, pa);
-          macro_kernel(K, P, pa, mr * kc, pb, kc, ic, mc, jc, nc, pc == 0);
+          macro_kernel(K, P, pa, mr * kc, pb, b_ld, kc, ic, mc, jc, nc, pc == 0);
         });
       }
     }
@@ -428,11 +433,16 @@ void gemm_blocked(const KernelInfo& K, const GemmProblem& P, int threads) {
         }
         for_tasks(threads, ceil_div(P.n, chunk), [&](i64 t) {
           const i64 jc = t * chunk, nc = std::min<i64>(chunk, P.n - jc);
-          float* pb = scratch(kPackB, round_up(chunk, nr) * kc);
-          P.b->pack(pb, pc, kc, jc, nc, nr);
+          const float* pb = P.b_panels ? P.b_panels + jc * P.k + pc * nr : nullptr;
+          if (!pb) {
+            float* buf = scratch(kPackB, round_up(chunk, nr) * kc);
+            P.b->pack(buf, pc, kc, jc, nc, nr);
+            pb = buf;
+          }
+          const i64 b_ld = P.b_panels ? P.k : kc;
           for (i64 ic = 0; ic < ms; ic += mc_step)
-            macro_kernel(K, P, pas + (ic / mr) * a_stride, a_stride, pb, kc, is + ic, std::min(mc_step, ms - ic), jc,
-                         nc, pc == 0);
+            macro_kernel(K, P, pas + (ic / mr) * a_stride, a_stride, pb, b_ld, kc, is + ic, std::min(mc_step, ms - ic),
+                         jc, nc, pc == 0);
         });
       }
     }
@@ -467,6 +477,17 @@ KernelInfo tuned(const KernelInfo& base) {
 }
 
 }  // namespace
+
+i64 b_panels_size(i64 k, i64 n) { return round_up(n, active_kernel().nr) * k; }
+
+void pack_b_panels(const BPacker& b, i64 k, i64 n, float* dst) {
+  const int nr = active_kernel().nr;
+  const i64 panels = ceil_div(n, nr);
+  const int threads = 2.0 * k * n >= 1e6 && !in_parallel_region() ? num_threads() : 1;
+  parallel_pack(panels, threads, [&](i64 p0, i64 p1) {
+    b.pack(dst + p0 * nr * k, 0, k, p0 * nr, std::min(n, p1 * nr) - p0 * nr, nr);
+  });
+}
 
 void sgemm(const GemmProblem& P, bool parallel) {
   if (P.m <= 0 || P.n <= 0) return;

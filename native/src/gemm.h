@@ -100,6 +100,11 @@ struct GemmProblem {
   /** Alternatively A already packed by pack_a_panels (full depth k): many GEMMs with one A pack it once. */
   const float* a_panels = nullptr;
   const BPacker* b = nullptr;
+  /**
+   * Alternatively B already packed into the active kernel's column panels of full depth k (panel q, columns
+   * [q*nr, q*nr + nr), at b_panels + q*k*nr, [k][nr]), read in place: a weight packed once for many row blocks.
+   */
+  const float* b_panels = nullptr;
   float* c = nullptr;
   i64 ldc = 0;
   bool accumulate = false;
@@ -109,6 +114,12 @@ struct GemmProblem {
 
 /** Packs A (m x k, A[i][p] = a[i*ars + p*acs]) into the active kernel's row panels of full depth k. */
 void pack_a_panels(const float* a, i64 ars, i64 acs, i64 m, i64 k, float* dst);
+
+/** Floats of B (k x n) packed as {@link GemmProblem::b_panels} for the active kernel. */
+i64 b_panels_size(i64 k, i64 n);
+
+/** Packs all of B (k x n) into `dst` (b_panels_size floats) as GemmProblem::b_panels expects. */
+void pack_b_panels(const BPacker& b, i64 k, i64 n, float* dst);
 
 /** Runs one GEMM; uses the thread pool when `parallel` and the product is large enough. */
 void sgemm(const GemmProblem& p, bool parallel = true);

@@ -123,6 +123,8 @@ export interface GemmParams {
   readonly accumulate: boolean;
   /** optional bias added to every row (length n), applied once */
   readonly bias?: Float32Array | null;
+  /** optional bias added to every column (length m: one value per output row), applied once */
+  readonly biasRows?: Float32Array | null;
 }
 
 /**
@@ -170,6 +172,22 @@ export interface AttentionParams {
   readonly mask?: Float32Array | null;
   readonly maskBatchStride?: number;
   readonly maskRowStride?: number;
+}
+
+/** Parameters of {@link Backend.linearGeglu}. */
+export interface LinearGegluParams {
+  /** Contiguous [rows, inFeatures]. */
+  readonly x: Float32Array;
+  readonly rows: number;
+  readonly inFeatures: number;
+  /** Contiguous [2 * half, inFeatures] from `weightOffset`: float32, or float16 bit patterns. */
+  readonly weight: Float32Array | Uint16Array;
+  readonly weightOffset: number;
+  /** [2 * half] or null. */
+  readonly bias: Float32Array | null;
+  readonly half: number;
+  /** [rows, half]. */
+  readonly out: Float32Array;
 }
 
 /** {@link GemmParams} with B given as float16 bit patterns (a half-precision weight). */
@@ -327,6 +345,12 @@ export interface Backend {
 
   /** Fused attention forward (no gradients; the ops layer composes matmul/softmax when grad is needed). */
   attention(p: AttentionParams): void;
+
+  /**
+   * Optional: a linear layer and GEGLU in one pass, out = geglu(x W^T + bias) (forward only), without the
+   * [rows, 2 * half] projection in memory. Absent: the ops layer runs the linear layer, then {@link geglu}.
+   */
+  readonly linearGeglu?: (p: LinearGegluParams) => void;
 
   /** Nearest-neighbour resize of [planes, h, w] to [planes, oh, ow] (PyTorch's mode "nearest"). */
   upsampleNearest(

@@ -12,6 +12,7 @@ export type {
   GemmParams,
   HalfWeightKernels,
   HeadLayout,
+  LinearGegluParams,
   ReduceOp,
   StridedAny,
   StridedF32,

@@ -1,4 +1,5 @@
-// GEGLU as one op: the fused kernel when no gradient is needed, the chunk/gelu/mul composition otherwise.
+// GEGLU as one op: the fused kernel when no gradient is needed, the chunk/gelu/mul composition otherwise; and the
+// projection with the GEGLU in one pass where the backend has it.
 import { getBackend } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { ShapeError } from "../tensor/errors.js";
@@ -6,6 +7,7 @@ import { formatShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { allocOutput, contiguousF32, fromF32, requireFloat } from "./core.js";
 import { gelu, mul } from "./elementwise.js";
+import { linear } from "./matmul.js";
 import { chunk } from "./shape.js";
 
 /**
@@ -28,5 +30,41 @@ export function geglu(x: Tensor): Tensor {
   const rows = half === 0 ? 0 : x.size / last;
   const out = allocOutput(rows * half);
   getBackend().geglu(contiguousF32(x), out, rows, half);
+  return fromF32(out, [...x.shape.slice(0, -1), half]);
+}
+
+/**
+ * geglu(linear(x, weight, bias)): diffusers' GEGLU module (proj, then the gate). Without gradients, on a backend
+ * with {@link Backend.linearGeglu}, the projection [.., 2 * half] never exists as a whole: each block of rows is
+ * projected in cache and gated at once.
+ */
+export function linearGeglu(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  const backend = getBackend();
+  const fused =
+    backend.linearGeglu &&
+    !(isGradEnabled() && (x.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false))) &&
+    x.ndim >= 1 &&
+    x.dtype === "float32" &&
+    weight.ndim === 2 &&
+    (weight.dtype === "float32" || (weight.dtype === "float16" && backend.halfWeights !== undefined)) &&
+    weight.isContiguous() &&
+    weight.shape[0]! % 2 === 0 &&
+    weight.shape[1] === x.shape[x.ndim - 1] &&
+    (!bias || (bias.ndim === 1 && bias.shape[0] === weight.shape[0]));
+  if (!fused) return geglu(linear(x, weight, bias));
+  const [outF, inF] = weight.shape as [number, number];
+  const half = outF / 2;
+  const rows = x.size / inF;
+  const out = allocOutput(rows * half);
+  backend.linearGeglu!({
+    x: contiguousF32(x),
+    rows,
+    inFeatures: inF,
+    weight: weight.storage.data as Float32Array | Uint16Array,
+    weightOffset: weight.offset,
+    bias: bias ? contiguousF32(bias) : null,
+    half,
+    out,
+  });
   return fromF32(out, [...x.shape.slice(0, -1), half]);
 }

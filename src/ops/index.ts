@@ -10,10 +10,10 @@ export {
 } from "./conv.js";
 export { dropout, type UniformSource } from "./dropout.js";
 export * from "./elementwise.js";
-export { geglu } from "./geglu.js";
+export { geglu, linearGeglu } from "./geglu.js";
 export { embedding, gather, indexSelect } from "./indexing.js";
 export { type CrossEntropyOptions, cross_entropy, mse_loss, type Reduction } from "./loss.js";
-export { linear, matmul } from "./matmul.js";
+export { linear, linearToChannels, matmul } from "./matmul.js";
 export { group_norm, group_norm_silu, layer_norm } from "./norm.js";
 export { avg_pool2d, type InterpolateOptions, interpolate } from "./pool.js";
 export {

@@ -1,8 +1,10 @@
 import { getBackend } from "../backend/index.js";
+import { isGradEnabled } from "../tensor/autograd.js";
 import { ShapeError } from "../tensor/errors.js";
 import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { allocOutput, contiguousF32, fromF32, record, requireFloat, stridedF32 } from "./core.js";
+import { add } from "./elementwise.js";
 import { expand, sum } from "./reduce.js";
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./view.js";
 
@@ -114,20 +116,24 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   const lead = x.shape.slice(0, -1);
   const rows = sizeOf(lead);
-  const x2 = contiguous(x);
+  // a strided float32 [B, L, in] (e.g. an image [B, C, H, W] seen as tokens) is read in place as B products
+  const batchStride =
+    x.ndim === 3 && x.dtype === "float32" && !x.isContiguous() ? collapsedBatchStride(x, 1) : null;
+  const x2 = batchStride === null ? contiguous(x) : x;
   const xv = stridedF32(x2);
+  const batch = batchStride === null ? 1 : x.shape[0]!;
   const out = allocOutput(rows * outF);
   const backend = getBackend();
   const params = {
-    batch: 1,
-    m: rows,
+    batch,
+    m: rows / batch,
     n: outF,
     k: inF,
     a: xv.data,
     aOffset: xv.offset,
-    aBatchStride: 0,
-    aRowStride: inF,
-    aColStride: 1,
+    aBatchStride: batchStride ?? 0,
+    aRowStride: batchStride === null ? inF : xv.strides[1]!,
+    aColStride: batchStride === null ? 1 : xv.strides[2]!,
     bBatchStride: 0,
     out,
     outOffset: 0,
@@ -157,11 +163,67 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const y = fromF32(out, [...lead, outF]);
   return record(y, "linear", [x, weight, bias ?? null], (g) => {
     const g2 = reshape(g, [rows, outF]);
-    const xf = reshape(x2, [rows, inF]);
+    const xf = reshape(contiguous(x2), [rows, inF]);
     return [
       x.requiresGrad ? reshape(matmul(g2, weight), x.shape) : null,
       weight.requiresGrad ? matmul(transpose(g2, 0, 1), xf) : null,
       bias?.requiresGrad ? sum(g2, 0) : null,
     ];
   });
+}
+
+/**
+ * A 1x1 convolution applied to tokens: tokens [B, L, C] are read as the image [B, C, L] they came from, and the
+ * result is channels-first, out [B, O, L] = weight [O, C] @ tokens[b]^T + bias[o] (no transposing copy of the
+ * tokens). `weight` may be [O, C] or a 1x1 kernel [O, C, 1, 1].
+ */
+export function linearToChannels(tokens: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  requireFloat(tokens, "linearToChannels");
+  if (tokens.ndim !== 3)
+    throw new ShapeError(`linearToChannels: tokens must be [B, L, C], got ${formatShape(tokens.shape)}`);
+  const [b, l, c] = tokens.shape as [number, number, number];
+  const w2 =
+    weight.ndim === 4 && weight.shape[2] === 1 && weight.shape[3] === 1
+      ? reshape(weight, weight.shape.slice(0, 2))
+      : weight;
+  if (w2.ndim !== 2 || w2.shape[1] !== c) {
+    throw new ShapeError(
+      `linearToChannels: weight must be [O, ${c}] or [O, ${c}, 1, 1] for tokens ${formatShape(tokens.shape)}, got ${formatShape(weight.shape)}`,
+    );
+  }
+  const o = w2.shape[0]!;
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== o)) {
+    throw new ShapeError(`linearToChannels: bias must be [${o}], got ${formatShape(bias.shape)}`);
+  }
+  const needGrad =
+    isGradEnabled() && (tokens.requiresGrad || w2.requiresGrad || (bias?.requiresGrad ?? false));
+  if (needGrad || w2.dtype !== "float32" || tokens.dtype !== "float32") {
+    const y = matmul(w2, transpose(tokens, 1, 2));
+    return bias ? add(y, reshape(bias, [o, 1])) : y;
+  }
+  const wv = stridedF32(w2);
+  const tv = stridedF32(tokens);
+  const out = allocOutput(b * o * l);
+  getBackend().gemm({
+    batch: b,
+    m: o,
+    n: l,
+    k: c,
+    a: wv.data,
+    aOffset: wv.offset,
+    aBatchStride: 0,
+    aRowStride: wv.strides[0]!,
+    aColStride: wv.strides[1]!,
+    b: tv.data,
+    bOffset: tv.offset,
+    bBatchStride: tv.strides[0]!,
+    bRowStride: tv.strides[2]!,
+    bColStride: tv.strides[1]!,
+    out,
+    outOffset: 0,
+    alpha: 1,
+    accumulate: false,
+    biasRows: bias ? contiguousF32(bias) : null,
+  });
+  return fromF32(out, [b, o, l]);
 }

@@ -27,11 +27,47 @@ export function clone(t: Tensor): Tensor {
   return record(out, "clone", [t], (g) => [g]);
 }
 
-/** The same elements in a new shape (one dim may be -1). A view when `t` is contiguous, else a copy. */
+/**
+ * Strides that show `shape`'s elements in row-major order as `newShape`, or null when the view cannot (the merged
+ * dims are not evenly strided): each run of dims of `shape` that are contiguous with one another is split anew
+ * (PyTorch's view rule).
+ */
+export function viewStrides(shape: Shape, strides: Shape, newShape: Shape): number[] | null {
+  const out = new Array<number>(newShape.length).fill(0);
+  if (shape.length === 0 || shape.includes(0)) return contiguousStrides(newShape);
+  let viewD = newShape.length - 1;
+  let base = strides[shape.length - 1]!;
+  let tensorNumel = 1;
+  let viewNumel = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    tensorNumel *= shape[d]!;
+    // the end of a run: dim d-1 does not continue it
+    if (d === 0 || (shape[d - 1] !== 1 && strides[d - 1] !== tensorNumel * base)) {
+      while (viewD >= 0 && (viewNumel < tensorNumel || newShape[viewD] === 1)) {
+        out[viewD] = viewNumel * base;
+        viewNumel *= newShape[viewD]!;
+        viewD--;
+      }
+      if (viewNumel !== tensorNumel) return null;
+      if (d > 0) {
+        base = strides[d - 1]!;
+        tensorNumel = 1;
+        viewNumel = 1;
+      }
+    }
+  }
+  return viewD === -1 ? out : null;
+}
+
+/**
+ * The same elements in a new shape (one dim may be -1): a view when the strides allow it (always for a contiguous
+ * `t`; e.g. merging the spatial dims of a channels-last view of an image), else a contiguous copy.
+ */
 export function reshape(t: Tensor, shape: Shape): Tensor {
   const target = inferShape(shape, t.size);
-  const src = contiguous(t);
-  const out = makeView(src, target, contiguousStrides(target), src.offset);
+  const strides = t.isContiguous() ? contiguousStrides(target) : viewStrides(t.shape, t.strides, target);
+  const src = strides ? t : contiguous(t);
+  const out = makeView(src, target, strides ?? contiguousStrides(target), src.offset);
   return record(out, "reshape", [src], (g) => [reshape(g, src.shape)]);
 }
 

@@ -1,5 +1,5 @@
 // Property tests of the native GEMM and convolution kernels against the reference backend (the oracle): odd sizes,
-// batch 1, strides, transposed operands, accumulate, bias, groups, dilation, stride 2, every micro-kernel.
+// batch 1, strides, transposed operands, accumulate, bias (per column and per row), groups, dilation, stride 2, every micro-kernel.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import type { Backend, Conv2dParams, GemmParams } from "../../src/backend/index.js";
@@ -65,6 +65,7 @@ describe("native backend: gemm and conv2d", { skip }, () => {
         alpha: pick([1, 1, 0.5, -2]),
         accumulate: rng() < 0.3,
         bias: rng() < 0.3 ? randArray(n, rng) : null,
+        biasRows: rng() < 0.3 ? randArray(m, rng) : null,
       };
     }
 

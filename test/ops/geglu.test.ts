@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { F, noGrad, ShapeError, tensor } from "../../src/index.js";
+import { nativeBackend } from "../../src/backend/native/index.js";
+import { F, noGrad, ShapeError, tensor, withBackend } from "../../src/index.js";
 import { assertAllClose, gradcheck, randomTensor } from "../helpers.js";
 
 describe("geglu", () => {
@@ -29,6 +30,28 @@ describe("geglu", () => {
 
   it("rejects an odd last dim", () => {
     assert.throws(() => F.geglu(randomTensor([2, 3], 1)), ShapeError);
+  });
+
+  it("linearGeglu = geglu(linear(x, w, b)) on every backend, float16 weights too, and keeps gradients", () => {
+    const x = randomTensor([2, 33, 24], 7, -1, 1);
+    const w = randomTensor([40, 24], 8, -0.4, 0.4);
+    const b = randomTensor([40], 9, -1, 1);
+    const want = noGrad(() => F.geglu(F.linear(x, w, b)));
+    for (const backend of nativeBackend ? ["reference", "native"] : ["reference"]) {
+      withBackend(backend, () => {
+        const got = noGrad(() => F.linearGeglu(x, w, b));
+        assert.deepEqual(got.shape, [2, 33, 20]);
+        assertAllClose(got.toFloat32Array(), want.toFloat32Array(), 1e-5, 1e-5);
+        const w16 = w.to("float16");
+        const half = noGrad(() => F.linearGeglu(x, w16, null));
+        const halfWant = noGrad(() => F.geglu(F.linear(x, w16.float(), null)));
+        assertAllClose(half.toFloat32Array(), halfWant.toFloat32Array(), 1e-5, 1e-5);
+      });
+    }
+    gradcheck(
+      (xi, wi, bi) => F.linearGeglu(xi, wi, bi),
+      [randomTensor([3, 4], 10, -1, 1), randomTensor([6, 4], 11, -1, 1), randomTensor([6], 12, -1, 1)],
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { F, tensor } from "../../src/index.js";
+import { F, noGrad, tensor } from "../../src/index.js";
+import { viewStrides } from "../../src/ops/view.js";
 import { assertAllClose, gradcheck, randomTensor } from "../helpers.js";
 
 describe("reductions", () => {
@@ -41,6 +42,28 @@ describe("reductions", () => {
 });
 
 describe("views", () => {
+  it("reshape is a view wherever the strides allow it (PyTorch's rule), else a copy", () => {
+    // [B, C, H, W] -> channels last -> [B, H*W, C]: H and W stay contiguous with each other
+    assert.deepEqual(viewStrides([2, 3, 4, 5], [60, 4, 1, 12], [2, 12, 5]), [60, 1, 12]);
+    // a transpose cannot be flattened
+    assert.equal(viewStrides([3, 4], [1, 3], [12]), null);
+    // splitting a dim, size-1 dims anywhere
+    assert.deepEqual(viewStrides([6, 4], [1, 6], [2, 3, 1, 4]), [3, 1, 24, 6]);
+    assert.deepEqual(viewStrides([1, 6], [99, 2], [3, 2]), [4, 2]);
+    const img = randomTensor([2, 5, 3, 4], 3);
+    const tokens = F.reshape(F.permute(img, [0, 2, 3, 1]), [2, 12, 5]);
+    assert.equal(tokens.storage, img.storage, "a view, no copy");
+    assert.deepEqual(
+      tokens.contiguous().toFloat32Array(),
+      F.permute(img, [0, 2, 3, 1]).contiguous().toFloat32Array(),
+    );
+    const t = F.transpose(randomTensor([3, 4], 4), 0, 1);
+    const flat = F.reshape(t, [12]);
+    assert.notEqual(flat.storage, t.storage, "a copy");
+    assert.deepEqual(flat.toFloat32Array(), t.contiguous().toFloat32Array());
+    gradcheck((x) => F.reshape(F.permute(x, [0, 2, 1]), [2, 6]), [randomTensor([2, 2, 3], 5)]);
+  });
+
   it("reshape/permute/slice/squeeze share storage and index correctly", () => {
     const t = F.reshape(tensor(Array.from({ length: 24 }, (_, i) => i)), [2, 3, 4]);
     const p = t.permute(2, 0, 1);
@@ -97,5 +120,32 @@ describe("matmul and linear", () => {
     gradcheck(F.matmul, [randomTensor([4, 3], 3).t(), randomTensor([2, 1, 4, 2], 4)]);
     gradcheck(F.linear, [randomTensor([2, 3, 4], 5), randomTensor([6, 4], 6), randomTensor([6], 7)]);
     gradcheck((x, w) => F.linear(x, w), [randomTensor([4, 5], 8).transpose(0, 1), randomTensor([3, 4], 9)]);
+    // a channels-first image read as tokens in place
+    gradcheck(
+      (x, w, b) => F.linear(x.transpose(1, 2), w, b),
+      [randomTensor([2, 4, 5], 10), randomTensor([3, 4], 11), randomTensor([3], 12)],
+    );
+    gradcheck(
+      (t, w, b) => F.linearToChannels(t, w, b),
+      [randomTensor([2, 5, 4], 13), randomTensor([3, 4], 14), randomTensor([3], 15)],
+    );
+  });
+
+  it("1x1 convolutions across layouts: image -> tokens (linear on a permuted view), tokens -> image", () => {
+    const img = randomTensor([2, 6, 3, 5], 16); // [B, C, H, W]
+    const w = randomTensor([4, 6, 1, 1], 17);
+    const b = randomTensor([4], 18);
+    const conv = F.conv2d(img, w, b); // [2, 4, 3, 5]
+    const tokensView = F.reshape(F.permute(img, [0, 2, 3, 1]), [2, 15, 6]);
+    assert.equal(tokensView.isContiguous(), false);
+    const tokens = noGrad(() => F.linear(tokensView, F.reshape(w, [4, 6]), b));
+    const want = F.reshape(F.permute(conv, [0, 2, 3, 1]), [2, 15, 4]);
+    assertAllClose(tokens.toFloat32Array(), want.contiguous().toFloat32Array(), 1e-5, 1e-5);
+    const back = noGrad(() => F.linearToChannels(tokensView.contiguous(), w, b));
+    assert.deepEqual(back.shape, [2, 4, 15]);
+    assertAllClose(back.toFloat32Array(), F.reshape(conv, [2, 4, 15]).toFloat32Array(), 1e-5, 1e-5);
+    assert.throws(() => F.linearToChannels(randomTensor([2, 3], 1), F.reshape(w, [4, 6])), /\[B, L, C\]/);
+    assert.throws(() => F.linearToChannels(tokensView, randomTensor([4, 5], 1)), /weight must be \[O, 6\]/);
+    assert.throws(() => F.linearToChannels(tokensView, w, randomTensor([3], 1)), /bias must be \[4\]/);
   });
 });

@@ -38,6 +38,7 @@ export interface NativeAddon {
     alpha: number,
     accumulate: boolean,
     bias: F32 | null,
+    biasRows?: F32 | null,
   ): void;
   conv2d(x: F32, w: F32OrHalf, bias: F32 | null, out: F32, params: Ints): void;
   conv2dBackwardInput(gradOut: F32, w: F32, gradIn: F32, params: Ints): void;
@@ -139,6 +140,16 @@ export interface NativeAddon {
     cols: number,
   ): void;
   geglu(x: F32, out: F32, rows: number, half: number): void;
+  linearGeglu(
+    x: F32,
+    rows: number,
+    inFeatures: number,
+    w: F32 | Uint16Array,
+    wOffset: number,
+    bias: F32 | null,
+    half: number,
+    out: F32,
+  ): void;
   attention(
     q: F32,
     k: F32,

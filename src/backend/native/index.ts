@@ -116,6 +116,7 @@ export function createNativeBackend(addon: NativeAddon): Backend {
       p.alpha,
       p.accumulate,
       p.bias ?? null,
+      p.biasRows ?? null,
     );
   return {
     ...ref,
@@ -224,6 +225,10 @@ export function createNativeBackend(addon: NativeAddon): Backend {
 
     geglu(x, out, rows, half) {
       addon.geglu(x, out, rows, half);
+    },
+
+    linearGeglu(p) {
+      addon.linearGeglu(p.x, p.rows, p.inFeatures, p.weight, p.weightOffset, p.bias, p.half, p.out);
     },
 
     attention(p) {

@@ -4,6 +4,7 @@ export const gemmKernels: Pick<Backend, "gemm"> = {
   /** Textbook triple loop (i, p, j order so the inner loop walks a row of B), accumulating in float64. */
   gemm(p: GemmParams): void {
     const { batch, m, n, k, a, b, out, alpha, bias } = p;
+    const biasRows = p.biasRows ?? null;
     const row = new Float64Array(n);
     for (let bi = 0; bi < batch; bi++) {
       const aBase = p.aOffset + bi * p.aBatchStride;
@@ -19,8 +20,9 @@ export const gemmKernels: Pick<Backend, "gemm"> = {
           for (let j = 0; j < n; j++, pb += cs) row[j]! += av * b[pb]!;
         }
         const o = oBase + i * n;
+        const rowBias = biasRows ? biasRows[i]! : 0;
         for (let j = 0; j < n; j++) {
-          const v = alpha * row[j]! + (bias ? bias[j]! : 0);
+          const v = alpha * row[j]! + (bias ? bias[j]! : 0) + rowBias;
           out[o + j] = p.accumulate ? out[o + j]! + v : v;
         }
       }

@@ -1,6 +1,6 @@
 // diffusers' `FeedForward` with the GEGLU activation: the MLP of every Stable Diffusion transformer block.
 import { Dropout, type LayerOptions, Linear, Module, ModuleList } from "../../nn/index.js";
-import { geglu } from "../../ops/index.js";
+import { geglu, linearGeglu } from "../../ops/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
 
 /**
@@ -16,6 +16,10 @@ export class GEGLU extends Module<[Tensor], Tensor> {
   }
 
   override forward(x: Tensor): Tensor {
+    // one fused pass unless something hooks the projection's forward (an on-the-fly LoRA adapter)
+    if (this.proj.forward === Linear.prototype.forward) {
+      return linearGeglu(x, this.proj.weight, this.proj.bias);
+    }
     return geglu(this.proj.call(x));
   }
 }

@@ -10,7 +10,7 @@ import {
   Module,
   ModuleList,
 } from "../../nn/index.js";
-import { add, permute, reshape } from "../../ops/index.js";
+import { add, linear, linearToChannels, permute, reshape } from "../../ops/index.js";
 import { ShapeError } from "../../tensor/errors.js";
 import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
@@ -158,14 +158,43 @@ export class Transformer2DModel extends Module<[Tensor, (Tensor | null)?], Tenso
       return permute(reshape(tokens, [b, hgt, wid, ch]), [0, 3, 1, 2]);
     };
     // Projections go through the layers' own forward (so LoRA adapters on them apply): a Linear on tokens, or a
-    // 1x1 Conv2d on the image layout, as diffusers orders them.
+    // 1x1 Conv2d on the image layout, as diffusers orders them. A plain 1x1 Conv2d is the same product read
+    // across the layouts (image in, tokens out; tokens in, image out) without the transposing copies.
     let h =
       this.proj_in instanceof Linear
         ? this.proj_in.call(toTokens(normed))
-        : toTokens(this.proj_in.call(normed));
+        : isPlainPointwise(this.proj_in)
+          ? linear(
+              toTokens(normed),
+              reshape(this.proj_in.weight, this.proj_in.weight.shape.slice(0, 2)),
+              this.proj_in.bias,
+            )
+          : toTokens(this.proj_in.call(normed));
     for (const block of this.transformer_blocks) h = block.call(h, encoderHiddenStates);
     const image =
-      this.proj_out instanceof Linear ? toImage(this.proj_out.call(h)) : this.proj_out.call(toImage(h));
+      this.proj_out instanceof Linear
+        ? toImage(this.proj_out.call(h))
+        : isPlainPointwise(this.proj_out)
+          ? reshape(linearToChannels(h, this.proj_out.weight, this.proj_out.bias), [
+              b,
+              this.proj_out.outChannels,
+              hgt,
+              wid,
+            ])
+          : this.proj_out.call(toImage(h));
     return add(image, x);
   }
+}
+
+/** A 1x1, stride-1, ungrouped Conv2d whose forward is its class's own (no LoRA adapter or other hook on it). */
+function isPlainPointwise(conv: Conv2d): boolean {
+  return (
+    conv.forward === Conv2d.prototype.forward &&
+    conv.weight.shape[2] === 1 &&
+    conv.weight.shape[3] === 1 &&
+    conv.groups === 1 &&
+    conv.stride.every((s) => s === 1) &&
+    (typeof conv.padding === "string" || conv.padding.every((p) => p === 0)) &&
+    conv.dilation.every((d) => d === 1)
+  );
 }
