@@ -1,5 +1,7 @@
 import { type BinaryOp, getBackend, type UnaryOp } from "../backend/index.js";
-import { broadcastShapes, contiguousStrides } from "../tensor/shape.js";
+import { isGradEnabled } from "../tensor/autograd.js";
+import { ArgumentError } from "../tensor/errors.js";
+import { broadcastShapes, contiguousStrides, formatShape, shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import {
   allocOutput,
@@ -62,6 +64,41 @@ export function add(a: TensorLike, b: TensorLike): Tensor {
   const tb = asTensor(b);
   const out = binaryRaw("add", ta, tb);
   return record(out, "add", [ta, tb], (g) => [sumToShape(g, ta.shape), sumToShape(g, tb.shape)]);
+}
+
+/**
+ * target += other (other broadcast to target's shape), written into target's own storage; returns target. Meant
+ * for a temporary nothing else holds (a layer's fresh output getting its residual): no new buffer, one pass less.
+ * Refused while gradients are recorded for either operand (autograd cannot see in-place writes), and for a target
+ * that is not contiguous float32 or whose shape the sum would change.
+ */
+export function addInPlace(target: Tensor, other: TensorLike): Tensor {
+  const to = asTensor(other);
+  if (isGradEnabled() && (target.requiresGrad || to.requiresGrad)) {
+    throw new ArgumentError(
+      "addInPlace: an operand requires grad; in-place writes are invisible to autograd (use add)",
+    );
+  }
+  if (target.dtype !== "float32" || !target.isContiguous()) {
+    throw new ArgumentError(
+      `addInPlace: the target must be contiguous float32, got ${target.dtype}${target.isContiguous() ? "" : " (strided)"}`,
+    );
+  }
+  requireFloat(to, "addInPlace");
+  const shape = broadcastShapes(target.shape, to.shape);
+  if (!shapesEqual(shape, target.shape)) {
+    throw new ArgumentError(
+      `addInPlace: ${formatShape(to.shape)} broadcast with the target ${formatShape(target.shape)} gives ${formatShape(shape)}`,
+    );
+  }
+  const data = target.storage.data as Float32Array;
+  const out =
+    target.offset === 0 && data.length === target.size
+      ? data
+      : data.subarray(target.offset, target.offset + target.size);
+  // elementwise: each element is read before it is written, so out may be the target's own storage
+  getBackend().binary("add", stridedF32(target), broadcastStrided(to, shape), out, shape);
+  return target;
 }
 
 export function sub(a: TensorLike, b: TensorLike): Tensor {

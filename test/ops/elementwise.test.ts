@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { F, tensor } from "../../src/index.js";
+import { nativeBackend } from "../../src/backend/native/index.js";
+import { F, noGrad, tensor, withBackend } from "../../src/index.js";
 import { assertAllClose, gradcheck, randomTensor } from "../helpers.js";
 
 describe("elementwise ops", () => {
@@ -90,5 +91,43 @@ describe("elementwise ops", () => {
     gradcheck(F.maximum, [apart(), randomTensor([4], 5, -0.1, 0.1)]);
     gradcheck(F.minimum, [apart(), randomTensor([3, 1], 5, -0.1, 0.1)]);
     gradcheck((c, d) => F.where(c.gt(0), c, d), [randomTensor([3, 4], 6), randomTensor([4], 7)]);
+  });
+});
+
+describe("addInPlace", () => {
+  it("adds into the target's own storage (broadcast operand), on every backend, and returns the target", () => {
+    for (const backend of nativeBackend ? ["reference", "native"] : ["reference"]) {
+      withBackend(backend, () => {
+        const x = randomTensor([2, 3, 40, 40], 1);
+        const t = randomTensor([2, 3, 1, 1], 2);
+        const want = F.add(x, t).toFloat32Array().slice();
+        const storage = x.storage;
+        const y = noGrad(() => F.addInPlace(x, t));
+        assert.equal(y, x);
+        assert.equal(y.storage, storage);
+        assert.deepEqual(y.toFloat32Array(), want);
+        // a contiguous view at an offset: only its elements change
+        const whole = randomTensor([4, 5], 3);
+        const before = whole.toFloat32Array().slice();
+        const row = F.narrow(whole, 0, 1, 2);
+        noGrad(() => F.addInPlace(row, 1));
+        const after = whole.toFloat32Array();
+        for (let i = 0; i < after.length; i++) {
+          assert.equal(after[i], i >= 5 && i < 15 ? Math.fround(before[i]! + 1) : before[i], `element ${i}`);
+        }
+      });
+    }
+  });
+
+  it("refuses what it cannot do in place: gradients, a strided or non-float32 target, a shape that grows", () => {
+    const w = randomTensor([3, 3], 4);
+    w.requiresGrad = true;
+    assert.throws(() => F.addInPlace(randomTensor([3, 3], 5), w), /requires grad/);
+    assert.throws(() => F.addInPlace(F.transpose(randomTensor([3, 4], 6), 0, 1), 1), /contiguous float32/);
+    assert.throws(() => F.addInPlace(randomTensor([3, 1], 7), randomTensor([3, 4], 8)), /gives \[3, 4\]/);
+    assert.throws(
+      () => F.addInPlace(tensor([1, 2], [2], { dtype: "int32" }), 1),
+      /contiguous float32, got int32/,
+    );
   });
 });

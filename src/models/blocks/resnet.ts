@@ -1,11 +1,12 @@
 // diffusers' `ResnetBlock2D`: the residual block of every Stable Diffusion UNet and VAE stage.
 import { Conv2d, GroupNorm, type LayerOptions, Linear, Module } from "../../nn/index.js";
-import { add, div, reshape, silu } from "../../ops/index.js";
+import { div, reshape, silu } from "../../ops/index.js";
 import { ArgumentError, ShapeError } from "../../tensor/errors.js";
 import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { groupNormSilu } from "./activation.js";
 import { ModelConfigError } from "./errors.js";
+import { addResidual } from "./residual.js";
 
 /** Options of {@link ResnetBlock2D} (diffusers' constructor arguments). */
 export interface ResnetBlock2DOptions extends LayerOptions {
@@ -93,11 +94,11 @@ export class ResnetBlock2D extends Module<[Tensor, (Tensor | null)?], Tensor> {
         );
       }
       const t = this.time_emb_proj.call(silu(temb));
-      h = add(h, reshape(t, [t.shape[0]!, this.outChannels, 1, 1]));
+      h = addResidual(h, reshape(t, [t.shape[0]!, this.outChannels, 1, 1]));
     }
     h = this.conv2.call(groupNormSilu(this.norm2, h));
     const shortcut = this.conv_shortcut ? this.conv_shortcut.call(x) : x;
-    const out = add(shortcut, h);
+    const out = addResidual(h, shortcut);
     return this.outputScaleFactor === 1 ? out : div(out, this.outputScaleFactor);
   }
 }

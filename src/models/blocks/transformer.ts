@@ -10,13 +10,14 @@ import {
   Module,
   ModuleList,
 } from "../../nn/index.js";
-import { add, linear, linearToChannels, permute, reshape } from "../../ops/index.js";
+import { linear, linearToChannels, permute, reshape } from "../../ops/index.js";
 import { ShapeError } from "../../tensor/errors.js";
 import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { Attention } from "./attention.js";
 import { ModelConfigError } from "./errors.js";
 import { FeedForward } from "./feed-forward.js";
+import { addResidual } from "./residual.js";
 import { checkGroups } from "./resnet.js";
 
 /** Options of {@link BasicTransformerBlock}. */
@@ -72,9 +73,9 @@ export class BasicTransformerBlock extends Module<[Tensor, (Tensor | null)?], Te
   /** x [B, L, dim], encoderHiddenStates [B, Lc, crossAttentionDim] (default: self-attention in attn2 too). */
   override forward(x: Tensor, encoderHiddenStates?: Tensor | null): Tensor {
     const ehs = encoderHiddenStates ?? null;
-    let h = add(this.attn1.call(this.norm1.call(x), this.onlyCrossAttention ? ehs : null), x);
-    h = add(this.attn2.call(this.norm2.call(h), ehs), h);
-    return add(this.ff.call(this.norm3.call(h)), h);
+    let h = addResidual(this.attn1.call(this.norm1.call(x), this.onlyCrossAttention ? ehs : null), x);
+    h = addResidual(this.attn2.call(this.norm2.call(h), ehs), h);
+    return addResidual(this.ff.call(this.norm3.call(h)), h);
   }
 }
 
@@ -182,7 +183,7 @@ export class Transformer2DModel extends Module<[Tensor, (Tensor | null)?], Tenso
               wid,
             ])
           : this.proj_out.call(toImage(h));
-    return add(image, x);
+    return addResidual(image, x);
   }
 }
 
