@@ -6,13 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { Backend } from "../src/backend/index.js";
 import { nativeAddon, nativeBackend } from "../src/backend/native/index.js";
 import { loadSafetensors, noGrad, setBackend } from "../src/index.js";
-import {
-  buildDownBlock,
-  type CrossAttnDownBlock2D,
-  loadWeights,
-  planUNet,
-  UNet2DConditionConfig,
-} from "../src/models/index.js";
+import { downBlock } from "./sd15-worker.js";
 
 const dir = join(fileURLToPath(new URL("../../shared/bench/sd15_down_block_0", import.meta.url)));
 if (!nativeBackend || !nativeAddon) throw new Error("the native addon is not built: npm run build:native");
@@ -58,13 +52,7 @@ for (const [name, fn] of Object.entries(nativeBackend)) {
 }
 setBackend(timed as unknown as Backend);
 
-const cfg = UNet2DConditionConfig.sd15();
-const block = buildDownBlock(cfg, planUNet(cfg), 0, { skipInit: true }) as CrossAttnDownBlock2D;
-block.eval();
-await loadWeights(block, [join(dir, "weights.safetensors")], {
-  label: "down_blocks.0",
-  renameKey: (k) => k.replace(/^down_blocks\.0\./, ""),
-});
+const block = await downBlock(dir);
 const io = (await loadSafetensors(join(dir, "io.safetensors"))).tensors;
 const forward = () =>
   noGrad(() => block.call(io.get("hidden_states")!, io.get("temb")!, io.get("encoder_hidden_states")!));

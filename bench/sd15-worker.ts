@@ -192,7 +192,7 @@ async function ortSession(path: string, threads: number) {
 }
 
 /** SD 1.5's down_blocks.0 with the bench case's weights (as test/models/unet/sd15-down-block.test.ts builds it). */
-async function downBlock(dir: string): Promise<CrossAttnDownBlock2D> {
+export async function downBlock(dir: string): Promise<CrossAttnDownBlock2D> {
   const cfg = UNet2DConditionConfig.sd15();
   const block = buildDownBlock(cfg, planUNet(cfg), 0, { skipInit: true }) as CrossAttnDownBlock2D;
   block.eval();
