@@ -11,6 +11,7 @@ import type { Image } from "../../src/io/image.js";
 import { UNet2DConditionModel } from "../../src/models/index.js";
 import { mul, narrow } from "../../src/ops/index.js";
 import {
+  type GenerateOptions,
   maskedImage,
   maskToLatentGrid,
   PipelineError,
@@ -210,5 +211,11 @@ describe("inpainting pipelines", { skip: skipWithoutFixtures() }, () => {
         "masked image latents",
       );
     }
+    // outside a guidance interval the extra channels go in as their conditional half alongside the latents
+    const run = (opts: Partial<GenerateOptions>) =>
+      pipe.generate({ prompt: "a cat", initImage: image, mask: leftHalf(), steps: 3, seed: 8, ...opts });
+    const outside = await run({ guidanceScale: 7.5, guidanceInterval: { sigmaMin: 1e6, sigmaMax: 2e6 } });
+    const condOnly = await run({ guidanceScale: 1 });
+    assertClose(outside.latents.toFloat32Array(), condOnly.latents.toFloat32Array(), 1e-5, "no step guided");
   });
 });
