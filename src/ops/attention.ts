@@ -5,9 +5,9 @@ import { ArgumentError, DTypeError, ShapeError } from "../tensor/errors.js";
 import { broadcastShapes, formatShape, type Shape, shapesEqual, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { allocOutput, contiguousF32, fromF32, requireFloat, stridedF32 } from "./core.js";
-import { add, mul, where } from "./elementwise.js";
+import { add, eq, mul, where } from "./elementwise.js";
 import { matmul } from "./matmul.js";
-import { expand } from "./reduce.js";
+import { expand, max } from "./reduce.js";
 import { softmax } from "./softmax.js";
 import { permute, reshape, transpose } from "./view.js";
 
@@ -48,7 +48,12 @@ function composed(
   let s = mul(matmul(q, transpose(k, -1, -2)), scale);
   if (mask) s = mask.dtype === "bool" ? where(mask, s, Number.NEGATIVE_INFINITY) : add(s, mask);
   if (causal) s = where(causalMask(s.shape[s.ndim - 2]!, s.shape[s.ndim - 1]!), s, Number.NEGATIVE_INFINITY);
-  return matmul(softmax(s, -1), v);
+  if (!mask && !causal) return matmul(softmax(s, -1), v);
+  // a query whose keys are all masked attends to nothing: zeros (as the fused kernel), not softmax's 0/0 = NaN. Its
+  // scores are replaced before the softmax too, so no NaN reaches the gradients either.
+  const none = eq(max(s, -1, { keepdim: true }), Number.NEGATIVE_INFINITY);
+  const p = where(none, 0, softmax(where(none, 0, s), -1));
+  return matmul(p, v);
 }
 
 /** The fused kernel over the flattened batch; k, v and the mask are materialised where they broadcast. */

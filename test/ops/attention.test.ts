@@ -171,6 +171,18 @@ describe("scaled_dot_product_attention", () => {
     );
     assert.deepEqual(Array.from(out.select(0, 0).toFloat32Array()), [0, 0]);
     assert.ok(out.select(0, 1).toFloat32Array().every(Number.isFinite));
+    // the differentiable composition (taken when gradients are needed) agrees, and its gradients stay finite
+    const [q, k, v] = [randomTensor([2, 2], 46), randomTensor([3, 2], 47), randomTensor([3, 2], 48)];
+    for (const t of [q, k, v]) t.requiresGrad = true;
+    const composed = F.scaled_dot_product_attention(q, k, v, { attnMask: mask });
+    assertAllClose(composed.toFloat32Array(), out.toFloat32Array(), 1e-6, 1e-6);
+    composed.sum().backward();
+    for (const t of [q, k, v]) assert.ok(t.grad!.toFloat32Array().every(Number.isFinite));
+    assert.deepEqual(
+      Array.from(q.grad!.select(0, 0).toFloat32Array()),
+      [0, 0],
+      "no gradient from a masked row",
+    );
   });
 
   it("gradients of q, k, v through the composition (with bool mask, causal, float mask)", () => {
