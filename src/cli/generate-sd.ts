@@ -79,7 +79,10 @@ export function addSdGenerateOptions(cmd: Command): Command {
   );
   add("--guidance <g>", "classifier-free guidance scale (default 7.5; 7-10 is the usual range)");
   add("--rescale <phi>", "guidance rescale in [0, 1] (default 0)");
-  add("--guidance-interval <lo,hi>", `${GUIDANCE_INTERVAL_HELP} (default: the class model's, else all)`);
+  add(
+    "--guidance-interval <lo,hi>",
+    `${GUIDANCE_INTERVAL_HELP} (default: a class-conditional model's own; with --from, the image's; else all)`,
+  );
   add("--seed <n>", "seed of the initial noise (default: random, written into the PNG)");
   add("--width <px>", "image width, a multiple of 8 (default: the model's size)");
   add("--height <px>", "image height, a multiple of 8 (default: the model's size)");

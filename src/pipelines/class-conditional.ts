@@ -25,7 +25,10 @@ import { checkGuidanceInterval, type GuidanceInterval, guidedAt } from "./guidan
 export interface ClassImageOptions {
   /** One image per label, each in [0, numClasses). */
   classLabels: readonly number[];
-  /** Classifier-free guidance scale g (default 3; 1 = the conditional model alone, 0 = unconditional). */
+  /**
+   * Classifier-free guidance scale g (default 3; 1 = the conditional model alone, 0 = the unconditional one; with a
+   * guidance interval only its steps use g, the others the conditional model).
+   */
   guidanceScale?: number;
   /**
    * Guide only the steps whose noise level lies in this interval (default: every step; see
@@ -114,7 +117,13 @@ export function generateClassImages(
   const steps = opts.steps ?? 20;
   if (!Number.isFinite(g))
     throw new ArgumentError(`generateClassImages: guidanceScale must be finite, got ${g}`);
-  if (opts.guidanceInterval) checkGuidanceInterval(opts.guidanceInterval);
+  if (opts.guidanceInterval) {
+    try {
+      checkGuidanceInterval(opts.guidanceInterval);
+    } catch (err) {
+      throw new ArgumentError(`generateClassImages: ${(err as Error).message}`);
+    }
+  }
   if (!Number.isInteger(steps) || steps < 1) {
     throw new ArgumentError(`generateClassImages: steps must be a positive integer, got ${steps}`);
   }
@@ -199,7 +208,13 @@ export async function saveClassConditionalPipeline(
   opts: SavePipelineOptions = {},
 ): Promise<void> {
   const version = "0.30.0";
-  if (opts.guidanceInterval) checkGuidanceInterval(opts.guidanceInterval);
+  if (opts.guidanceInterval) {
+    try {
+      checkGuidanceInterval(opts.guidanceInterval);
+    } catch (err) {
+      throw new ArgumentError(`generateClassImages: ${(err as Error).message}`);
+    }
+  }
   mkdirSync(join(dir, "unet"), { recursive: true });
   mkdirSync(join(dir, "scheduler"), { recursive: true });
   const weights = new Map<string, Tensor>();

@@ -64,8 +64,11 @@ export function timestepSigma(scheduler: Scheduler, t: number): number {
   const clamped = Math.min(Math.max(t, 0), ac.length - 1);
   const lo = Math.floor(clamped);
   const hi = Math.min(lo + 1, ac.length - 1);
-  const logSigma = (i: number) => 0.5 * Math.log((1 - ac[i]!) / ac[i]!);
+  // alpha-bar 0 (a zero-terminal-SNR schedule's last step) is infinite noise
+  const logSigma = (i: number) =>
+    ac[i]! > 0 ? 0.5 * Math.log((1 - ac[i]!) / ac[i]!) : Number.POSITIVE_INFINITY;
   const w = clamped - lo;
+  if (w === 0) return Math.exp(logSigma(lo));
   return Math.exp((1 - w) * logSigma(lo) + w * logSigma(hi));
 }
 

@@ -10,7 +10,7 @@ import type { RawConfig } from "../models/blocks/config-values.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
 import { select } from "../ops/index.js";
 import { generateClassImages, saveClassConditionalPipeline } from "../pipelines/class-conditional.js";
-import type { GuidanceInterval } from "../pipelines/guidance.js";
+import { formatGuidanceInterval, type GuidanceInterval } from "../pipelines/guidance.js";
 import { DDPMScheduler } from "../schedulers/ddpm.js";
 import { samplerFromName } from "../schedulers/samplers.js";
 import { ArgumentError } from "../tensor/errors.js";
@@ -140,14 +140,11 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   mkdirSync(samplesDir, { recursive: true });
   const total = trainer.options.steps;
   const writeSamples = (): void => {
-    const grid = sampleGrid(
-      trainer,
-      { guidanceInterval: opts.guidanceInterval, ...opts.samples },
-      opts.onProgress,
-    );
+    const interval = opts.samples?.guidanceInterval ?? opts.guidanceInterval;
+    const grid = sampleGrid(trainer, { ...opts.samples, guidanceInterval: interval }, opts.onProgress);
     const path = join(samplesDir, `step-${String(trainer.step).padStart(6, "0")}.png`);
     writePng(path, grid, {
-      parameters: `class grid\nSteps: ${opts.samples?.steps ?? 20}, Sampler: ${opts.samples?.sampler ?? "dpmpp-2m"}, CFG scale: ${opts.samples?.guidanceScale ?? 3}, Seed: ${opts.samples?.seed ?? 0}, Training step: ${trainer.step}`,
+      parameters: `class grid\nSteps: ${opts.samples?.steps ?? 20}, Sampler: ${opts.samples?.sampler ?? "dpmpp-2m"}, CFG scale: ${opts.samples?.guidanceScale ?? 3}, Seed: ${opts.samples?.seed ?? 0}, Training step: ${trainer.step}${interval ? `, Guidance interval: "${formatGuidanceInterval(interval)}"` : ""}`,
     });
     opts.onSaved?.("samples", path, trainer.step);
     const svg = join(samplesDir, "loss.svg");

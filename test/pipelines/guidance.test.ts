@@ -19,6 +19,7 @@ import {
   timestepSigma,
   usesGuidance,
 } from "../../src/pipelines/index.js";
+import { DDIMScheduler } from "../../src/schedulers/ddim.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
 import { assertAllClose } from "../helpers.js";
 
@@ -119,6 +120,13 @@ describe("classifier-free guidance", () => {
     assert.equal(guidedAt(s, 201, interval), true);
     assert.equal(guidedAt(s, 999, undefined), true);
     assert.equal(guidedAt(s, 999, { sigmaMin: 0, sigmaMax: Number.POSITIVE_INFINITY }), true);
+    // zero terminal SNR: alpha-bar 0 at the last timestep is infinite noise (not NaN), guided by an open interval
+    const zsnr = new DDIMScheduler({ beta_schedule: "scaled_linear", rescale_betas_zero_snr: true });
+    assert.equal(zsnr.alphasCumprod[999], 0);
+    assert.equal(timestepSigma(zsnr, 999), Number.POSITIVE_INFINITY);
+    assert.equal(timestepSigma(zsnr, 998.5), Number.POSITIVE_INFINITY);
+    assert.equal(guidedAt(zsnr, 999, { sigmaMin: 0.28, sigmaMax: Number.POSITIVE_INFINITY }), true);
+    assert.equal(guidedAt(zsnr, 999, { sigmaMin: 0.28, sigmaMax: 5.42 }), false);
   });
 
   it("guidance interval: parses and formats LO,HI (inf allowed); refuses the impossible ones", () => {
