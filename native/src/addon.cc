@@ -496,7 +496,8 @@ Napi::Value LinearGegluFn(const Napi::CallbackInfo& info) {
   const Operand w = f32_or_f16(info, 3, "w");
   const i64 rows = num(info, 1, "rows"), in = num(info, 2, "in"), w_off = num(info, 4, "wOffset"),
             half = num(info, 6, "half");
-  if (rows < 0 || in < 1 || half < 0 || w_off < 0) range_error(env, "linearGeglu: negative size or offset");
+  if (rows < 0 || half < 0 || w_off < 0) range_error(env, "linearGeglu: negative size or offset");
+  if (in < 1) range_error(env, "linearGeglu: needs at least one input feature");
   check_len(env, "linearGeglu x", x, rows * in);
   if (w.length < w_off + 2 * half * in)
     range_error(env, "linearGeglu w: needs " + std::to_string(w_off + 2 * half * in) + " elements, has " +

@@ -118,7 +118,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const rows = sizeOf(lead);
   // a strided float32 [B, L, in] (e.g. an image [B, C, H, W] seen as tokens) is read in place as B products
   const batchStride =
-    x.ndim === 3 && x.dtype === "float32" && !x.isContiguous() ? collapsedBatchStride(x, 1) : null;
+    x.ndim === 3 && x.size > 0 && x.dtype === "float32" && !x.isContiguous()
+      ? collapsedBatchStride(x, 1)
+      : null;
   const x2 = batchStride === null ? contiguous(x) : x;
   const xv = stridedF32(x2);
   const batch = batchStride === null ? 1 : x.shape[0]!;

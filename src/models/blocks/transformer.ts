@@ -160,7 +160,8 @@ export class Transformer2DModel extends Module<[Tensor, (Tensor | null)?], Tenso
     };
     // Projections go through the layers' own forward (so LoRA adapters on them apply): a Linear on tokens, or a
     // 1x1 Conv2d on the image layout, as diffusers orders them. A plain 1x1 Conv2d is the same product read
-    // across the layouts (image in, tokens out; tokens in, image out) without the transposing copies.
+    // across the layouts (image in, tokens out; tokens in, image out) without the transposing copies (out: float32
+    // weights only; the convolution reads a float16 weight in place, the token-layout product would widen it).
     let h =
       this.proj_in instanceof Linear
         ? this.proj_in.call(toTokens(normed))
@@ -175,7 +176,7 @@ export class Transformer2DModel extends Module<[Tensor, (Tensor | null)?], Tenso
     const image =
       this.proj_out instanceof Linear
         ? toImage(this.proj_out.call(h))
-        : isPlainPointwise(this.proj_out)
+        : isPlainPointwise(this.proj_out) && this.proj_out.weight.dtype === "float32"
           ? reshape(linearToChannels(h, this.proj_out.weight, this.proj_out.bias), [
               b,
               this.proj_out.outChannels,
