@@ -1,8 +1,9 @@
-// `npm run bench [-- [--quick] [ops] [train] [sd15] [sd15 cases...]]`: the benchmarks, printed as markdown tables.
+// `npm run bench [-- [--quick] [--rounds=N] [ops] [train] [sd15] [sd15 cases...]]`: the benchmarks, printed as
+// markdown tables.
 // Ratios are against peers measured in this run. Default: everything (the SD 1.5 part takes ~15-20 minutes on 2
 // cores); sd15 case names (sgemm conv down attention overhead unet vae clip) pick SD 1.5 cases.
 import { runOpsBench } from "./ops.js";
-import { runSd15Bench, SD15_CASES, type Sd15Case } from "./sd15.js";
+import { roundsArg, runSd15Bench, SD15_CASES, type Sd15Case } from "./sd15.js";
 import { runTrainBench } from "./train.js";
 
 const args = process.argv.slice(2);
@@ -20,5 +21,5 @@ const all = words.length === 0;
 if (all || words.includes("ops")) runOpsBench();
 if (all || words.includes("train")) runTrainBench(quick ? { steps: 2 } : {});
 if (all || words.includes("sd15") || sd15Cases.length) {
-  runSd15Bench({ quick, cases: sd15Cases.length ? sd15Cases : undefined });
+  runSd15Bench({ quick, cases: sd15Cases.length ? sd15Cases : undefined, rounds: roundsArg(args) });
 }

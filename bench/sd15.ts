@@ -29,6 +29,23 @@ export interface Sd15BenchOptions {
   cases?: readonly Sd15Case[];
   /** Thread counts (default [1, 2]). */
   threads?: readonly number[];
+  /**
+   * Alternating rounds of ours and the peer (default 2, 1 with `quick`); each side keeps its best. More rounds give
+   * both a better chance at a quiet moment on a loaded machine.
+   */
+  rounds?: number;
+}
+
+/** `--rounds=N` from the command line (undefined when absent); exits on a bad value. */
+export function roundsArg(args: readonly string[]): number | undefined {
+  const arg = args.find((a) => a.startsWith("--rounds="));
+  if (arg === undefined) return undefined;
+  const n = Number(arg.slice("--rounds=".length));
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`bench: --rounds must be a positive integer, got "${arg}"`);
+    process.exit(2);
+  }
+  return n;
 }
 
 /** One line of the table: our time and the peer's per thread count (null where not measured). */
@@ -124,7 +141,7 @@ export function runSd15Bench(opts: Sd15BenchOptions = {}): Sd15Row[] {
   const quick = !!opts.quick;
   const threads = opts.threads ?? [1, 2];
   const want = new Set(opts.cases ?? SD15_CASES);
-  const rounds = quick ? 1 : 2;
+  const rounds = opts.rounds ?? (quick ? 1 : 2);
   const rows: Sd15Row[] = [];
   const ratioOk = (ours: WorkerResult[], peer: (number | null)[], limit: number) =>
     ours.every((o, i) => peer[i] == null || o.wall / peer[i]! <= limit);
@@ -491,5 +508,9 @@ function printRows(rows: Sd15Row[], threads: readonly number[]): void {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
   const cases = args.filter((a) => !a.startsWith("--")) as Sd15Case[];
-  runSd15Bench({ quick: args.includes("--quick"), cases: cases.length ? cases : undefined });
+  runSd15Bench({
+    quick: args.includes("--quick"),
+    cases: cases.length ? cases : undefined,
+    rounds: roundsArg(args),
+  });
 }
