@@ -1,5 +1,6 @@
 import { type BinaryOp, getBackend, type UnaryOp } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
+import { isFloating } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { broadcastShapes, contiguousStrides, formatShape, shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -7,6 +8,7 @@ import {
   allocOutput,
   broadcastStrided,
   broadcastStrides,
+  contiguousF32,
   fromF32,
   record,
   requireFloat,
@@ -67,37 +69,43 @@ export function add(a: TensorLike, b: TensorLike): Tensor {
 }
 
 /**
- * target += other (other broadcast to target's shape), written into target's own storage; returns target. Meant
- * for a temporary nothing else holds (a layer's fresh output getting its residual): no new buffer, one pass less.
- * Refused while gradients are recorded for either operand (autograd cannot see in-place writes), and for a target
- * that is not contiguous float32 or whose shape the sum would change.
+ * Why `target += other` cannot be done in place (null when it can): gradients recorded for an operand (autograd
+ * cannot see in-place writes), a target that is not contiguous float32, or a shape the sum would change.
  */
-export function addInPlace(target: Tensor, other: TensorLike): Tensor {
+export function inPlaceAddProblem(target: Tensor, other: TensorLike): string | null {
   const to = asTensor(other);
   if (isGradEnabled() && (target.requiresGrad || to.requiresGrad)) {
-    throw new ArgumentError(
-      "addInPlace: an operand requires grad; in-place writes are invisible to autograd (use add)",
-    );
+    return "an operand requires grad; in-place writes are invisible to autograd (use add)";
   }
   if (target.dtype !== "float32" || !target.isContiguous()) {
-    throw new ArgumentError(
-      `addInPlace: the target must be contiguous float32, got ${target.dtype}${target.isContiguous() ? "" : " (strided)"}`,
-    );
+    return `the target must be contiguous float32, got ${target.dtype}${target.isContiguous() ? "" : " (strided)"}`;
   }
-  requireFloat(to, "addInPlace");
+  if (!isFloating(to.dtype)) return `the operand must be floating point, got ${to.dtype}`;
   const shape = broadcastShapes(target.shape, to.shape);
   if (!shapesEqual(shape, target.shape)) {
-    throw new ArgumentError(
-      `addInPlace: ${formatShape(to.shape)} broadcast with the target ${formatShape(target.shape)} gives ${formatShape(shape)}`,
-    );
+    return `${formatShape(to.shape)} broadcast with the target ${formatShape(target.shape)} gives ${formatShape(shape)}`;
   }
-  const data = target.storage.data as Float32Array;
-  const out =
-    target.offset === 0 && data.length === target.size
-      ? data
-      : data.subarray(target.offset, target.offset + target.size);
-  // elementwise: each element is read before it is written, so out may be the target's own storage
-  getBackend().binary("add", stridedF32(target), broadcastStrided(to, shape), out, shape);
+  return null;
+}
+
+/**
+ * target += other (other broadcast to target's shape), written into target's own storage; returns target. Meant
+ * for a temporary nothing else holds (a layer's fresh output getting its residual): no new buffer, one pass less.
+ * Throws where {@link inPlaceAddProblem} says it cannot.
+ */
+export function addInPlace(target: Tensor, other: TensorLike): Tensor {
+  const problem = inPlaceAddProblem(target, other);
+  if (problem) throw new ArgumentError(`addInPlace: ${problem}`);
+  const to = asTensor(other);
+  // elementwise: each element is read before it is written, so the output may be the target's own storage (a
+  // contiguous float32 target's elements are a view, not a copy)
+  getBackend().binary(
+    "add",
+    stridedF32(target),
+    broadcastStrided(to, target.shape),
+    contiguousF32(target),
+    target.shape,
+  );
   return target;
 }
 
