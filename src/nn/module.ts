@@ -59,6 +59,14 @@ export class Module<In extends unknown[] = unknown[], Out = unknown> {
     throw new ArgumentError(`${this.constructor.name} does not define forward()`);
   }
 
+  /**
+   * True while this instance's `forward` is shadowed by a hook (an on-the-fly LoRA adapter): a caller that folds the
+   * layer's math into a fused kernel must then go through {@link call} instead.
+   */
+  get forwardIsHooked(): boolean {
+    return Object.hasOwn(this, "forward");
+  }
+
   /** Runs {@link forward} (the typed equivalent of PyTorch's `module(x)`). */
   call(...args: In): Out {
     return this.forward(...args);

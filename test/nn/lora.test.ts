@@ -52,10 +52,12 @@ describe("LoRA on Linear", () => {
       { scale: 0.5 },
     );
     assert.equal(a.factor, 1);
+    assert.equal(lin.forwardIsHooked, true, "fused callers must go through call()");
     assertAllClose(run(lin, x), want, 1e-6, 0, "adapter output");
     assert.equal(lin.weight, w0);
     a.remove();
     assert.ok(!Object.hasOwn(lin, "forward"), "forward patch removed");
+    assert.equal(lin.forwardIsHooked, false);
     assertAllClose(run(lin, x), [14.1, 1.8, 4.6, 1.3], 1e-6, 0, "base output");
   });
 

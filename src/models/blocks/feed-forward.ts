@@ -17,7 +17,7 @@ export class GEGLU extends Module<[Tensor], Tensor> {
 
   override forward(x: Tensor): Tensor {
     // one fused pass unless something hooks the projection's forward (an on-the-fly LoRA adapter)
-    if (this.proj.forward === Linear.prototype.forward) {
+    if (!this.proj.forwardIsHooked) {
       return linearGeglu(x, this.proj.weight, this.proj.bias);
     }
     return geglu(this.proj.call(x));

@@ -188,10 +188,10 @@ export class Transformer2DModel extends Module<[Tensor, (Tensor | null)?], Tenso
   }
 }
 
-/** A 1x1, stride-1, ungrouped Conv2d whose forward is its class's own (no LoRA adapter or other hook on it). */
+/** A 1x1, stride-1, ungrouped Conv2d with no hook on its forward (no on-the-fly LoRA adapter). */
 function isPlainPointwise(conv: Conv2d): boolean {
   return (
-    conv.forward === Conv2d.prototype.forward &&
+    !conv.forwardIsHooked &&
     conv.weight.shape[2] === 1 &&
     conv.weight.shape[3] === 1 &&
     conv.groups === 1 &&

@@ -7,10 +7,12 @@ import {
   BasicTransformerBlock,
   Downsample2D,
   FeedForward,
+  type GEGLU,
   ResnetBlock2D,
   Transformer2DModel,
   Upsample2D,
 } from "../../../src/models/index.js";
+import { addLoraAdapter } from "../../../src/nn/lora.js";
 import { assertAllClose, gradcheck, randomTensor } from "../../helpers.js";
 
 const gen = (s: number) => new Generator().manualSeed(s);
@@ -149,6 +151,20 @@ describe("FeedForward / BasicTransformerBlock / Transformer2DModel", () => {
     close(
       noGrad(() => ff.call(x)),
       F.linear(gated, proj.get("net.2.weight")!, proj.get("net.2.bias")!),
+    );
+    // an on-the-fly LoRA on the projection is honoured (the fused projection + GEGLU steps aside for it)
+    const geglu = ff.net.at(0) as GEGLU;
+    const lora = addLoraAdapter(geglu.proj, {
+      down: randn([2, 4], { generator: gen(13) }),
+      up: randn([16, 2], { generator: gen(14) }),
+    });
+    const hooked = noGrad(() => geglu.call(x));
+    const hp = noGrad(() => geglu.proj.call(x));
+    close(hooked, hp.slice(-1, 0, 8).mul(F.gelu(hp.slice(-1, 8, 16))));
+    lora.remove();
+    close(
+      noGrad(() => geglu.call(x)),
+      gated,
     );
   });
 
