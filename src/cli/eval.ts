@@ -25,7 +25,11 @@ import {
   sweepSettings,
 } from "../train/eval.js";
 import { CliError } from "./errors.js";
-import { GUIDANCE_INTERVAL_HELP, guidanceIntervalOption } from "./guidance-interval-option.js";
+import {
+  GUIDANCE_INTERVAL_HELP,
+  guidanceIntervalOption,
+  resolveGuidanceInterval,
+} from "./guidance-interval-option.js";
 import { progressReporter } from "./progress.js";
 import { TRAIN_CLASSIFIER_COMMAND } from "./train-classifier.js";
 
@@ -136,7 +140,7 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
     `train one with "${TRAIN_CLASSIFIER_COMMAND} --out ${classifierDir}" or pass --classifier DIR`,
   );
   const { unet, scheduler, guidanceInterval: modelInterval } = await loadClassConditionalPipeline(modelDir);
-  const guidanceInterval = typedInterval === undefined ? modelInterval : (typedInterval ?? undefined);
+  const guidanceInterval = resolveGuidanceInterval(typedInterval, modelInterval);
   const classifier = await DigitClassifier.fromPretrained(classifierDir);
   const { train, heldOut } = loadMnist();
   const real = realDigitStats(classifier, heldOut);

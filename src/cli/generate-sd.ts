@@ -17,7 +17,6 @@ import {
   formatParameters,
   type GenerateOptions,
   type GenerationSettings,
-  type GuidanceInterval,
   loadStableDiffusionPipeline,
   loraHash,
   parseParameters,
@@ -25,7 +24,11 @@ import {
 } from "../pipelines/index.js";
 import type { DType } from "../tensor/dtype.js";
 import { CliError } from "./errors.js";
-import { GUIDANCE_INTERVAL_HELP, guidanceIntervalOption } from "./guidance-interval-option.js";
+import {
+  GUIDANCE_INTERVAL_HELP,
+  guidanceIntervalOption,
+  resolveGuidanceInterval,
+} from "./guidance-interval-option.js";
 import { progressReporter } from "./progress.js";
 
 /** Raw option values of the SD path (strings as typed; parsed and checked here). */
@@ -146,14 +149,6 @@ function float(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
-/** The typed interval ("all" = none), else the one of the image the settings come from. */
-function intervalOf(
-  typed: GuidanceInterval | null | undefined,
-  from: GuidanceInterval | undefined,
-): GuidanceInterval | undefined {
-  return typed === undefined ? from : (typed ?? undefined);
-}
-
 function seedOf(v: string | undefined): number | bigint | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v.trim())) throw new CliError(`--seed must be a non-negative integer, got "${v}"`);
@@ -254,7 +249,10 @@ export async function runSdGenerate(prompt: string | undefined, opts: SdGenerate
     sampler: opts.sampler ?? from?.sampler,
     guidanceScale: float(opts.guidance, "guidance") ?? from?.guidanceScale,
     guidanceRescale: float(opts.rescale, "rescale") ?? from?.guidanceRescale,
-    guidanceInterval: intervalOf(guidanceIntervalOption(opts.guidanceInterval), from?.guidanceInterval),
+    guidanceInterval: resolveGuidanceInterval(
+      guidanceIntervalOption(opts.guidanceInterval),
+      from?.guidanceInterval,
+    ),
     seed,
     width: int(opts.width, "width", 1) ?? from?.width,
     height: int(opts.height, "height", 1) ?? from?.height,

@@ -25,7 +25,7 @@ import {
   runSdGenerate,
   type SdGenerateOptions,
 } from "./generate-sd.js";
-import { guidanceIntervalOption } from "./guidance-interval-option.js";
+import { guidanceIntervalOption, resolveGuidanceInterval } from "./guidance-interval-option.js";
 import { progressReporter } from "./progress.js";
 
 /** The shipped class-conditional MNIST model (inside the package: works from src/cli and dist/cli). */
@@ -85,8 +85,7 @@ export function outputPaths(output: string, n: number): string[] {
 /** The class-conditional pipeline: `--class` (one number or a comma list, cycled; default 0..9 cycled). */
 async function generateClassConditional(s: GenerateSettings): Promise<void> {
   const { unet, scheduler, guidanceInterval: modelInterval } = await loadClassConditionalPipeline(s.modelDir);
-  const guidanceInterval =
-    s.guidanceInterval === undefined ? modelInterval : (s.guidanceInterval ?? undefined);
+  const guidanceInterval = resolveGuidanceInterval(s.guidanceInterval, modelInterval);
   const numClasses = unet.numClassEmbeds - 1;
   const classes =
     s.classes === undefined

@@ -18,3 +18,11 @@ export function guidanceIntervalOption(v: string | undefined): GuidanceInterval 
     throw new CliError(`--guidance-interval: ${(err as Error).message}`);
   }
 }
+
+/** The interval to use: the typed one ("all" = none) when given, else `fallback` (a model's or an image's). */
+export function resolveGuidanceInterval(
+  typed: GuidanceInterval | null | undefined,
+  fallback: GuidanceInterval | undefined,
+): GuidanceInterval | undefined {
+  return typed === undefined ? fallback : (typed ?? undefined);
+}

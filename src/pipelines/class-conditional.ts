@@ -69,11 +69,18 @@ function readGuidanceInterval(value: unknown, file: string): GuidanceInterval | 
       `${file}: guidance_interval must be [sigma_min, sigma_max or null], got ${JSON.stringify(value)}`,
     );
   }
-  const interval = { sigmaMin: value[0] as number, sigmaMax: (value[1] as number | null) ?? Infinity };
+  return checkedInterval(
+    { sigmaMin: value[0] as number, sigmaMax: (value[1] as number | null) ?? Infinity },
+    file,
+  );
+}
+
+/** `interval` when usable, else an ArgumentError naming `where` (this module's error type for bad input). */
+function checkedInterval(interval: GuidanceInterval, where: string): GuidanceInterval {
   try {
     checkGuidanceInterval(interval);
   } catch (err) {
-    throw new ArgumentError(`${file}: ${(err as Error).message}`);
+    throw new ArgumentError(`${where}: ${(err as Error).message}`);
   }
   return interval;
 }
@@ -117,13 +124,7 @@ export function generateClassImages(
   const steps = opts.steps ?? 20;
   if (!Number.isFinite(g))
     throw new ArgumentError(`generateClassImages: guidanceScale must be finite, got ${g}`);
-  if (opts.guidanceInterval) {
-    try {
-      checkGuidanceInterval(opts.guidanceInterval);
-    } catch (err) {
-      throw new ArgumentError(`generateClassImages: ${(err as Error).message}`);
-    }
-  }
+  if (opts.guidanceInterval) checkedInterval(opts.guidanceInterval, "generateClassImages");
   if (!Number.isInteger(steps) || steps < 1) {
     throw new ArgumentError(`generateClassImages: steps must be a positive integer, got ${steps}`);
   }
@@ -208,13 +209,7 @@ export async function saveClassConditionalPipeline(
   opts: SavePipelineOptions = {},
 ): Promise<void> {
   const version = "0.30.0";
-  if (opts.guidanceInterval) {
-    try {
-      checkGuidanceInterval(opts.guidanceInterval);
-    } catch (err) {
-      throw new ArgumentError(`generateClassImages: ${(err as Error).message}`);
-    }
-  }
+  if (opts.guidanceInterval) checkedInterval(opts.guidanceInterval, "saveClassConditionalPipeline");
   mkdirSync(join(dir, "unet"), { recursive: true });
   mkdirSync(join(dir, "scheduler"), { recursive: true });
   const weights = new Map<string, Tensor>();

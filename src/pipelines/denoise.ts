@@ -95,8 +95,9 @@ export async function denoise(run: DenoiseRun): Promise<Tensor> {
     run.signal?.throwIfAborted();
     const t = timesteps[i]!;
     const guidedStep = guided && guidedAt(scheduler, t, run.guidanceInterval);
+    // condOnly exists only for guided runs with an interval
     const branch =
-      guided && !guidedStep && condOnly
+      condOnly && !guidedStep
         ? condOnly
         : { embeds: run.embeds, extra, addedCondKwargs: run.addedCondKwargs };
     x = noGrad(() => {
