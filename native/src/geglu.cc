@@ -50,12 +50,7 @@ void linear_geglu(const float* x, i64 rows, i64 in, const BPacker& w, const floa
     sgemm(P, false);
     geglu_rows(tile, out + r0 * half, 0, r1 - r0, half);
   };
-  const i64 tasks = ceil_div(rows, block);
-  if (num_threads() > 1 && tasks > 1 && !in_parallel_region()) {
-    parallel_for(tasks, run);
-  } else {
-    for (i64 t = 0; t < tasks; t++) run(t);
-  }
+  parallel_for(ceil_div(rows, block), run);  // serial on one thread or inside another parallel region
   scratch_trim(kGegluPanels, i64{4} << 20);  // keep up to 16 MB of packed weight between calls
 }
 
