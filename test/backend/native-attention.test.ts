@@ -2,19 +2,15 @@
 // reference at every SIMD level: several key blocks with growing maxima (the running output is rescaled),
 // ragged query tiles, per-head masks with fully masked queries, cross-attention shapes, 1 and 2 threads.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { type AttentionParams, contiguousHeads, type HeadLayout } from "../../src/backend/index.js";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { testRng } from "../helpers.js";
-import { close, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
+import { close, kernels, nat, randArray, ref, restoreKernelAndThreadsAfter, skip } from "./native-helpers.js";
 
 describe("native attention", { skip }, () => {
   const addon = nativeAddon!;
-  const initial = addon?.info();
-  after(() => {
-    addon.setKernel("");
-    addon.setNumThreads(initial.threads);
-  });
+  const initial = restoreKernelAndThreadsAfter();
   const rng = testRng(31);
 
   function problem(

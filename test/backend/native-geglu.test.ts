@@ -2,19 +2,15 @@
 // to split, a half width that is not a multiple of the vector width, and NaN/infinite gates; and the fused
 // projection + GEGLU against the reference GEMM followed by the reference GEGLU.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { float32ArrayToHalf, halfArrayToFloat32 } from "../../src/tensor/dtype.js";
 import { testRng } from "../helpers.js";
-import { close, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
+import { close, kernels, nat, randArray, ref, restoreKernelAndThreadsAfter, skip } from "./native-helpers.js";
 
 describe("native geglu", { skip }, () => {
   const addon = nativeAddon!;
-  const initial = addon?.info();
-  after(() => {
-    addon.setKernel("");
-    addon.setNumThreads(initial.threads);
-  });
+  const initial = restoreKernelAndThreadsAfter();
   const rng = testRng(57);
   const shapes: [number, number][] = [
     [1, 1],
@@ -53,11 +49,7 @@ describe("native geglu", { skip }, () => {
 
 describe("native linearGeglu (projection and gate in one pass)", { skip }, () => {
   const addon = nativeAddon!;
-  const initial = addon?.info();
-  after(() => {
-    addon.setKernel("");
-    addon.setNumThreads(initial.threads);
-  });
+  const initial = restoreKernelAndThreadsAfter();
   const rng = testRng(58);
   // [rows, in, half]: one row; odd sizes; several row blocks (2 * half = 2560 gives 98-row blocks) and a depth
   // past one GEMM depth block (in 600 > kc 512)

@@ -1,20 +1,16 @@
 // Property tests of the native GEMM and convolution kernels against the reference backend (the oracle): odd sizes,
 // batch 1, strides, transposed operands, accumulate, bias (per column and per row), groups, dilation, stride 2, every micro-kernel.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { Backend, Conv2dParams, GemmParams } from "../../src/backend/index.js";
 import { getBackend } from "../../src/backend/index.js";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { testRng } from "../helpers.js";
-import { close, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
+import { close, kernels, nat, randArray, ref, restoreKernelAndThreadsAfter, skip } from "./native-helpers.js";
 
 describe("native backend: gemm and conv2d", { skip }, () => {
   const addon = nativeAddon!;
-  const initial = addon?.info();
-  after(() => {
-    addon.setKernel("");
-    addon.setNumThreads(initial.threads);
-  });
+  const initial = restoreKernelAndThreadsAfter();
 
   it("is the default backend unless DIFFUSE_BACKEND says otherwise", () => {
     if (!process.env.DIFFUSE_BACKEND) assert.equal(getBackend().name, "native");

@@ -1,8 +1,9 @@
 // Shared pieces of the native-backend property tests: the backends under test, random data and the error measure.
 import assert from "node:assert/strict";
+import { after } from "node:test";
 import type { Backend, Conv2dParams } from "../../src/backend/index.js";
 import { referenceBackend } from "../../src/backend/index.js";
-import { nativeBackend, nativeLoadError } from "../../src/backend/native/index.js";
+import { nativeAddon, nativeBackend, nativeLoadError } from "../../src/backend/native/index.js";
 
 export const skip = nativeBackend
   ? false
@@ -72,4 +73,18 @@ export function conv3x3Params(
     dilationW: 1,
     groups: 1,
   };
+}
+
+/**
+ * For a describe whose tests switch the micro-kernel or the thread count: registers an `after` hook that puts back
+ * the best kernel and the thread count the addon had, and returns that count (for tests restoring it themselves).
+ */
+export function restoreKernelAndThreadsAfter(): { threads: number } {
+  const addon = nativeAddon;
+  const threads = addon ? addon.info().threads : 1;
+  after(() => {
+    addon?.setKernel("");
+    addon?.setNumThreads(threads);
+  });
+  return { threads };
 }

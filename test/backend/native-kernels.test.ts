@@ -1,19 +1,15 @@
 // Property tests of the native elementwise, reduction, normalisation and attention kernels against the reference
 // backend (the oracle): strided and broadcast views, NaN and -Infinity, tile boundaries, masks.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { Backend, BinaryOp, StridedF32, UnaryOp } from "../../src/backend/index.js";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { testRng } from "../helpers.js";
-import { close, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
+import { close, kernels, nat, randArray, ref, restoreKernelAndThreadsAfter, skip } from "./native-helpers.js";
 
 describe("native backend: elementwise, reductions, norms, attention", { skip }, () => {
   const addon = nativeAddon!;
-  const initial = addon?.info();
-  after(() => {
-    addon.setKernel("");
-    addon.setNumThreads(initial.threads);
-  });
+  restoreKernelAndThreadsAfter();
 
   describe("elementwise", () => {
     const rng = testRng(3);

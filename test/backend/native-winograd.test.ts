@@ -2,11 +2,20 @@
 // 16 x 16 and more, F(2x2, 3x3) below, against the reference direct convolution: odd sizes (partial output tiles),
 // padding 0-2, batches spanning tile blocks, bias or not, float16 weights, 1 and 2 threads, every SIMD level.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { float32ArrayToHalf, halfArrayToFloat32 } from "../../src/tensor/dtype.js";
 import { testRng } from "../helpers.js";
-import { close, conv3x3Params, kernels, nat, randArray, ref, skip } from "./native-helpers.js";
+import {
+  close,
+  conv3x3Params,
+  kernels,
+  nat,
+  randArray,
+  ref,
+  restoreKernelAndThreadsAfter,
+  skip,
+} from "./native-helpers.js";
 
 // each has >= 256 output tiles of 2x2 over the batch (the kernel's condition for taking this path)
 const cases: [number, number, number, number, number, number][] = [
@@ -23,11 +32,7 @@ const cases: [number, number, number, number, number, number][] = [
 
 describe("native conv2d: Winograd F(4x4, 3x3) and F(2x2, 3x3)", { skip }, () => {
   const addon = nativeAddon!;
-  const initial = addon?.info();
-  after(() => {
-    addon.setKernel("");
-    addon.setNumThreads(initial.threads);
-  });
+  const initial = restoreKernelAndThreadsAfter();
   const rng = testRng(21);
 
   for (const kernel of kernels) {
