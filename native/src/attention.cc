@@ -3,11 +3,13 @@
 //   S^T = K (scale Q)^T        (rows = keys, columns = queries; m = keys, n = queries, depth d),
 // then per query column  m' = max(m, colmax(S^T)),  P^T = exp(S^T - m'),  l = l*exp(m - m') + colsum(P^T),
 //   O^T = O^T * exp(m - m') + V^T P^T   (m = dv, n = queries, depth = keys),
+// all in base 2 (scores times log2(e), which the query scale absorbs: exp(s) = 2^(s log2 e)),
 // and finally out = (O^T)^T / l. Why transposed: S^T comes out of the micro-kernel already in the packed form
 // the second GEMM reads as its B operand (no packing of P), the softmax runs down columns (whole vectors of
-// queries at a time), and the small head width (dv = 40 in Stable Diffusion) is the GEMM's m, which the 14-row
-// kernel tiles with little padding (42 rows) instead of its 32-wide n (64 columns). K and V^T of a head are packed
-// once into micro-kernel panels and shared by all query tiles; only a [keys x queries] block of scores exists.
+// queries at a time), and the small head width (dv = 40 in Stable Diffusion) is the GEMM's m, which the kernel's
+// row panels tile with little or no padding (40 rows as 4 x 10) instead of its 32-wide n (64 columns). K and V^T
+// of a head are packed once into micro-kernel panels and shared by all query tiles; only a [keys x queries] block
+// of scores exists.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -22,14 +24,18 @@ namespace diffuse {
 
 namespace {
 
+constexpr float kLog2e = 1.44269504088896341f;
+
 /** Block sizes and packed-operand sizes of one attention call. */
 struct Plan {
   int mr, nr;
+  int pv_mr;          // rows of the V^T panels: mr, or the kernel's narrow mr where that pads dv less
+  MicroKernel pv_fn;  // the micro-kernel of O^T += V^T P^T
   i64 br;      // queries per tile (a multiple of nr)
   i64 bc;      // keys per block (a multiple of mr)
   i64 kpack;   // floats of K in A panels (keys x d)
   i64 vpack;   // floats of V^T in A panels (dv x keys)
-  i64 dv_pad;  // dv rounded up to mr: rows of the O^T accumulator
+  i64 dv_pad;  // dv rounded up to pv_mr: rows of the O^T accumulator
 };
 
 Plan make_plan(const AttentionShape& s) {
@@ -40,7 +46,10 @@ Plan make_plan(const AttentionShape& s) {
   p.br = std::min<i64>(round_up(64, p.nr), round_up(std::max<i64>(s.lq, 1), p.nr));
   p.bc = round_up(std::min<i64>(std::max<i64>(s.lk, 1), 256), p.mr);
   p.kpack = round_up(s.lk, p.mr) * s.d;
-  p.dv_pad = round_up(s.dv, p.mr);
+  const bool narrow = K.mr_narrow > 0 && round_up(s.dv, K.mr_narrow) < round_up(s.dv, K.mr);
+  p.pv_mr = narrow ? K.mr_narrow : K.mr;
+  p.pv_fn = narrow ? K.fn_narrow : K.fn;
+  p.dv_pad = round_up(s.dv, p.pv_mr);
   p.vpack = p.dv_pad * s.lk;
   return p;
 }
@@ -58,8 +67,10 @@ void attention_tile(const AttentionShape& s, const Plan& pl, const float* q, con
   // Q^T of the tile as B panels (depth d, nr queries each; missing queries are zero columns)
   float* qt = scratch(kAttnQ, qpanels * nr * s.d);
   StridedB(q + s.q.at(b, s.heads) + i0 * s.q.row_stride, 1, s.q.row_stride).pack(qt, 0, s.d, 0, rows, nr);
-  if (s.scale != 1.0f)
-    for (i64 i = 0; i < qpanels * nr * s.d; i++) qt[i] *= s.scale;  // scale Q once, not every score
+  // scale Q once, not every score; log2(e) too, so that the softmax exponentiates in base 2 (one multiply per
+  // score fewer)
+  const float qscale = s.scale * kLog2e;
+  for (i64 i = 0; i < qpanels * nr * s.d; i++) qt[i] *= qscale;
   float* st = scratch(kAttnScores, qpanels * pl.bc * nr);  // S^T / P^T: qpanels panels of [bc][nr]
   float* ot = scratch(kAttnOut, pl.dv_pad * ldo);
   float* stats = scratch(kAttnStats, 3 * ldo);
@@ -82,11 +93,11 @@ void attention_tile(const AttentionShape& s, const Plan& pl, const float* q, con
       for (i64 t = 0; t < rows; t++) {
         const float* mrow = mb + (i0 + t) * s.mask_row_stride;
         float* col = st + (t / nr) * pl.bc * nr + t % nr;
-        for (i64 r = 0; r < keys; r++) col[r * nr] += mrow[r];
+        for (i64 r = 0; r < keys; r++) col[r * nr] += mrow[r] * kLog2e;
       }
     }
     for (i64 jp = 0; jp < qpanels; jp++)
-      softmax_panel(st + jp * pl.bc * nr, keys, nr, m + jp * nr, l + jp * nr, corr + jp * nr);
+      softmax_panel(st + jp * pl.bc * nr, keys, nr, m + jp * nr, l + jp * nr, corr + jp * nr, mask != nullptr);
     // rescale the running output to the new maxima (the first block writes O^T fresh instead); once the maxima
     // settle every factor is exactly 1 and there is nothing to do
     if (j0 > 0 && !std::all_of(corr, corr + ldo, [](float c) { return c == 1.0f; })) {
@@ -96,10 +107,10 @@ void attention_tile(const AttentionShape& s, const Plan& pl, const float* q, con
       }
     }
     // O^T (+)= V^T[:, j0:j0+keys] P^T
-    for (i64 ib = 0; ib < s.dv; ib += mr) {
-      const float* a = vp + ib * s.lk + j0 * mr;
+    for (i64 ib = 0; ib < s.dv; ib += pl.pv_mr) {
+      const float* a = vp + ib * s.lk + j0 * pl.pv_mr;
       for (i64 jp = 0; jp < qpanels; jp++)
-        K.fn(keys, a, st + jp * pl.bc * nr, ot + ib * ldo + jp * nr, ldo, 1.0f, j0 > 0 ? 1 : 0, nullptr, nullptr);
+        pl.pv_fn(keys, a, st + jp * pl.bc * nr, ot + ib * ldo + jp * nr, ldo, 1.0f, j0 > 0 ? 1 : 0, nullptr, nullptr);
     }
   }
 
@@ -131,7 +142,7 @@ void attention(const float* q, const float* k, const float* v, const float* mask
   // K (keys x d) and V^T (dv x keys) of one head as A panels of full depth, shared by all of its query tiles
   auto prepack = [&](i64 b, float* kp, float* vp) {
     pack_a_panels(k + s.k.at(b, s.heads), s.k.row_stride, 1, s.lk, s.d, kp);
-    pack_a_panels(v + s.v.at(b, s.heads), 1, s.v.row_stride, s.dv, s.lk, vp);
+    pack_a_panels(v + s.v.at(b, s.heads), 1, s.v.row_stride, s.dv, s.lk, vp, pl.pv_mr);
   };
 
   const double work = 2.0 * s.batch * s.lq * s.lk * (s.d + s.dv);

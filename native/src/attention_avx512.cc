@@ -15,27 +15,28 @@ namespace {
 inline __m512 set(float v) { return _mm512_set1_ps(v); }
 
 /**
- * exp(x - shift) as 2^t, t = (x - shift) log2(e): t = n + f with n = round(t), |f| <= 1/2, 2^f by a degree-6
- * polynomial (a relative-error fit on [-1/2, 1/2]; 1.03e-7 worst case evaluated in float32) and 2^n by vscalefps
- * (exact, including subnormal results and underflow to 0). t is clamped below at -151 (-inf gives 0, NaN stays).
+ * 2^(x - shift) as 2^n * 2^f, n = round(x - shift), |f| <= 1/2: 2^f by a degree-5 polynomial (a relative-error
+ * fit on [-1/2, 1/2]; 2.1e-7 worst case evaluated in float32) and 2^n by vscalefps (exact, including subnormal
+ * results and underflow to 0). kMayBeNegInf: x may be -inf (an additive mask), so x - shift is clamped below at
+ * -151 first (else -inf - round(-inf) would be NaN); finite scores skip that operation.
  */
-inline __m512 vexp_shifted(__m512 x, __m512 shift) {
-  const __m512 t = _mm512_max_ps(set(-151.0f), _mm512_mul_ps(_mm512_sub_ps(x, shift), set(1.44269504088896341f)));
+template <bool kMayBeNegInf>
+inline __m512 vexp2_shifted(__m512 x, __m512 shift) {
+  __m512 t = _mm512_sub_ps(x, shift);
+  if (kMayBeNegInf) t = _mm512_max_ps(set(-151.0f), t);
   const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(t, n);
-  __m512 p = set(1.534546900074929e-4f);
-  p = _mm512_fmadd_ps(p, f, set(1.33998051751405e-3f));
-  p = _mm512_fmadd_ps(p, f, set(9.618489071726799e-3f));
-  p = _mm512_fmadd_ps(p, f, set(5.550329014658928e-2f));
-  p = _mm512_fmadd_ps(p, f, set(2.4022646248340607e-1f));
-  p = _mm512_fmadd_ps(p, f, set(6.931471824645996e-1f));
-  p = _mm512_fmadd_ps(p, f, set(1.0f));
+  __m512 p = set(1.3276472454890609e-3f);
+  p = _mm512_fmadd_ps(p, f, set(9.675541892647743e-3f));
+  p = _mm512_fmadd_ps(p, f, set(5.550713092088699e-2f));
+  p = _mm512_fmadd_ps(p, f, set(2.4022120237350464e-1f));
+  p = _mm512_fmadd_ps(p, f, set(6.931469440460205e-1f));
+  p = _mm512_fmadd_ps(p, f, set(1.0000001192092896f));
   return _mm512_scalef_ps(p, n);
 }
 
-}  // namespace
-
-void softmax_panel_avx512(float* x, i64 rows, int nr, float* m, float* l, float* corr) {
+template <bool kMayBeNegInf>
+void softmax_panel_impl(float* x, i64 rows, int nr, float* m, float* l, float* corr) {
   const __m512 ninf = set(-__builtin_inff()), zero = _mm512_setzero_ps();
   for (int g = 0; g < nr; g += 16) {
     float* col = x + g;
@@ -51,25 +52,35 @@ void softmax_panel_avx512(float* x, i64 rows, int nr, float* m, float* l, float*
     const __m512 mold = _mm512_loadu_ps(m + g);
     const __m512 mnew = _mm512_max_ps(mold, _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
     const __m512 shift = _mm512_mask_mov_ps(mnew, _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ), zero);
-    const __m512 c = _mm512_mask_mov_ps(vexp_shifted(mold, mnew), _mm512_cmp_ps_mask(mold, ninf, _CMP_EQ_OQ), zero);
+    const __m512 c = _mm512_mask_mov_ps(vexp2_shifted<true>(mold, mnew), _mm512_cmp_ps_mask(mold, ninf, _CMP_EQ_OQ), zero);
     __m512 s0 = zero, s1 = zero;
     r = 0;
     for (; r + 2 <= rows; r += 2) {
-      const __m512 e0 = vexp_shifted(_mm512_loadu_ps(col + r * nr), shift);
-      const __m512 e1 = vexp_shifted(_mm512_loadu_ps(col + (r + 1) * nr), shift);
+      const __m512 e0 = vexp2_shifted<kMayBeNegInf>(_mm512_loadu_ps(col + r * nr), shift);
+      const __m512 e1 = vexp2_shifted<kMayBeNegInf>(_mm512_loadu_ps(col + (r + 1) * nr), shift);
       _mm512_storeu_ps(col + r * nr, e0);
       _mm512_storeu_ps(col + (r + 1) * nr, e1);
       s0 = _mm512_add_ps(s0, e0);
       s1 = _mm512_add_ps(s1, e1);
     }
     if (r < rows) {
-      const __m512 e0 = vexp_shifted(_mm512_loadu_ps(col + r * nr), shift);
+      const __m512 e0 = vexp2_shifted<kMayBeNegInf>(_mm512_loadu_ps(col + r * nr), shift);
       _mm512_storeu_ps(col + r * nr, e0);
       s0 = _mm512_add_ps(s0, e0);
     }
     _mm512_storeu_ps(l + g, _mm512_fmadd_ps(_mm512_loadu_ps(l + g), c, _mm512_add_ps(s0, s1)));
     _mm512_storeu_ps(m + g, mnew);
     _mm512_storeu_ps(corr + g, c);
+  }
+}
+
+}  // namespace
+
+void softmax_panel_avx512(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf) {
+  if (may_be_neg_inf) {
+    softmax_panel_impl<true>(x, rows, nr, m, l, corr);
+  } else {
+    softmax_panel_impl<false>(x, rows, nr, m, l, corr);
   }
 }
 

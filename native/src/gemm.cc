@@ -112,6 +112,8 @@ void pack_a_generic(int mr, const T* a, i64 ars, i64 acs, i64 i0, i64 mc, i64 p0
       return pack_a_t<6>(a, ars, acs, i0, mc, p0, kc, dst);
     case 8:
       return pack_a_t<8>(a, ars, acs, i0, mc, p0, kc, dst);
+    case 10:
+      return pack_a_t<10>(a, ars, acs, i0, mc, p0, kc, dst);
     case 12:
       return pack_a_t<12>(a, ars, acs, i0, mc, p0, kc, dst);
     case 14:
@@ -230,8 +232,10 @@ void StridedHalfB::pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) cons
   pack_b_any(data_, rs_, cs_, dst, k0, kc, j0, nc, nr);
 }
 
-void pack_a_panels(const float* a, i64 ars, i64 acs, i64 m, i64 k, float* dst) {
-  pack_a_k(active_kernel(), a, ars, acs, 0, m, 0, k, dst);
+void pack_a_panels(const float* a, i64 ars, i64 acs, i64 m, i64 k, float* dst, int mr) {
+  const KernelInfo& K = active_kernel();
+  if (mr > 0 && mr != K.mr) return pack_a_generic(mr, a, ars, acs, 0, m, 0, k, dst);
+  pack_a_k(K, a, ars, acs, 0, m, 0, k, dst);
 }
 
 void PrepackedB::pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const {

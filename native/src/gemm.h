@@ -38,6 +38,10 @@ struct KernelInfo {
   i64 nc;  // columns of a packed B block
   MicroKernel fn;
   const PackKernels* pack;
+  /** Optional second kernel of the same nr with fewer rows (0 / null: none), for callers whose row count is a
+   * multiple of mr_narrow that mr would pad (attention's head width). */
+  int mr_narrow = 0;
+  MicroKernel fn_narrow = nullptr;
 };
 
 /** IEEE half bits -> float (exact; table lookup). */
@@ -112,8 +116,11 @@ struct GemmProblem {
   const float* bias_m = nullptr;
 };
 
-/** Packs A (m x k, A[i][p] = a[i*ars + p*acs]) into the active kernel's row panels of full depth k. */
-void pack_a_panels(const float* a, i64 ars, i64 acs, i64 m, i64 k, float* dst);
+/**
+ * Packs A (m x k, A[i][p] = a[i*ars + p*acs]) into row panels of full depth k: the active kernel's mr, or `mr`
+ * when given (e.g. its mr_narrow).
+ */
+void pack_a_panels(const float* a, i64 ars, i64 acs, i64 m, i64 k, float* dst, int mr = 0);
 
 /** Floats of B (k x n) packed as {@link GemmProblem::b_panels} for the active kernel. */
 i64 b_panels_size(i64 k, i64 n);

@@ -63,16 +63,16 @@ float vexp_shift_sum_portable(float* x, i64 n, float shift) {
   return sum;
 }
 
-void softmax_panel_portable(float* x, i64 rows, int nr, float* m, float* l, float* corr) {
+void softmax_panel_portable(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool) {
   const float ninf = -std::numeric_limits<float>::infinity();
   for (int t = 0; t < nr; t++) {
     float mx = ninf;
     for (i64 r = 0; r < rows; r++) mx = x[r * nr + t] > mx ? x[r * nr + t] : mx;  // NaN reaches l via exp
     const float mnew = m[t] > mx ? m[t] : mx;
     const float shift = mnew == ninf ? 0.0f : mnew;
-    const float c = m[t] == ninf ? 0.0f : std::exp(m[t] - mnew);
+    const float c = m[t] == ninf ? 0.0f : std::exp2(m[t] - mnew);
     float sum = 0;
-    for (i64 r = 0; r < rows; r++) sum += x[r * nr + t] = std::exp(x[r * nr + t] - shift);
+    for (i64 r = 0; r < rows; r++) sum += x[r * nr + t] = std::exp2(x[r * nr + t] - shift);
     l[t] = l[t] * c + sum;
     m[t] = mnew;
     corr[t] = c;
@@ -83,7 +83,7 @@ struct Impl {
   VMathFn map;
   float (*max)(const float*, i64);
   float (*exp_sum)(float*, i64, float);
-  void (*panel)(float*, i64, int, float*, float*, float*);
+  void (*panel)(float*, i64, int, float*, float*, float*, bool);
 };
 
 const Impl kPortable = {vmath_portable, vmax_portable, vexp_shift_sum_portable, softmax_panel_portable};
@@ -121,8 +121,8 @@ float vmax(const float* x, i64 n) { return impl().max(x, n); }
 
 float vexp_shift_sum(float* x, i64 n, float shift) { return impl().exp_sum(x, n, shift); }
 
-void softmax_panel(float* x, i64 rows, int nr, float* m, float* l, float* corr) {
-  impl().panel(x, rows, nr, m, l, corr);
+void softmax_panel(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf) {
+  impl().panel(x, rows, nr, m, l, corr, may_be_neg_inf);
 }
 
 bool select_vmath(const char* name) {

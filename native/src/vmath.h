@@ -18,13 +18,15 @@ float vmax(const float* x, i64 n);
 float vexp_shift_sum(float* x, i64 n, float shift);
 
 /**
- * One online-softmax step over a score block stored as a GEMM B panel: x is [rows][nr] (row stride nr), one
- * softmax column per lane (attention with transposed scores: rows are keys, lanes are queries). Per lane t, with
- * the running max m[t] and sum l[t]:  m' = max(m, max_r x[r][t]),  x[r][t] = exp(x[r][t] - m'),
- * corr[t] = exp(m - m') (0 while m = -inf),  l = l * corr + sum_r x[r][t],  m = m'. A lane whose scores are all
- * -inf so far keeps m = -inf and gets zeros. nr is a multiple of 16.
+ * One online-softmax step in base 2 over a score block stored as a GEMM B panel: x is [rows][nr] (row stride
+ * nr), one softmax column per lane (attention with transposed scores: rows are keys, lanes are queries), scores
+ * already multiplied by log2(e) (folded into the query scale). Per lane t, with the running max m[t] and sum
+ * l[t]:  m' = max(m, max_r x[r][t]),  x[r][t] = 2^(x[r][t] - m'),  corr[t] = 2^(m - m') (0 while m = -inf),
+ * l = l * corr + sum_r x[r][t],  m = m'. A lane whose scores are all -inf so far keeps m = -inf and gets zeros.
+ * may_be_neg_inf: scores can be -inf (a mask was added); when false they must be finite (or NaN), which spares
+ * the fast path a clamp. nr is a multiple of 16.
  */
-void softmax_panel(float* x, i64 rows, int nr, float* m, float* l, float* corr);
+void softmax_panel(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf);
 
 /** Selects the implementation: "avx2", "portable" or "" (best for this CPU). False if the CPU cannot run it. */
 bool select_vmath(const char* name);
@@ -34,9 +36,9 @@ using VMathFn = void (*)(VFn f, const float* x, float* y, i64 n);
 void vmath_avx2(VFn f, const float* x, float* y, i64 n);
 float vmax_avx2(const float* x, i64 n);
 float vexp_shift_sum_avx2(float* x, i64 n, float shift);
-void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* corr);
+void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf);
 void vmath_avx512(VFn f, const float* x, float* y, i64 n);
-void softmax_panel_avx512(float* x, i64 rows, int nr, float* m, float* l, float* corr);
+void softmax_panel_avx512(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf);
 #endif
 
 }  // namespace diffuse

@@ -186,7 +186,9 @@ float vexp_shift_sum_avx2(float* x, i64 n, float shift) {
   return hsum(acc);
 }
 
-void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* corr) {
+// Base 2 through the natural exp: 2^y = e^(y ln 2) (the AVX-512 path evaluates 2^y directly).
+void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool) {
+  const __m256 ln2 = set(0.693147180559945309f);
   const __m256 ninf = set(-__builtin_inff()), zero = _mm256_setzero_ps();
   for (int g = 0; g < nr; g += 8) {
     float* col = x + g;
@@ -200,19 +202,19 @@ void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* c
     const __m256 mold = _mm256_loadu_ps(m + g);
     const __m256 mnew = _mm256_max_ps(mold, _mm256_max_ps(m0, m1));
     const __m256 shift = _mm256_blendv_ps(mnew, zero, _mm256_cmp_ps(mnew, ninf, _CMP_EQ_OQ));
-    const __m256 c = _mm256_blendv_ps(vexp(_mm256_sub_ps(mold, mnew)), zero, _mm256_cmp_ps(mold, ninf, _CMP_EQ_OQ));
+    const __m256 c = _mm256_blendv_ps(vexp(_mm256_mul_ps(_mm256_sub_ps(mold, mnew), ln2)), zero, _mm256_cmp_ps(mold, ninf, _CMP_EQ_OQ));
     __m256 s0 = zero, s1 = zero;
     r = 0;
     for (; r + 2 <= rows; r += 2) {
-      const __m256 e0 = vexp(_mm256_sub_ps(_mm256_loadu_ps(col + r * nr), shift));
-      const __m256 e1 = vexp(_mm256_sub_ps(_mm256_loadu_ps(col + (r + 1) * nr), shift));
+      const __m256 e0 = vexp(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(col + r * nr), shift), ln2));
+      const __m256 e1 = vexp(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(col + (r + 1) * nr), shift), ln2));
       _mm256_storeu_ps(col + r * nr, e0);
       _mm256_storeu_ps(col + (r + 1) * nr, e1);
       s0 = _mm256_add_ps(s0, e0);
       s1 = _mm256_add_ps(s1, e1);
     }
     if (r < rows) {
-      const __m256 e0 = vexp(_mm256_sub_ps(_mm256_loadu_ps(col + r * nr), shift));
+      const __m256 e0 = vexp(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(col + r * nr), shift), ln2));
       _mm256_storeu_ps(col + r * nr, e0);
       s0 = _mm256_add_ps(s0, e0);
     }

@@ -1,6 +1,7 @@
 // The native fused attention (scores computed transposed, online softmax down the key blocks) against the
 // reference at every SIMD level: several key blocks with growing maxima (the running output is rescaled),
-// ragged query tiles, per-head masks with fully masked queries, cross-attention shapes, 1 and 2 threads.
+// ragged query tiles, per-head masks with fully masked queries, cross-attention shapes, head widths that the
+// main and the narrow micro-kernel tile, 1 and 2 threads.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type AttentionParams, contiguousHeads, type HeadLayout } from "../../src/backend/index.js";
@@ -29,12 +30,15 @@ describe("native attention", { skip }, () => {
     const v = randArray(batch * lk * dv, rng);
     let mask: Float32Array | null = null;
     if (masked) {
-      // a mask per head (batch stride lq * lk): random biases, every third key masked, query 1 fully masked
+      // a mask per head (batch stride lq * lk): random biases, every third key masked with float32's lowest value
+      // (what PyTorch code uses; times log2(e) in the kernel it overflows to -inf), query 1 fully masked (-inf)
       mask = randArray(batch * lq * lk, rng, -1, 1);
       for (let b = 0; b < batch; b++)
         for (let i = 0; i < lq; i++)
-          for (let j = 0; j < lk; j++)
-            if (j % 3 === 0 || i === 1) mask[(b * lq + i) * lk + j] = Number.NEGATIVE_INFINITY;
+          for (let j = 0; j < lk; j++) {
+            if (j % 3 === 0) mask[(b * lq + i) * lk + j] = -3.4028234663852886e38;
+            if (i === 1) mask[(b * lq + i) * lk + j] = Number.NEGATIVE_INFINITY;
+          }
     }
     const p: Omit<AttentionParams, "out"> = {
       batch,
@@ -57,6 +61,7 @@ describe("native attention", { skip }, () => {
     [2, 100, 700, 40, 40, false], // three key blocks, ragged query tile
     [3, 33, 300, 16, 24, true], // per-head masks, a fully masked query
     [2, 130, 77, 40, 40, false], // cross-attention: 77 keys
+    [2, 40, 300, 40, 80, true], // head widths in narrow-kernel panels (AVX-512: 10 rows)
     [1, 1, 5, 64, 8, true],
     [1, 7, 1, 3, 2, false],
   ];
