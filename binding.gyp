@@ -61,7 +61,7 @@
           {
             "target_name": "diffuse_avx512",
             "type": "static_library",
-            "sources": ["native/src/gemm_avx512.cc", "native/src/attention_avx512.cc", "native/src/pack_avx512.cc", "native/src/winograd_avx512.cc", "native/src/winograd4_avx512.cc", "native/src/vmath_avx512.cc"],
+            "sources": ["native/src/gemm_avx512.cc", "native/src/attention_avx512.cc", "native/src/pack_avx512.cc", "native/src/winograd_avx512.cc", "native/src/winograd4_avx512.cc", "native/src/vmath_avx512.cc", "native/src/norm_avx512.cc"],
             "cflags_cc": ["-mavx512f", "-mfma"],
             "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mfma"] }
           }

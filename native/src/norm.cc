@@ -14,29 +14,11 @@ namespace diffuse {
 
 namespace {
 
+/** Mean and 1 / sqrt(variance + eps) (biased variance) of x[0..m). */
 void moments(const float* x, i64 m, float eps, double* mu_out, double* rstd_out) {
-  // float64 sums in 8 independent lanes: no add-latency chain, and the compiler vectorises them
-  double s8[8] = {};
-  i64 j = 0;
-  for (; j + 8 <= m; j += 8)
-    for (int u = 0; u < 8; u++) s8[u] += x[j + u];
-  double s = ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
-  for (; j < m; j++) s += x[j];
-  const double mu = m > 0 ? s / m : 0.0;
-  double v8[8] = {};
-  j = 0;
-  for (; j + 8 <= m; j += 8)
-    for (int u = 0; u < 8; u++) {
-      const double d = x[j + u] - mu;
-      v8[u] += d * d;
-    }
-  double v = ((v8[0] + v8[1]) + (v8[2] + v8[3])) + ((v8[4] + v8[5]) + (v8[6] + v8[7]));
-  for (; j < m; j++) {
-    const double d = x[j] - mu;
-    v += d * d;
-  }
-  *mu_out = mu;
-  *rstd_out = 1.0 / std::sqrt((m > 0 ? v / m : 0.0) + eps);
+  double sq_dev;
+  vmoments(x, m, mu_out, &sq_dev);
+  *rstd_out = 1.0 / std::sqrt((m > 0 ? sq_dev / m : 0.0) + eps);
 }
 
 template <typename F>
@@ -67,7 +49,7 @@ void group_norm(const float* x, const float* weight, const float* bias, float* o
       const float b = bias ? bias[ch] : 0.0f, fm = static_cast<float>(mu);
       const float* xr = xs + cl * spatial;
       float* orow = out + i * m + cl * spatial;
-      for (i64 s = 0; s < spatial; s++) orow[s] = (xr[s] - fm) * a + b;
+      vaffine(xr, orow, spatial, fm, a, b);
       if (silu) vmath(VFn::kSilu, orow, orow, spatial);
     }
   });
@@ -135,15 +117,7 @@ void layer_norm(const float* x, const float* weight, const float* bias, float* o
       moments(xr, cols, eps, &mu, &r);
       mean[i] = static_cast<float>(mu);
       rstd[i] = static_cast<float>(r);
-      const float fm = static_cast<float>(mu), fr = static_cast<float>(r);
-      if (weight && bias) {
-        for (i64 j = 0; j < cols; j++) orow[j] = (xr[j] - fm) * fr * weight[j] + bias[j];
-      } else {
-        for (i64 j = 0; j < cols; j++) {
-          const float y = (xr[j] - fm) * fr;
-          orow[j] = (weight ? y * weight[j] : y) + (bias ? bias[j] : 0.0f);
-        }
-      }
+      vnormalize(xr, orow, cols, static_cast<float>(mu), static_cast<float>(r), weight, bias);
     }
   });
 }

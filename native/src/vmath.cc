@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include "norm_loops.h"
+
 namespace diffuse {
 
 namespace {
@@ -84,12 +86,19 @@ struct Impl {
   float (*max)(const float*, i64);
   float (*exp_sum)(float*, i64, float);
   void (*panel)(float*, i64, int, float*, float*, float*, bool);
+  void (*moments)(const float*, i64, double*, double*);
+  void (*affine)(const float*, float*, i64, float, float, float);
+  void (*normalize)(const float*, float*, i64, float, float, const float*, const float*);
 };
 
-const Impl kPortable = {vmath_portable, vmax_portable, vexp_shift_sum_portable, softmax_panel_portable};
+const Impl kPortable = {vmath_portable,         vmax_portable,     vexp_shift_sum_portable,
+                        softmax_panel_portable, norm_loops::moments, norm_loops::affine,
+                        norm_loops::normalize};
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
-const Impl kAvx2 = {vmath_avx2, vmax_avx2, vexp_shift_sum_avx2, softmax_panel_avx2};
-const Impl kAvx512 = {vmath_avx512, vmax_avx2, vexp_shift_sum_avx2, softmax_panel_avx512};
+const Impl kAvx2 = {vmath_avx2,    vmax_avx2,    vexp_shift_sum_avx2, softmax_panel_avx2,
+                   vmoments_avx2, vaffine_avx2, vnormalize_avx2};
+const Impl kAvx512 = {vmath_avx512,    vmax_avx2,      vexp_shift_sum_avx2, softmax_panel_avx512,
+                     vmoments_avx512, vaffine_avx512, vnormalize_avx512};
 
 bool has_avx2() {
   __builtin_cpu_init();
@@ -123,6 +132,16 @@ float vexp_shift_sum(float* x, i64 n, float shift) { return impl().exp_sum(x, n,
 
 void softmax_panel(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf) {
   impl().panel(x, rows, nr, m, l, corr, may_be_neg_inf);
+}
+
+void vmoments(const float* x, i64 n, double* mean, double* sq_dev) { impl().moments(x, n, mean, sq_dev); }
+
+void vaffine(const float* x, float* y, i64 n, float shift, float scale, float bias) {
+  impl().affine(x, y, n, shift, scale, bias);
+}
+
+void vnormalize(const float* x, float* y, i64 n, float shift, float scale, const float* w, const float* b) {
+  impl().normalize(x, y, n, shift, scale, w, b);
 }
 
 bool select_vmath(const char* name) {

@@ -28,6 +28,15 @@ float vexp_shift_sum(float* x, i64 n, float shift);
  */
 void softmax_panel(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf);
 
+/** Mean and sum of squared deviations of x[0..n) in float64, two passes (the statistics of the normalisations). */
+void vmoments(const float* x, i64 n, double* mean, double* sq_dev);
+
+/** y[i] = (x[i] - shift) * scale + bias (float32; y may alias x). */
+void vaffine(const float* x, float* y, i64 n, float shift, float scale, float bias);
+
+/** y[j] = (x[j] - shift) * scale * w[j] + b[j] (float32; a null w is 1, a null b is 0; y may alias x). */
+void vnormalize(const float* x, float* y, i64 n, float shift, float scale, const float* w, const float* b);
+
 /** Selects the implementation: "avx2", "portable" or "" (best for this CPU). False if the CPU cannot run it. */
 bool select_vmath(const char* name);
 
@@ -38,6 +47,12 @@ float vmax_avx2(const float* x, i64 n);
 float vexp_shift_sum_avx2(float* x, i64 n, float shift);
 void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf);
 void vmath_avx512(VFn f, const float* x, float* y, i64 n);
+void vmoments_avx2(const float* x, i64 n, double* mean, double* sq_dev);
+void vaffine_avx2(const float* x, float* y, i64 n, float shift, float scale, float bias);
+void vnormalize_avx2(const float* x, float* y, i64 n, float shift, float scale, const float* w, const float* b);
+void vmoments_avx512(const float* x, i64 n, double* mean, double* sq_dev);
+void vaffine_avx512(const float* x, float* y, i64 n, float shift, float scale, float bias);
+void vnormalize_avx512(const float* x, float* y, i64 n, float shift, float scale, const float* w, const float* b);
 void softmax_panel_avx512(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool may_be_neg_inf);
 #endif
 

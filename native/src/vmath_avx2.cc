@@ -8,6 +8,7 @@
 //        error < 1.2e-7 everywhere), so both tails keep their relative accuracy.
 #include <immintrin.h>
 
+#include "norm_loops.h"
 #include "vmath.h"
 
 namespace diffuse {
@@ -247,6 +248,17 @@ void vmath_avx2(VFn f, const float* x, float* y, i64 n) {
     case VFn::kCount:
       break;
   }
+}
+
+// the normalisation loops, vectorised by the compiler for AVX2
+void vmoments_avx2(const float* x, i64 n, double* mean, double* sq_dev) { norm_loops::moments(x, n, mean, sq_dev); }
+
+void vaffine_avx2(const float* x, float* y, i64 n, float shift, float scale, float bias) {
+  norm_loops::affine(x, y, n, shift, scale, bias);
+}
+
+void vnormalize_avx2(const float* x, float* y, i64 n, float shift, float scale, const float* w, const float* b) {
+  norm_loops::normalize(x, y, n, shift, scale, w, b);
 }
 
 }  // namespace diffuse

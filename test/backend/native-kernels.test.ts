@@ -11,6 +11,19 @@ describe("native backend: elementwise, reductions, norms, attention", { skip }, 
   const addon = nativeAddon!;
   restoreKernelAndThreadsAfter();
 
+  /** An `it` per SIMD level (vector math and GEMM forced to it; skipped where the CPU lacks it), best level after. */
+  const atEveryLevel = (name: string, body: () => void) => {
+    for (const kernel of kernels)
+      it(`${name} (${kernel})`, (t) => {
+        if (!addon.setKernel(kernel)) return t.skip(`no ${kernel} code in this build or on this CPU`);
+        try {
+          body();
+        } finally {
+          addon.setKernel("");
+        }
+      });
+  };
+
   describe("elementwise", () => {
     const rng = testRng(3);
     const shape = [3, 5, 7];
@@ -57,15 +70,7 @@ describe("native backend: elementwise, reductions, norms, attention", { skip }, 
       ["erf", -3, 3, 0, 0],
     ];
 
-    for (const kernel of kernels)
-      it(`unary ops match on contiguous and transposed inputs (${kernel} math)`, (t) => {
-        if (!addon.setKernel(kernel)) return t.skip(`no ${kernel} code in this build or on this CPU`);
-        try {
-          checkUnary();
-        } finally {
-          addon.setKernel("");
-        }
-      });
+    atEveryLevel("unary ops match on contiguous and transposed inputs", checkUnary);
 
     function checkUnary(): void {
       for (const [op, lo, hi, p0, p1] of unaryOps) {
@@ -220,11 +225,13 @@ describe("native backend: elementwise, reductions, norms, attention", { skip }, 
       }
     });
 
-    it("groupNorm (with and without affine, fused SiLU) and its backward match", () => {
+    // slices of 1 to 370 values: whole 32-float blocks, 8-float blocks and masked tails of the SIMD loops
+    atEveryLevel("groupNorm (with and without affine, fused SiLU) and its backward match", () => {
       for (const [n, c, spatial, groups] of [
         [2, 6, 5, 3],
         [1, 8, 17, 1],
         [3, 4, 1, 4],
+        [2, 10, 37, 1],
       ] as const) {
         const x = randArray(n * c * spatial, rng, -2, 3);
         const go = randArray(n * c * spatial, rng);
@@ -278,11 +285,13 @@ describe("native backend: elementwise, reductions, norms, attention", { skip }, 
       }
     });
 
-    it("layerNorm and its backward match", () => {
+    atEveryLevel("layerNorm and its backward match", () => {
       for (const [rows, cols] of [
         [7, 33],
         [1, 5],
         [40, 64],
+        [3, 320],
+        [2, 77],
       ] as const) {
         const x = randArray(rows * cols, rng, -2, 3);
         const go = randArray(rows * cols, rng);
