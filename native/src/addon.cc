@@ -154,6 +154,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Operand a = f32_or_f16(info, 0, "a"), b = f32_or_f16(info, 5, "b");
   F32 out = f32(info, 10, "out"), bias = f32(info, 18, "bias", true), bias_rows = f32(info, 19, "biasRows", true);
+  F32 residual = f32(info, 20, "residual", true);
   const i64 a_off = num(info, 1, "aOffset"), a_bs = num(info, 2, "aBatchStride"), a_rs = num(info, 3, "aRowStride"),
             a_cs = num(info, 4, "aColStride");
   const i64 b_off = num(info, 6, "bOffset"), b_bs = num(info, 7, "bBatchStride"), b_rs = num(info, 8, "bRowStride"),
@@ -168,6 +169,12 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   check_view(env, "gemm out", out.length, o_off, {m * n, n, 1}, {batch, m, n});
   if (bias.data) check_len(env, "gemm bias", bias, n);
   if (bias_rows.data) check_len(env, "gemm biasRows", bias_rows, m);
+  const i64 r_off = residual.data ? num(info, 21, "residualOffset") : 0;
+  if (residual.data) {
+    check_view(env, "gemm residual", residual.length, r_off, {m * n, n, 1}, {batch, m, n});
+    if (residual.data < out.data + out.length && out.data < residual.data + residual.length)
+      range_error(env, "gemm: residual and out share memory (the residual must be another array)");
+  }
   advise_output(out.data + o_off, batch * m * n);
   const int threads = num_threads();
   const bool batch_parallel = batch >= threads && threads > 1 && (batch % threads == 0 || batch >= 4 * threads) &&
@@ -193,6 +200,10 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     P.accumulate = accumulate;
     P.bias_n = bias.data;
     P.bias_m = bias_rows.data;
+    if (residual.data) {
+      P.residual = residual.data + r_off + bi * m * n;
+      P.ldr = n;
+    }
     sgemm(P, !batch_parallel);
   };
   if (batch_parallel) {

@@ -321,13 +321,22 @@ void store_edge(const float* tile, int nr, float* c, i64 ldc, i64 rows, i64 cols
   }
 }
 
+/** C tile (rows x cols) += R tile: a residual added while the tile the micro-kernel just wrote is in L1. */
+void add_residual_tile(float* c, i64 ldc, const float* r, i64 ldr, i64 rows, i64 cols) {
+  for (i64 i = 0; i < rows; i++) {
+    float* cr = c + i * ldc;
+    const float* rr = r + i * ldr;
+    for (i64 t = 0; t < cols; t++) cr[t] += rr[t];
+  }
+}
+
 /**
  * Micro-kernel sweep over C rows [ic, ic+mc) x cols [jc, jc+nc): `pa` holds the packed A panels of those rows
  * (`a_stride` floats apart), `pb` the packed B panels of those columns (`b_ld * nr` floats apart), both of depth
- * kc. `first` = first depth block (biases, beta).
+ * kc. `first` = first depth block (biases, beta); `last` = last depth block (the residual).
  */
 void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, i64 a_stride, const float* pb, i64 b_ld,
-                  i64 kc, i64 ic, i64 mc, i64 jc, i64 nc, bool first) {
+                  i64 kc, i64 ic, i64 mc, i64 jc, i64 nc, bool first, bool last) {
   const int mr = K.mr;
   const int nr = K.nr;
   const int beta = (!first || P.accumulate) ? 1 : 0;
@@ -346,6 +355,7 @@ void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, i6
         K.fn(kc, pa + (ir / mr) * a_stride, bpanel, tile, nr, P.alpha, 0, nullptr, nullptr);
         store_edge(tile, nr, cp, P.ldc, rows, cols, beta, bn, bm);
       }
+      if (last && P.residual) add_residual_tile(cp, P.ldc, P.residual + (ic + ir) * P.ldr + jc + jr, P.ldr, rows, cols);
     }
   }
 }
@@ -407,12 +417,12 @@ void gemm_blocked(const KernelInfo& K, const GemmProblem& P, int threads) {
           const i64 ic = t * mc_step, mc = std::min<i64>(mc_step, P.m - ic);
           if (P.a_panels) {
             macro_kernel(K, P, P.a_panels + (ic / mr) * mr * P.k + pc * mr, mr * P.k, pb, b_ld, kc, ic, mc, jc, nc,
-                         pc == 0);
+                         pc == 0, pc + kc == P.k);
             return;
           }
           float* pa = scratch(kPackA, mc_step * kc);
           pack_a(K, P, ic, mc, pc, kc, pa);
-          macro_kernel(K, P, pa, mr * kc, pb, b_ld, kc, ic, mc, jc, nc, pc == 0);
+          macro_kernel(K, P, pa, mr * kc, pb, b_ld, kc, ic, mc, jc, nc, pc == 0, pc + kc == P.k);
         });
       }
     }
@@ -446,7 +456,7 @@ void gemm_blocked(const KernelInfo& K, const GemmProblem& P, int threads) {
           const i64 b_ld = P.b_panels ? P.k : kc;
           for (i64 ic = 0; ic < ms; ic += mc_step)
             macro_kernel(K, P, pas + (ic / mr) * a_stride, a_stride, pb, b_ld, kc, is + ic, std::min(mc_step, ms - ic),
-                         jc, nc, pc == 0);
+                         jc, nc, pc == 0, pc + kc == P.k);
         });
       }
     }
@@ -458,7 +468,7 @@ i64 env_int(const char* name) {
   return v ? std::atoll(v) : 0;
 }
 
-/** k == 0: the product is empty; C = (accumulate ? C : 0) + biases. */
+/** k == 0: the product is empty; C = (accumulate ? C : 0) + biases + residual. */
 void gemm_empty(const GemmProblem& P) {
   for (i64 i = 0; i < P.m; i++) {
     float* cr = P.c + i * P.ldc;
@@ -466,6 +476,7 @@ void gemm_empty(const GemmProblem& P) {
     for (i64 j = 0; j < P.n; j++) {
       const float v = bm + (P.bias_n ? P.bias_n[j] : 0.0f);
       cr[j] = P.accumulate ? cr[j] + v : v;
+      if (P.residual) cr[j] += P.residual[i * P.ldr + j];
     }
   }
 }

@@ -93,7 +93,10 @@ class PrepackedB final : public BPacker {
   i64 row0_, col0_;
 };
 
-/** C (m x n, row stride ldc) = alpha * A @ B (+ C if accumulate) + bias_n[j] + bias_m[i]. A[i][p] = a[i*ars + p*acs]. */
+/**
+ * C (m x n, row stride ldc) = alpha * A @ B (+ C if accumulate) + bias_n[j] + bias_m[i] (+ residual[i][j]).
+ * A[i][p] = a[i*ars + p*acs].
+ */
 struct GemmProblem {
   i64 m = 0, n = 0, k = 0;
   float alpha = 1.0f;
@@ -114,6 +117,13 @@ struct GemmProblem {
   bool accumulate = false;
   const float* bias_n = nullptr;
   const float* bias_m = nullptr;
+  /**
+   * Optional residual R (m x n, row stride ldr; not overlapping C) added after the product and the biases,
+   * C = alpha A B + biases + R, tile by tile while each C tile is in cache: a residual connection without a pass
+   * of its own.
+   */
+  const float* residual = nullptr;
+  i64 ldr = 0;
 };
 
 /**

@@ -125,6 +125,12 @@ export interface GemmParams {
   readonly bias?: Float32Array | null;
   /** optional bias added to every column (length m: one value per output row), applied once */
   readonly biasRows?: Float32Array | null;
+  /**
+   * optional residual added last, out = alpha A B (+ out) + biases + residual: contiguous [batch, m, n] starting at
+   * residualOffset, another array than out (a residual connection fused into the product)
+   */
+  readonly residual?: Float32Array | null;
+  readonly residualOffset?: number;
 }
 
 /**

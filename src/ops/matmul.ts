@@ -1,7 +1,7 @@
 import { getBackend } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { ShapeError } from "../tensor/errors.js";
-import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.js";
+import { broadcastShapes, formatShape, type Shape, shapesEqual, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { allocOutput, contiguousF32, fromF32, record, requireFloat, stridedF32 } from "./core.js";
 import { add } from "./elementwise.js";
@@ -100,8 +100,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
-/** y = x W^T + b for x [..., in], W [out, in], b [out] (PyTorch's F.linear). */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+/**
+ * y = x W^T + b for x [..., in], W [out, in], b [out] (PyTorch's F.linear); plus `residual` when given (a
+ * residual connection, y + residual with the same rounding), added inside the product while each output tile is
+ * in cache where it can be (see {@link fusableResidual}), else by a separate add.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual?: Tensor | null): Tensor {
   requireFloat(x, "linear");
   if (weight.ndim !== 2)
     throw new ShapeError(`linear: weight must be 2-D [out, in], got ${formatShape(weight.shape)}`);
@@ -116,6 +120,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   const lead = x.shape.slice(0, -1);
   const rows = sizeOf(lead);
+  const fused = fusableResidual(residual, [...lead, outF], [x, weight, bias]);
   // a strided float32 [B, L, in] (e.g. an image [B, C, H, W] seen as tokens) is read in place as B products
   const batchStride =
     x.ndim === 3 && x.size > 0 && x.dtype === "float32" && !x.isContiguous()
@@ -142,6 +147,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     alpha: 1,
     accumulate: false,
     bias: bias ? contiguousF32(bias) : null,
+    residual: fused?.data ?? null,
+    residualOffset: fused?.offset ?? 0,
   };
   if (weight.dtype === "float16" && backend.halfWeights) {
     // a float16 weight is read as it is (widened inside the kernel), never copied to float32
@@ -163,7 +170,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     });
   }
   const y = fromF32(out, [...lead, outF]);
-  return record(y, "linear", [x, weight, bias ?? null], (g) => {
+  const product = record(y, "linear", [x, weight, bias ?? null], (g) => {
     const g2 = reshape(g, [rows, outF]);
     const xf = reshape(contiguous(x2), [rows, inF]);
     return [
@@ -172,14 +179,38 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       bias?.requiresGrad ? sum(g2, 0) : null,
     ];
   });
+  return residual && !fused ? add(product, residual) : product;
+}
+
+/**
+ * A residual the GEMM itself can add to an output of shape `shape`: no gradients to record for it or the
+ * product's operands, float32, contiguous and exactly that shape (no broadcasting). Null: add it separately.
+ */
+function fusableResidual(
+  residual: Tensor | null | undefined,
+  shape: Shape,
+  operands: readonly (Tensor | null | undefined)[],
+): { data: Float32Array; offset: number } | null {
+  if (!residual) return null;
+  if (isGradEnabled() && (residual.requiresGrad || operands.some((t) => t?.requiresGrad))) return null;
+  if (residual.dtype !== "float32" || !residual.isContiguous() || !shapesEqual(residual.shape, shape))
+    return null;
+  const view = stridedF32(residual);
+  return { data: view.data, offset: view.offset };
 }
 
 /**
  * A 1x1 convolution applied to tokens: tokens [B, L, C] are read as the image [B, C, L] they came from, and the
  * result is channels-first, out [B, O, L] = weight [O, C] @ tokens[b]^T + bias[o] (no transposing copy of the
- * tokens). `weight` may be [O, C] or a 1x1 kernel [O, C, 1, 1].
+ * tokens). `weight` may be [O, C] or a 1x1 kernel [O, C, 1, 1]. `residual` ([B, O, L], optional) is added to the
+ * result, inside the product where it can be (as in {@link linear}).
  */
-export function linearToChannels(tokens: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export function linearToChannels(
+  tokens: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  residual?: Tensor | null,
+): Tensor {
   requireFloat(tokens, "linearToChannels");
   if (tokens.ndim !== 3)
     throw new ShapeError(`linearToChannels: tokens must be [B, L, C], got ${formatShape(tokens.shape)}`);
@@ -201,8 +232,10 @@ export function linearToChannels(tokens: Tensor, weight: Tensor, bias?: Tensor |
     isGradEnabled() && (tokens.requiresGrad || w2.requiresGrad || (bias?.requiresGrad ?? false));
   if (needGrad || w2.dtype !== "float32" || tokens.dtype !== "float32") {
     const y = matmul(w2, transpose(tokens, 1, 2));
-    return bias ? add(y, reshape(bias, [o, 1])) : y;
+    const biased = bias ? add(y, reshape(bias, [o, 1])) : y;
+    return residual ? add(biased, residual) : biased;
   }
+  const fused = fusableResidual(residual, [b, o, l], [tokens, w2, bias]);
   const wv = stridedF32(w2);
   const tv = stridedF32(tokens);
   const out = allocOutput(b * o * l);
@@ -226,6 +259,9 @@ export function linearToChannels(tokens: Tensor, weight: Tensor, bias?: Tensor |
     alpha: 1,
     accumulate: false,
     biasRows: bias ? contiguousF32(bias) : null,
+    residual: fused?.data ?? null,
+    residualOffset: fused?.offset ?? 0,
   });
-  return fromF32(out, [b, o, l]);
+  const y = fromF32(out, [b, o, l]);
+  return residual && !fused ? add(y, residual) : y;
 }

@@ -1,5 +1,6 @@
 // Property tests of the native GEMM and convolution kernels against the reference backend (the oracle): odd sizes,
-// batch 1, strides, transposed operands, accumulate, bias (per column and per row), groups, dilation, stride 2, every micro-kernel.
+// batch 1, strides, transposed operands, accumulate, bias (per column and per row), a residual, groups, dilation,
+// stride 2, every micro-kernel.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backend, Conv2dParams, GemmParams } from "../../src/backend/index.js";
@@ -41,6 +42,7 @@ describe("native backend: gemm and conv2d", { skip }, () => {
       const aOffset = pick([0, 5]);
       const bOffset = pick([0, 3]);
       const outOffset = pick([0, 2]);
+      const residualOffset = pick([0, 4]);
       return {
         batch,
         m,
@@ -62,6 +64,8 @@ describe("native backend: gemm and conv2d", { skip }, () => {
         accumulate: rng() < 0.3,
         bias: rng() < 0.3 ? randArray(n, rng) : null,
         biasRows: rng() < 0.3 ? randArray(m, rng) : null,
+        residual: rng() < 0.3 ? randArray(residualOffset + batch * m * n, rng) : null,
+        residualOffset,
       };
     }
 
@@ -75,7 +79,7 @@ describe("native backend: gemm and conv2d", { skip }, () => {
             const got = p.out.slice();
             ref.gemm({ ...p, out: want });
             nat.gemm({ ...p, out: got });
-            const what = `case ${i} (${p.batch}x${p.m}x${p.n}x${p.k}, strides A ${p.aRowStride}/${p.aColStride} B ${p.bRowStride}/${p.bColStride}, acc ${p.accumulate})`;
+            const what = `case ${i} (${p.batch}x${p.m}x${p.n}x${p.k}, strides A ${p.aRowStride}/${p.aColStride} B ${p.bRowStride}/${p.bColStride}, acc ${p.accumulate}, residual ${p.residual != null})`;
             close(got, want, what, 2e-5);
             // nothing before outOffset is touched
             for (let j = 0; j < p.outOffset; j++) assert.equal(got[j], p.out[j]);
@@ -85,6 +89,48 @@ describe("native backend: gemm and conv2d", { skip }, () => {
         }
       });
     }
+
+    it("adds a residual after the product and biases, also to an empty product, never over its own output", () => {
+      const [m, n] = [3, 5];
+      const residual = randArray(1 + m * n, rng);
+      const bias = randArray(n, rng);
+      for (const k of [0, 4]) {
+        const p = {
+          batch: 1,
+          m,
+          n,
+          k,
+          a: randArray(m * k, rng),
+          aOffset: 0,
+          aBatchStride: 0,
+          aRowStride: k,
+          aColStride: 1,
+          b: randArray(k * n, rng),
+          bOffset: 0,
+          bBatchStride: 0,
+          bRowStride: n,
+          bColStride: 1,
+          outOffset: 0,
+          alpha: 1,
+          accumulate: false,
+          bias,
+          residual,
+          residualOffset: 1,
+        };
+        const want = new Float32Array(m * n);
+        const got = new Float32Array(m * n);
+        ref.gemm({ ...p, out: want });
+        nat.gemm({ ...p, out: got });
+        close(got, want, `residual, k = ${k}`);
+        if (k === 0)
+          for (let j = 0; j < m * n; j++) assert.equal(got[j], Math.fround(bias[j % n]! + residual[1 + j]!));
+        const shared = new Float32Array(2 * m * n);
+        assert.throws(
+          () => nat.gemm({ ...p, out: shared, residual: shared, residualOffset: m * n }),
+          /residual and out share memory/,
+        );
+      }
+    });
 
     it("gives the same result on 1 and 2 threads for a problem large enough to split", () => {
       const m = 150;

@@ -129,6 +129,59 @@ describe("matmul and linear", () => {
       (t, w, b) => F.linearToChannels(t, w, b),
       [randomTensor([2, 5, 4], 13), randomTensor([3, 4], 14), randomTensor([3], 15)],
     );
+    // a residual: with gradients to record it is a separate add, and its gradient flows
+    gradcheck(
+      (x, w, b, r) => F.linear(x, w, b, r),
+      [
+        randomTensor([2, 3, 4], 16),
+        randomTensor([6, 4], 17),
+        randomTensor([6], 18),
+        randomTensor([2, 3, 6], 19),
+      ],
+    );
+    gradcheck(
+      (t, w, b, r) => F.linearToChannels(t, w, b, r),
+      [
+        randomTensor([2, 5, 4], 20),
+        randomTensor([3, 4], 21),
+        randomTensor([3], 22),
+        randomTensor([2, 3, 5], 23),
+      ],
+    );
+  });
+
+  it("a residual added inside the product gives exactly the product plus the residual", () => {
+    const x = randomTensor([2, 7, 33], 24);
+    const w = randomTensor([20, 33], 25);
+    const b = randomTensor([20], 26);
+    const r = randomTensor([2, 7, 20], 27);
+    noGrad(() => {
+      const want = F.add(F.linear(x, w, b), r).toFloat32Array();
+      assert.deepEqual(F.linear(x, w, b, r).toFloat32Array(), want);
+      // the residual read in place from an offset view; a broadcast or strided residual is added after
+      const big = randomTensor([3, 7, 20], 28);
+      const slice = F.reshape(big, [21, 20]).narrow(0, 7, 14).reshape([2, 7, 20]);
+      assert.deepEqual(
+        F.linear(x, w, b, slice).toFloat32Array(),
+        F.add(F.linear(x, w, b), slice).toFloat32Array(),
+      );
+      const row = randomTensor([20], 29);
+      assert.deepEqual(
+        F.linear(x, w, b, row).toFloat32Array(),
+        F.add(F.linear(x, w, b), row).toFloat32Array(),
+      );
+      const strided = randomTensor([2, 20, 7], 30).transpose(1, 2);
+      assert.deepEqual(
+        F.linear(x, w, b, strided).toFloat32Array(),
+        F.add(F.linear(x, w, b), strided).toFloat32Array(),
+      );
+      const tokens = randomTensor([2, 9, 33], 31);
+      const rc = randomTensor([2, 20, 9], 32);
+      assert.deepEqual(
+        F.linearToChannels(tokens, w, b, rc).toFloat32Array(),
+        F.add(F.linearToChannels(tokens, w, b), rc).toFloat32Array(),
+      );
+    });
   });
 
   it("1x1 convolutions across layouts: image -> tokens (linear on a permuted view), tokens -> image", () => {

@@ -39,6 +39,8 @@ export interface NativeAddon {
     accumulate: boolean,
     bias: F32 | null,
     biasRows?: F32 | null,
+    residual?: F32 | null,
+    residualOffset?: number,
   ): void;
   conv2d(x: F32, w: F32OrHalf, bias: F32 | null, out: F32, params: Ints): void;
   conv2dBackwardInput(gradOut: F32, w: F32, gradIn: F32, params: Ints): void;

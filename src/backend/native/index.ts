@@ -117,6 +117,8 @@ export function createNativeBackend(addon: NativeAddon): Backend {
       p.accumulate,
       p.bias ?? null,
       p.biasRows ?? null,
+      p.residual ?? null,
+      p.residualOffset ?? 0,
     );
   return {
     ...ref,

@@ -5,11 +5,13 @@ export const gemmKernels: Pick<Backend, "gemm"> = {
   gemm(p: GemmParams): void {
     const { batch, m, n, k, a, b, out, alpha, bias } = p;
     const biasRows = p.biasRows ?? null;
+    const residual = p.residual ?? null;
     const row = new Float64Array(n);
     for (let bi = 0; bi < batch; bi++) {
       const aBase = p.aOffset + bi * p.aBatchStride;
       const bBase = p.bOffset + bi * p.bBatchStride;
       const oBase = p.outOffset + bi * m * n;
+      const rBase = (p.residualOffset ?? 0) + bi * m * n;
       for (let i = 0; i < m; i++) {
         row.fill(0);
         for (let q = 0; q < k; q++) {
@@ -25,6 +27,8 @@ export const gemmKernels: Pick<Backend, "gemm"> = {
           const v = alpha * row[j]! + (bias ? bias[j]! : 0) + rowBias;
           out[o + j] = p.accumulate ? out[o + j]! + v : v;
         }
+        // rounded to float32 first, then the residual added: the order of the fused native kernel
+        if (residual) for (let j = 0; j < n; j++) out[o + j] = out[o + j]! + residual[rBase + i * n + j]!;
       }
     }
   },

@@ -14,6 +14,7 @@ import { ShapeError } from "../../tensor/errors.js";
 import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { ModelConfigError } from "./errors.js";
+import { addResidual, withResidual } from "./residual.js";
 
 /** Options of {@link Attention} (diffusers' constructor arguments). */
 export interface AttentionOptions extends LayerOptions {
@@ -49,7 +50,7 @@ export interface AttentionOptions extends LayerOptions {
  * k = to_k(c), v = to_v(c) for context c (the encoder states, or x itself), then to_out. Takes tokens
  * [B, L, queryDim] or an image [B, queryDim, H, W] (attended over its H*W positions, returned in the same layout).
  */
-export class Attention extends Module<[Tensor, (Tensor | null)?], Tensor> {
+export class Attention extends Module<[Tensor, (Tensor | null)?, (Tensor | null)?], Tensor> {
   readonly heads: number;
   readonly innerDim: number;
   readonly queryDim: number;
@@ -97,9 +98,10 @@ export class Attention extends Module<[Tensor, (Tensor | null)?], Tensor> {
 
   /**
    * x [B, L, queryDim] or [B, queryDim, H, W]; encoderHiddenStates [B, Lc, crossAttentionDim] (default: x).
-   * Returns x's layout with outDim channels.
+   * Returns x's layout with outDim channels, plus `residual` (of that shape) when given: a transformer block's
+   * skip connection, added inside the output projection where it can be.
    */
-  override forward(x: Tensor, encoderHiddenStates?: Tensor | null): Tensor {
+  override forward(x: Tensor, encoderHiddenStates?: Tensor | null, residual?: Tensor | null): Tensor {
     const image = x.ndim === 4;
     if ((x.ndim !== 3 && !image) || x.shape[image ? 1 : 2] !== this.queryDim) {
       throw new ShapeError(
@@ -129,9 +131,14 @@ export class Attention extends Module<[Tensor, (Tensor | null)?], Tensor> {
     const k = split(this.to_k.call(context));
     const v = split(this.to_v.call(context));
     const o = scaled_dot_product_attention(q, k, v);
-    let out = this.to_out.at(0).call(reshape(permute(o, [0, 2, 1, 3]), [b, -1, this.innerDim]));
+    const merged = reshape(permute(o, [0, 2, 1, 3]), [b, -1, this.innerDim]);
+    // the caller's residual goes into the output projection when nothing comes between them
+    const plain = !image && !this.residualConnection && this.rescaleOutputFactor === 1;
+    if (plain) return withResidual(this.to_out.at(0), merged, residual);
+    let out = this.to_out.at(0).call(merged);
     if (image) out = reshape(transpose(out, 1, 2), [b, out.shape[2]!, x.shape[2]!, x.shape[3]!]);
     if (this.residualConnection) out = add(out, x);
-    return this.rescaleOutputFactor === 1 ? out : div(out, this.rescaleOutputFactor);
+    out = this.rescaleOutputFactor === 1 ? out : div(out, this.rescaleOutputFactor);
+    return residual ? addResidual(out, residual) : out;
   }
 }

@@ -2,6 +2,7 @@
 import { Dropout, type LayerOptions, Linear, Module, ModuleList } from "../../nn/index.js";
 import { geglu, linearGeglu } from "../../ops/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
+import { withResidual } from "./residual.js";
 
 /**
  * Gated GELU (Shazeer 2020, "GLU Variants Improve Transformer"): proj(x) is split in halves a, g along the last
@@ -38,7 +39,7 @@ export interface FeedForwardOptions extends LayerOptions {
  * net.0 = GEGLU(dim -> inner), net.1 = dropout (0 in Stable Diffusion), net.2 = Linear(inner -> dimOut); the
  * numbering is diffusers' (`ff.net.0.proj.weight`, `ff.net.2.weight`).
  */
-export class FeedForward extends Module<[Tensor], Tensor> {
+export class FeedForward extends Module<[Tensor, (Tensor | null)?], Tensor> {
   net: ModuleList<Module<[Tensor], Tensor>>;
 
   constructor(dim: number, opts: FeedForwardOptions = {}) {
@@ -52,7 +53,8 @@ export class FeedForward extends Module<[Tensor], Tensor> {
     ]);
   }
 
-  override forward(x: Tensor): Tensor {
-    return this.net.at(2).call(this.net.at(0).call(x));
+  /** The MLP of x, plus `residual` when given (added inside the last projection where it can be). */
+  override forward(x: Tensor, residual?: Tensor | null): Tensor {
+    return withResidual(this.net.at(2), this.net.at(0).call(x), residual);
   }
 }

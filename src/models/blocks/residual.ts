@@ -1,6 +1,7 @@
 // The residual sums of the UNet's blocks, which in inference write into the branch's fresh output instead of a new
-// buffer: one allocation and one pass less per sum.
-import { add, addInPlace, inPlaceAddProblem } from "../../ops/index.js";
+// buffer (one allocation and one pass less per sum), or, after a linear layer, happen inside its product.
+import { Linear, type Module } from "../../nn/index.js";
+import { add, addInPlace, inPlaceAddProblem, linear } from "../../ops/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
 
 /**
@@ -10,4 +11,15 @@ import type { Tensor } from "../../tensor/tensor.js";
  */
 export function addResidual(branch: Tensor, residual: Tensor): Tensor {
   return inPlaceAddProblem(branch, residual) === null ? addInPlace(branch, residual) : add(branch, residual);
+}
+
+/**
+ * layer(x) + residual (layer(x) alone without one). A plain Linear (nothing hooks its forward, such as an
+ * on-the-fly LoRA adapter) adds the residual inside its product (ops' `linear`); any other layer's output gets it
+ * through {@link addResidual}.
+ */
+export function withResidual(layer: Module<[Tensor], Tensor>, x: Tensor, residual?: Tensor | null): Tensor {
+  if (!residual) return layer.call(x);
+  if (layer instanceof Linear && !layer.forwardIsHooked) return linear(x, layer.weight, layer.bias, residual);
+  return addResidual(layer.call(x), residual);
 }

@@ -73,9 +73,10 @@ export class BasicTransformerBlock extends Module<[Tensor, (Tensor | null)?], Te
   /** x [B, L, dim], encoderHiddenStates [B, Lc, crossAttentionDim] (default: self-attention in attn2 too). */
   override forward(x: Tensor, encoderHiddenStates?: Tensor | null): Tensor {
     const ehs = encoderHiddenStates ?? null;
-    let h = addResidual(this.attn1.call(this.norm1.call(x), this.onlyCrossAttention ? ehs : null), x);
-    h = addResidual(this.attn2.call(this.norm2.call(h), ehs), h);
-    return addResidual(this.ff.call(this.norm3.call(h)), h);
+    // each sublayer's skip connection is handed to it, to be added inside its output projection
+    let h = this.attn1.call(this.norm1.call(x), this.onlyCrossAttention ? ehs : null, x);
+    h = this.attn2.call(this.norm2.call(h), ehs, h);
+    return this.ff.call(this.norm3.call(h), h);
   }
 }
 
@@ -173,17 +174,19 @@ export class Transformer2DModel extends Module<[Tensor, (Tensor | null)?], Tenso
             )
           : toTokens(this.proj_in.call(normed));
     for (const block of this.transformer_blocks) h = block.call(h, encoderHiddenStates);
+    if (
+      !(this.proj_out instanceof Linear) &&
+      isPlainPointwise(this.proj_out) &&
+      this.proj_out.weight.dtype === "float32"
+    ) {
+      // the skip connection is added inside that product too
+      const channels = this.proj_out.outChannels;
+      const residual = reshape(x, [b, channels, hgt * wid]);
+      const out = linearToChannels(h, this.proj_out.weight, this.proj_out.bias, residual);
+      return reshape(out, [b, channels, hgt, wid]);
+    }
     const image =
-      this.proj_out instanceof Linear
-        ? toImage(this.proj_out.call(h))
-        : isPlainPointwise(this.proj_out) && this.proj_out.weight.dtype === "float32"
-          ? reshape(linearToChannels(h, this.proj_out.weight, this.proj_out.bias), [
-              b,
-              this.proj_out.outChannels,
-              hgt,
-              wid,
-            ])
-          : this.proj_out.call(toImage(h));
+      this.proj_out instanceof Linear ? toImage(this.proj_out.call(h)) : this.proj_out.call(toImage(h));
     return addResidual(image, x);
   }
 }

@@ -12,6 +12,7 @@ import {
   Transformer2DModel,
   Upsample2D,
 } from "../../../src/models/index.js";
+import type { Linear } from "../../../src/nn/index.js";
 import { addLoraAdapter } from "../../../src/nn/lora.js";
 import { assertAllClose, gradcheck, randomTensor } from "../../helpers.js";
 
@@ -191,6 +192,33 @@ describe("FeedForward / BasicTransformerBlock / Transformer2DModel", () => {
       skipInit: true,
     });
     assert.deepEqual(only.attn1.to_k.weight.shape, [8, 6]);
+  });
+
+  it("BasicTransformerBlock: h = x + attn1, h + attn2, h + ff, the skips added inside the output projections", () => {
+    const block = new BasicTransformerBlock(8, 2, 4, { crossAttentionDim: 6, generator: gen(16) });
+    randomizeNorms(block, 30);
+    const x = randn([2, 5, 8], { generator: gen(17) });
+    const ctx = randn([2, 3, 6], { generator: gen(18) });
+    const composed = () =>
+      noGrad(() => {
+        let h = x.add(block.attn1.call(block.norm1.call(x)));
+        h = h.add(block.attn2.call(block.norm2.call(h), ctx));
+        return h.add(block.ff.call(block.norm3.call(h))).toFloat32Array();
+      });
+    assert.deepEqual(noGrad(() => block.call(x, ctx)).toFloat32Array(), composed());
+    // on-the-fly LoRA adapters on the output projections are honoured (the fused sums step aside for them)
+    const adapters = [block.attn1.to_out.at(0), block.ff.net.at(2)].map((layer, i) =>
+      addLoraAdapter(layer as Linear, {
+        down: randn([2, (layer as Linear).inFeatures], { generator: gen(19 + i) }),
+        up: randn([8, 2], { generator: gen(21 + i) }),
+      }),
+    );
+    const hooked = noGrad(() => block.call(x, ctx)).toFloat32Array();
+    assert.deepEqual(hooked, composed());
+    for (const a of adapters) a.remove();
+    assert.notDeepEqual(noGrad(() => block.call(x, ctx)).toFloat32Array(), hooked);
+    // with gradients: the same values, and the skip connections carry gradient to x
+    gradcheck((t) => block.call(t, ctx), [randomTensor([2, 3, 8], 23)]);
   });
 
   it("Transformer2DModel: x + proj_out(blocks(proj_in(norm(x)))); 1x1 convs and linear projections agree", () => {
