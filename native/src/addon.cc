@@ -233,15 +233,21 @@ void check_conv(Napi::Env env, const ConvShape& s, const F32& x, const F32& w, c
   check_len(env, "conv out", out, s.batch * s.out_c * s.out_h * s.out_w);
 }
 
-// conv2d(x, w, bias, out, params[16]); w may be float16 bits (Uint16Array)
+// conv2d(x, w, bias, out, params[16], residual?); w may be float16 bits (Uint16Array)
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   F32 x = f32(info, 0, "x"), bias = f32(info, 2, "bias", true), out = f32(info, 3, "out");
   const Operand w = f32_or_f16(info, 1, "w");
   ConvShape s = conv_shape(info, 4);
   check_conv(info.Env(), s, x, F32{nullptr, w.length}, out);
   if (bias.data) check_len(info.Env(), "conv bias", bias, s.out_c);
+  F32 residual = f32(info, 5, "residual", true);
+  if (residual.data) {
+    check_len(info.Env(), "conv residual", residual, s.batch * s.out_c * s.out_h * s.out_w);
+    if (residual.data < out.data + out.length && out.data < residual.data + residual.length)
+      range_error(info.Env(), "conv2d: residual and out share memory (the residual must be another array)");
+  }
   advise_output(out.data, out.length);
-  conv2d_forward(x.data, w.f32, w.f16, bias.data, out.data, s);
+  conv2d_forward(x.data, w.f32, w.f16, bias.data, out.data, s, residual.data);
   return info.Env().Undefined();
 }
 

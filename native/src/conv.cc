@@ -103,12 +103,12 @@ void for_each_image_group(const ConvShape& s, double flops_per_task, F fn) {
 }  // namespace
 
 void conv2d_forward(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
-                    const ConvShape& s) {
+                    const ConvShape& s, const float* residual) {
   static const bool winograd = [] {
     const char* v = std::getenv("DIFFUSE_CONV_WINOGRAD");
     return !(v && v[0] == '0');
   }();
-  if (winograd && winograd_applicable(s)) return conv2d_winograd(x, w, w16, bias, out, s);
+  if (winograd && winograd_applicable(s)) return conv2d_winograd(x, w, w16, bias, out, s, residual);
   const i64 cg = s.in_c / s.groups, og = s.out_c / s.groups;
   const i64 kdim = cg * s.kh * s.kw, ohw = s.out_h * s.out_w, hw = s.in_h * s.in_w;
   const double flops = 2.0 * og * kdim * ohw;
@@ -128,6 +128,10 @@ void conv2d_forward(const float* x, const float* w, const std::uint16_t* w16, co
     P.c = out + (n * s.out_c + g * og) * ohw;
     P.ldc = ohw;
     P.bias_m = bias ? bias + g * og : nullptr;
+    if (residual) {
+      P.residual = residual + (n * s.out_c + g * og) * ohw;
+      P.ldr = ohw;
+    }
     if (is_pointwise(s)) {
       StridedB b(xg, hw, 1);
       P.b = &b;

@@ -11,10 +11,13 @@ struct ConvShape {
   i64 kh, kw, sh, sw, ph, pw, dh, dw, groups;
 };
 
-/** Forward convolution; the weights are `w` (float) or, when it is null, `w16` (IEEE half bits, widened while
- * packed). */
+/**
+ * Forward convolution; the weights are `w` (float) or, when it is null, `w16` (IEEE half bits, widened while
+ * packed). `residual` (optional, out's shape, not overlapping it) is added after the bias, block by block while
+ * the output is in cache: a ResNet block's skip connection without a pass of its own.
+ */
 void conv2d_forward(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
-                    const ConvShape& s);
+                    const ConvShape& s, const float* residual = nullptr);
 /**
  * Row kernels of a Winograd F(m x m, 3x3) convolution, m = 2 (winograd.cc) or 4 (winograd4.cc), with a = m + 2
  * (the patch side) and a^2 transformed matrices; SIMD versions are chosen at run time.
@@ -41,7 +44,7 @@ extern const WinogradKernels kAvx512Winograd4;
 /** Whether conv2d_forward takes a Winograd path (3x3, stride 1, no dilation, one group). */
 bool winograd_applicable(const ConvShape& s);
 void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
-                     const ConvShape& s);
+                     const ConvShape& s, const float* residual = nullptr);
 
 void conv2d_backward_input(const float* grad_out, const float* w, float* grad_in, const ConvShape& s);
 void conv2d_backward_weight(const float* x, const float* grad_out, float* grad_w, const ConvShape& s);

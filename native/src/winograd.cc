@@ -156,7 +156,7 @@ bool winograd_applicable(const ConvShape& s) {
 }
 
 void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
-                     const ConvShape& s) {
+                     const ConvShape& s, const float* residual) {
   const int tm = tile_size(s);
   const i64 xis = (tm + 2) * (tm + 2);
   const WinogradKernels& K = kernels(tm);
@@ -244,8 +244,18 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
       }
       auto output_channel = [&](i64 o) {
         for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
-          K.output_row(M + (o - o0) * tb + t, mxs, count, bias ? bias[o] : 0.0f,
-                       out + (n * O + o) * s.out_h * s.out_w, s.out_h, s.out_w, tm * ty, tm * tx);
+          const i64 plane = (n * O + o) * s.out_h * s.out_w;
+          K.output_row(M + (o - o0) * tb + t, mxs, count, bias ? bias[o] : 0.0f, out + plane, s.out_h, s.out_w,
+                       tm * ty, tm * tx);
+          if (residual) {
+            // the rows just written are still in L1
+            const i64 x0 = tm * tx, x1 = std::min<i64>(s.out_w, tm * (tx + count));
+            for (i64 y = tm * ty; y < std::min<i64>(s.out_h, tm * ty + tm); y++) {
+              float* orow = out + plane + y * s.out_w;
+              const float* rrow = residual + plane + y * s.out_w;
+              for (i64 xx = x0; xx < x1; xx++) orow[xx] += rrow[xx];
+            }
+          }
         });
       };
       if (inner) {

@@ -214,6 +214,7 @@ export interface HalfWeightKernels {
     bias: Float32Array | null,
     out: Float32Array,
     p: Conv2dParams,
+    residual?: Float32Array | null,
   ): void;
 }
 
@@ -264,13 +265,17 @@ export interface Backend {
   /** Batched strided matrix product. */
   gemm(p: GemmParams): void;
 
-  /** Direct 2-D convolution: x [N, C, H, W], w [O, C/groups, kh, kw], bias [O] or null -> out [N, O, oh, ow]. */
+  /**
+   * Direct 2-D convolution: x [N, C, H, W], w [O, C/groups, kh, kw], bias [O] or null -> out [N, O, oh, ow];
+   * plus `residual` (out's shape, another array) when given, added last (a skip connection fused into the kernel).
+   */
   conv2d(
     x: Float32Array,
     w: Float32Array,
     bias: Float32Array | null,
     out: Float32Array,
     p: Conv2dParams,
+    residual?: Float32Array | null,
   ): void;
 
   /**

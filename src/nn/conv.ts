@@ -31,7 +31,7 @@ function pair(v: Size2, what: string): [number, number] {
  * 2-D convolution over NCHW input (PyTorch's `nn.Conv2d`): `weight` [out, in / groups, kh, kw], `bias` [out].
  * Initialised as PyTorch: weight kaiming_uniform(a = sqrt(5)), bias U(±1/sqrt(fan_in)), fan_in = in/groups·kh·kw.
  */
-export class Conv2d extends Module<[Tensor], Tensor> {
+export class Conv2d extends Module<[Tensor, (Tensor | null)?], Tensor> {
   readonly inChannels: number;
   readonly outChannels: number;
   readonly kernelSize: [number, number];
@@ -69,12 +69,14 @@ export class Conv2d extends Module<[Tensor], Tensor> {
     this.bias = bias && makeParameter(bias, opts);
   }
 
-  override forward(x: Tensor): Tensor {
+  /** conv(x), plus `residual` (the output's shape) when given: added inside the kernel where it can be. */
+  override forward(x: Tensor, residual?: Tensor | null): Tensor {
     return conv2d(x, this.weight, this.bias, {
       stride: this.stride,
       padding: this.padding,
       dilation: this.dilation,
       groups: this.groups,
+      residual,
     });
   }
 }

@@ -1,8 +1,9 @@
 import { type Conv2dParams, getBackend } from "../backend/index.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
-import { formatShape } from "../tensor/shape.js";
+import { formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { allocOutput, contiguousF32, fromF32, record, requireFloat } from "./core.js";
+import { allocOutput, contiguousF32, fromF32, fusableResidual, record, requireFloat } from "./core.js";
+import { add } from "./elementwise.js";
 import { sum } from "./reduce.js";
 import { slice, squeeze, unsqueeze } from "./view.js";
 
@@ -16,6 +17,12 @@ export interface Conv2dOptions {
   padding?: Size2 | "same" | "valid";
   dilation?: Size2;
   groups?: number;
+  /**
+   * Added to the result (a skip connection: conv(x) + residual, with that rounding), inside the kernel while the
+   * output is in cache where it can be (float32, exactly the output's shape, no gradients to record), else by a
+   * separate add.
+   */
+  residual?: Tensor | null;
 }
 
 /** Options of {@link conv_transpose2d} (PyTorch's F.conv_transpose2d keyword arguments). */
@@ -71,7 +78,13 @@ function batched(x: Tensor, op: string, fn: (x4: Tensor) => Tensor): Tensor {
 }
 
 /** The kernel call plus its gradients, for already validated conv2d parameters. */
-function conv2dCore(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams): Tensor {
+function conv2dCore(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  p: Conv2dParams,
+  residual: Float32Array | null = null,
+): Tensor {
   const xd = contiguousF32(x);
   const out = allocOutput(p.batch * p.outChannels * p.outH * p.outW);
   const backend = getBackend();
@@ -79,9 +92,9 @@ function conv2dCore(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dPar
   // float16 weights go to the kernel as they are (widened while packed) when the backend can read them
   if (weight.dtype === "float16" && weight.isContiguous() && backend.halfWeights) {
     const w16 = (weight.storage.data as Uint16Array).subarray(weight.offset, weight.offset + weight.size);
-    backend.halfWeights.conv2dHalfW(xd, w16, bd, out, p);
+    backend.halfWeights.conv2dHalfW(xd, w16, bd, out, p, residual);
   } else {
-    backend.conv2d(xd, contiguousF32(weight), bd, out, p);
+    backend.conv2d(xd, contiguousF32(weight), bd, out, p, residual);
   }
   const y = fromF32(out, [p.batch, p.outChannels, p.outH, p.outW]);
   return record(y, "conv2d", [x, weight, bias], (g) => {
@@ -110,7 +123,9 @@ function conv2dCore(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dPar
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   requireFloat(x, "conv2d");
   requireFloat(weight, "conv2d");
-  return batched(x, "conv2d", (x4) => {
+  const residual = opts.residual ?? null;
+  let fused = false;
+  const y = batched(x, "conv2d", (x4) => {
     if (weight.ndim !== 4) {
       throw new ShapeError(`conv2d: weight must be [O, C/groups, kh, kw], got ${formatShape(weight.shape)}`);
     }
@@ -163,11 +178,17 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
       dilationW: dw,
       groups,
     };
-    let y = conv2dCore(x4, weight, bias ?? null, p);
+    const shape = [n, o, outH, outW];
+    const r =
+      crop[0] || crop[1] || x.ndim !== 4 ? null : fusableResidual(residual, shape, [x4, weight, bias]);
+    fused = r !== null;
+    const rd = r ? r.data.subarray(r.offset, r.offset + sizeOf(shape)) : null;
+    let y = conv2dCore(x4, weight, bias ?? null, p, rd);
     if (crop[0]) y = slice(y, 2, 1);
     if (crop[1]) y = slice(y, 3, 1);
     return y;
   });
+  return residual && !fused ? add(y, residual) : y;
 }
 
 /**

@@ -2,7 +2,7 @@ import { getBackend, type StridedF32 } from "../backend/index.js";
 import { type GradNode, isGradEnabled } from "../tensor/autograd.js";
 import { type DType, isFloating } from "../tensor/dtype.js";
 import { DTypeError } from "../tensor/errors.js";
-import { contiguousStrides, type Shape } from "../tensor/shape.js";
+import { contiguousStrides, type Shape, shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 
 /** A fresh float32 tensor over `data` (not copied). */
@@ -95,4 +95,22 @@ export function record(
 /** Whether a gradient should be computed for this input. */
 export function needsGrad(t: Tensor | null | undefined): boolean {
   return !!t && t.requiresGrad;
+}
+
+/**
+ * A residual a kernel itself can add to its output of shape `shape` (the GEMM's and the convolution's
+ * `residual`): no gradients to record for it or the kernel's operands, float32, contiguous and exactly that shape
+ * (no broadcasting). Null: add it separately.
+ */
+export function fusableResidual(
+  residual: Tensor | null | undefined,
+  shape: Shape,
+  operands: readonly (Tensor | null | undefined)[],
+): { data: Float32Array; offset: number } | null {
+  if (!residual) return null;
+  if (isGradEnabled() && (residual.requiresGrad || operands.some((t) => t?.requiresGrad))) return null;
+  if (residual.dtype !== "float32" || !residual.isContiguous() || !shapesEqual(residual.shape, shape))
+    return null;
+  const view = stridedF32(residual);
+  return { data: view.data, offset: view.offset };
 }

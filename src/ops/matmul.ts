@@ -1,9 +1,17 @@
 import { getBackend } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { ShapeError } from "../tensor/errors.js";
-import { broadcastShapes, formatShape, type Shape, shapesEqual, sizeOf } from "../tensor/shape.js";
+import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { allocOutput, contiguousF32, fromF32, record, requireFloat, stridedF32 } from "./core.js";
+import {
+  allocOutput,
+  contiguousF32,
+  fromF32,
+  fusableResidual,
+  record,
+  requireFloat,
+  stridedF32,
+} from "./core.js";
 import { add } from "./elementwise.js";
 import { expand, sum } from "./reduce.js";
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./view.js";
@@ -180,23 +188,6 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual
     ];
   });
   return residual && !fused ? add(product, residual) : product;
-}
-
-/**
- * A residual the GEMM itself can add to an output of shape `shape`: no gradients to record for it or the
- * product's operands, float32, contiguous and exactly that shape (no broadcasting). Null: add it separately.
- */
-function fusableResidual(
-  residual: Tensor | null | undefined,
-  shape: Shape,
-  operands: readonly (Tensor | null | undefined)[],
-): { data: Float32Array; offset: number } | null {
-  if (!residual) return null;
-  if (isGradEnabled() && (residual.requiresGrad || operands.some((t) => t?.requiresGrad))) return null;
-  if (residual.dtype !== "float32" || !residual.isContiguous() || !shapesEqual(residual.shape, shape))
-    return null;
-  const view = stridedF32(residual);
-  return { data: view.data, offset: view.offset };
 }
 
 /**

@@ -272,11 +272,12 @@ describe("native backend: gemm and conv2d", { skip }, () => {
         const w = randArray(wLen, rng);
         const bias = rng() < 0.5 ? randArray(p.outChannels, rng) : null;
         const go = randArray(oLen, rng);
+        const residual = rng() < 0.4 ? randArray(oLen, rng) : null;
         const want = new Float32Array(oLen);
         const got = new Float32Array(oLen).fill(Number.NaN); // outputs must be fully written
-        ref.conv2d(x, w, bias, want, p);
-        nat.conv2d(x, w, bias, got, p);
-        close(got, want, `conv2d ${what}`);
+        ref.conv2d(x, w, bias, want, p, residual);
+        nat.conv2d(x, w, bias, got, p, residual);
+        close(got, want, `conv2d ${what} residual ${residual !== null}`);
         const wantGi = new Float32Array(xLen);
         const gotGi = new Float32Array(xLen).fill(Number.NaN);
         ref.conv2dBackwardInput(go, w, wantGi, p);

@@ -44,11 +44,14 @@ describe("native conv2d: Winograd F(4x4, 3x3) and F(2x2, 3x3)", { skip }, () => 
           const x = randArray(n * c * h * w, rng);
           const wt = randArray(o * c * 9, rng, -0.2, 0.2);
           for (const bias of [randArray(o, rng), null]) {
-            const want = new Float32Array(n * o * p.outH * p.outW);
-            ref.conv2d(x, wt, bias, want, p);
+            const length = n * o * p.outH * p.outW;
+            // a skip connection added in the output transform, with the bias
+            const residual = bias ? randArray(length, rng) : null;
+            const want = new Float32Array(length);
+            ref.conv2d(x, wt, bias, want, p, residual);
             const got = new Float32Array(want.length).fill(Number.NaN);
-            nat.conv2d(x, wt, bias, got, p);
-            close(got, want, `N${n} C${c} O${o} ${h}x${w} pad ${pad} bias ${!!bias}`, 1e-5);
+            nat.conv2d(x, wt, bias, got, p, residual);
+            close(got, want, `N${n} C${c} O${o} ${h}x${w} pad ${pad} bias and residual ${!!bias}`, 1e-5);
           }
         }
       } finally {
@@ -57,18 +60,19 @@ describe("native conv2d: Winograd F(4x4, 3x3) and F(2x2, 3x3)", { skip }, () => 
     });
   }
 
-  it("reads float16 weights and gives the same result on 1 and 2 threads", () => {
+  it("reads float16 weights (with a residual) and gives the same result on 1 and 2 threads", () => {
     const [n, c, o, h, w, pad] = cases[4]!;
     const p = conv3x3Params(n, c, o, h, w, pad);
     const x = randArray(n * c * h * w, rng);
     const bits = float32ArrayToHalf(randArray(o * c * 9, rng, -0.2, 0.2));
     const bias = randArray(o, rng);
+    const residual = randArray(n * o * p.outH * p.outW, rng);
     const want = new Float32Array(n * o * p.outH * p.outW);
-    ref.conv2d(x, halfArrayToFloat32(bits), bias, want, p);
+    ref.conv2d(x, halfArrayToFloat32(bits), bias, want, p, residual);
     const outs = [1, 2].map((threads) => {
       addon.setNumThreads(threads);
       const out = new Float32Array(want.length);
-      nat.halfWeights!.conv2dHalfW(x, bits, bias, out, p);
+      nat.halfWeights!.conv2dHalfW(x, bits, bias, out, p, residual);
       return out;
     });
     addon.setNumThreads(initial.threads);

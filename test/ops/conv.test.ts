@@ -110,6 +110,41 @@ describe("conv2d", () => {
     gradcheck((a, b) => F.conv2d(a, b, null, { padding: 1 }), [x, w]);
   });
 
+  it("adds a residual: exactly conv + residual, inside the kernel or (strided, broadcast, cropped) after it", () => {
+    const x = randomTensor([2, 32, 20, 20], 40); // a Winograd-sized 3x3
+    const w = randomTensor([32, 32, 3, 3], 41);
+    const b = randomTensor([32], 42);
+    noGrad(() => {
+      for (const [opts, r] of [
+        [{ padding: 1 }, randomTensor([2, 32, 20, 20], 43)],
+        [{ padding: 1 }, randomTensor([2, 32, 20, 20], 44).transpose(2, 3)],
+        [{ padding: 1 }, randomTensor([32, 1, 1], 45)],
+        [{ stride: 2, padding: 1 }, randomTensor([2, 32, 10, 10], 46)],
+      ] as const) {
+        const want = F.conv2d(x, w, b, opts).add(r).toFloat32Array();
+        assert.deepEqual(F.conv2d(x, w, b, { ...opts, residual: r }).toFloat32Array(), want);
+      }
+      // "same" with an even kernel crops its output; an unbatched input
+      const w2 = randomTensor([4, 32, 2, 2], 47);
+      const r2 = randomTensor([2, 4, 20, 20], 48);
+      assert.deepEqual(
+        F.conv2d(x, w2, null, { padding: "same", residual: r2 }).toFloat32Array(),
+        F.conv2d(x, w2, null, { padding: "same" }).add(r2).toFloat32Array(),
+      );
+      const x3 = randomTensor([32, 6, 6], 49);
+      const r3 = randomTensor([32, 6, 6], 50);
+      assert.deepEqual(
+        F.conv2d(x3, w, b, { padding: 1, residual: r3 }).toFloat32Array(),
+        F.conv2d(x3, w, b, { padding: 1 }).add(r3).toFloat32Array(),
+      );
+    });
+    // with gradients to record: a separate add, the residual gets its gradient
+    gradcheck(
+      (xi, wi, ri) => F.conv2d(xi, wi, null, { padding: 1, residual: ri }),
+      [randomTensor([1, 2, 4, 5], 51), randomTensor([3, 2, 3, 3], 52), randomTensor([1, 3, 4, 5], 53)],
+    );
+  });
+
   it("rejects mismatched shapes with a ShapeError", () => {
     const x = randomTensor([1, 4, 5, 5], 25);
     assert.throws(() => F.conv2d(x, randomTensor([2, 3, 3, 3], 26)), ShapeError);

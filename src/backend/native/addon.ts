@@ -42,7 +42,7 @@ export interface NativeAddon {
     residual?: F32 | null,
     residualOffset?: number,
   ): void;
-  conv2d(x: F32, w: F32OrHalf, bias: F32 | null, out: F32, params: Ints): void;
+  conv2d(x: F32, w: F32OrHalf, bias: F32 | null, out: F32, params: Ints, residual?: F32 | null): void;
   conv2dBackwardInput(gradOut: F32, w: F32, gradIn: F32, params: Ints): void;
   conv2dBackwardWeight(x: F32, gradOut: F32, gradW: F32, params: Ints): void;
   unary(

@@ -133,8 +133,8 @@ export function createNativeBackend(addon: NativeAddon): Backend {
 
     halfWeights: {
       gemmHalfB: gemm,
-      conv2dHalfW(x, w, bias, out, p) {
-        addon.conv2d(x, w, bias, out, convParams(p));
+      conv2dHalfW(x, w, bias, out, p, residual) {
+        addon.conv2d(x, w, bias, out, convParams(p), residual ?? null);
       },
     },
 
@@ -184,8 +184,8 @@ export function createNativeBackend(addon: NativeAddon): Backend {
 
     gemm,
 
-    conv2d(x, w, bias, out, p) {
-      addon.conv2d(x, w, bias, out, convParams(p));
+    conv2d(x, w, bias, out, p, residual) {
+      addon.conv2d(x, w, bias, out, convParams(p), residual ?? null);
     },
 
     conv2dBackwardInput(gradOut, w, gradIn, p) {

@@ -34,7 +34,7 @@ function ranges(p: Conv2dParams) {
 }
 
 export const convKernels: Pick<Backend, "conv2d" | "conv2dBackwardInput" | "conv2dBackwardWeight"> = {
-  conv2d(x, w, bias, out, p): void {
+  conv2d(x, w, bias, out, p, residual): void {
     const { inChannels: C, inH: H, inW: W, outChannels: O, outH: OH, outW: OW, kernelH: KH, kernelW: KW } = p;
     const { strideH: SH, strideW: SW, padH: PH, padW: PW, dilationH: DH, dilationW: DW } = p;
     const cpg = C / p.groups;
@@ -65,6 +65,8 @@ export const convKernels: Pick<Backend, "conv2d" | "conv2dBackwardInput" | "conv
         const b = bias ? bias[o]! : 0;
         const oBase = (n * O + o) * OH * OW;
         for (let i = 0; i < OH * OW; i++) out[oBase + i] = acc[i]! + b;
+        // rounded to float32 first, then the residual added: the order of the fused native kernel
+        if (residual) for (let i = oBase; i < oBase + OH * OW; i++) out[i] = out[i]! + residual[i]!;
       }
     }
   },

@@ -1,6 +1,6 @@
 // The residual sums of the UNet's blocks, which in inference write into the branch's fresh output instead of a new
 // buffer (one allocation and one pass less per sum), or, after a linear layer, happen inside its product.
-import { Linear, type Module } from "../../nn/index.js";
+import { Conv2d, Linear, type Module } from "../../nn/index.js";
 import { add, addInPlace, inPlaceAddProblem, linear } from "../../ops/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
 
@@ -14,12 +14,15 @@ export function addResidual(branch: Tensor, residual: Tensor): Tensor {
 }
 
 /**
- * layer(x) + residual (layer(x) alone without one). A plain Linear (nothing hooks its forward, such as an
- * on-the-fly LoRA adapter) adds the residual inside its product (ops' `linear`); any other layer's output gets it
- * through {@link addResidual}.
+ * layer(x) + residual (layer(x) alone without one). A plain Linear or Conv2d (nothing hooks its forward, such as
+ * an on-the-fly LoRA adapter) adds the residual inside its kernel (ops' `linear`, `conv2d`); any other layer's
+ * output gets it through {@link addResidual}.
  */
 export function withResidual(layer: Module<[Tensor], Tensor>, x: Tensor, residual?: Tensor | null): Tensor {
   if (!residual) return layer.call(x);
-  if (layer instanceof Linear && !layer.forwardIsHooked) return linear(x, layer.weight, layer.bias, residual);
+  if (!layer.forwardIsHooked) {
+    if (layer instanceof Linear) return linear(x, layer.weight, layer.bias, residual);
+    if (layer instanceof Conv2d) return layer.call(x, residual);
+  }
   return addResidual(layer.call(x), residual);
 }

@@ -6,7 +6,7 @@ import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { groupNormSilu } from "./activation.js";
 import { ModelConfigError } from "./errors.js";
-import { addResidual } from "./residual.js";
+import { addResidual, withResidual } from "./residual.js";
 
 /** Options of {@link ResnetBlock2D} (diffusers' constructor arguments). */
 export interface ResnetBlock2DOptions extends LayerOptions {
@@ -96,9 +96,8 @@ export class ResnetBlock2D extends Module<[Tensor, (Tensor | null)?], Tensor> {
       const t = this.time_emb_proj.call(silu(temb));
       h = addResidual(h, reshape(t, [t.shape[0]!, this.outChannels, 1, 1]));
     }
-    h = this.conv2.call(groupNormSilu(this.norm2, h));
     const shortcut = this.conv_shortcut ? this.conv_shortcut.call(x) : x;
-    const out = addResidual(h, shortcut);
+    const out = withResidual(this.conv2, groupNormSilu(this.norm2, h), shortcut);
     return this.outputScaleFactor === 1 ? out : div(out, this.outputScaleFactor);
   }
 }

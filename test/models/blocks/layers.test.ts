@@ -72,10 +72,25 @@ describe("ResnetBlock2D", () => {
     let h = F.silu(F.group_norm(x, 2, r.norm1.weight, r.norm1.bias, 1e-6));
     h = F.conv2d(h, r.conv1.weight, r.conv1.bias, { padding: 1 });
     h = h.add(F.linear(F.silu(temb), r.time_emb_proj!.weight, r.time_emb_proj!.bias).reshape([2, 6, 1, 1]));
-    h = F.silu(F.group_norm(h, 2, r.norm2.weight, r.norm2.bias, 1e-6));
-    h = F.conv2d(h, r.conv2.weight, r.conv2.bias, { padding: 1 });
-    const want = F.conv2d(x, r.conv_shortcut!.weight, r.conv_shortcut!.bias).add(h).div(2);
+    const conv2In = F.silu(F.group_norm(h, 2, r.norm2.weight, r.norm2.bias, 1e-6));
+    h = F.conv2d(conv2In, r.conv2.weight, r.conv2.bias, { padding: 1 });
+    const shortcut = F.conv2d(x, r.conv_shortcut!.weight, r.conv_shortcut!.bias);
+    const want = shortcut.add(h).div(2);
     close(got, want);
+    // the skip connection goes into conv2's kernel, unless an on-the-fly LoRA adapter hooks conv2
+    const lora = addLoraAdapter(r.conv2, {
+      down: randn([2, 6, 3, 3], { generator: gen(4) }),
+      up: randn([6, 2, 1, 1], { generator: gen(5) }),
+    });
+    close(
+      noGrad(() => r.call(x, temb)),
+      noGrad(() => shortcut.add(r.conv2.call(conv2In)).div(2)),
+    );
+    lora.remove();
+    close(
+      noGrad(() => r.call(x, temb)),
+      got,
+    );
   });
 
   it("has gradients (finite differences) for x and temb", () => {
