@@ -26,6 +26,16 @@ namespace {
 
 constexpr float kLog2e = 1.44269504088896341f;
 
+/**
+ * A mask value in the scores' base-2 units. A finite mask stays finite: float32's lowest value (what PyTorch
+ * code masks with) times log2(e) would overflow to -inf, and a row masked that way everywhere must still give
+ * uniform weights, not the zeros of a row masked with -inf.
+ */
+inline float mask_log2(float v) {
+  if (std::isinf(v)) return v;
+  return std::max(v * kLog2e, std::numeric_limits<float>::lowest());
+}
+
 /** Block sizes and packed-operand sizes of one attention call. */
 struct Plan {
   int mr, nr;
@@ -93,7 +103,7 @@ void attention_tile(const AttentionShape& s, const Plan& pl, const float* q, con
       for (i64 t = 0; t < rows; t++) {
         const float* mrow = mb + (i0 + t) * s.mask_row_stride;
         float* col = st + (t / nr) * pl.bc * nr + t % nr;
-        for (i64 r = 0; r < keys; r++) col[r * nr] += mrow[r] * kLog2e;
+        for (i64 r = 0; r < keys; r++) col[r * nr] += mask_log2(mrow[r]);
       }
     }
     for (i64 jp = 0; jp < qpanels; jp++)

@@ -31,12 +31,13 @@ describe("native attention", { skip }, () => {
     let mask: Float32Array | null = null;
     if (masked) {
       // a mask per head (batch stride lq * lk): random biases, every third key masked with float32's lowest value
-      // (what PyTorch code uses; times log2(e) in the kernel it overflows to -inf), query 1 fully masked (-inf)
+      // (what PyTorch code masks with), query 1 fully masked with -inf (zeros), query 2 fully masked with the
+      // lowest value (still a softmax: uniform weights)
       mask = randArray(batch * lq * lk, rng, -1, 1);
       for (let b = 0; b < batch; b++)
         for (let i = 0; i < lq; i++)
           for (let j = 0; j < lk; j++) {
-            if (j % 3 === 0) mask[(b * lq + i) * lk + j] = -3.4028234663852886e38;
+            if (j % 3 === 0 || i === 2) mask[(b * lq + i) * lk + j] = -3.4028234663852886e38;
             if (i === 1) mask[(b * lq + i) * lk + j] = Number.NEGATIVE_INFINITY;
           }
     }
@@ -79,6 +80,17 @@ describe("native attention", { skip }, () => {
           close(got, want, `b${batch} lq${lq} lk${lk} d${d} dv${dv} masked=${masked}`);
           if (masked && lq > 1)
             assert.deepEqual(Array.from(got.subarray(dv, 2 * dv)), new Array(dv).fill(0), "masked query");
+          if (masked && lq > 2) {
+            // the mean of the head's values
+            const mean = new Float32Array(dv);
+            for (let j = 0; j < lk; j++) for (let c = 0; c < dv; c++) mean[c]! += p.v[j * dv + c]! / lk;
+            close(
+              got.subarray(2 * dv, 3 * dv),
+              mean,
+              "query masked with the lowest float32 everywhere",
+              1e-5,
+            );
+          }
         }
       } finally {
         addon.setKernel("");
