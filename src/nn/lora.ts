@@ -239,14 +239,22 @@ export function loraAdaptersOf(layer: Module): LoraAdapter[] {
   return s ? [...s.merged, ...s.onTheFly] : [];
 }
 
-/** Shadows the class's forward with one that adds every on-the-fly adapter's update (removed with the last). */
+/**
+ * Shadows the class's forward with one that adds every on-the-fly adapter's update (removed with the last). A
+ * residual given to the forward (Conv2d's skip connection) is added after the updates.
+ */
 function patchForward(layer: LoraLayer, state: LayerState): void {
   state.savedForward = Object.getOwnPropertyDescriptor(layer, "forward");
-  const base = (state.savedForward?.value ?? Object.getPrototypeOf(layer).forward) as (x: Tensor) => Tensor;
-  (layer as { forward: (x: Tensor) => Tensor }).forward = function (this: LoraLayer, x: Tensor): Tensor {
+  type Forward = (x: Tensor, residual?: Tensor | null) => Tensor;
+  const base = (state.savedForward?.value ?? Object.getPrototypeOf(layer).forward) as Forward;
+  (layer as { forward: Forward }).forward = function (
+    this: LoraLayer,
+    x: Tensor,
+    residual?: Tensor | null,
+  ): Tensor {
     let y = base.call(this, x);
     for (const a of state.onTheFly) y = add(y, a.delta(x));
-    return y;
+    return residual ? add(y, residual) : y;
   };
 }
 

@@ -182,6 +182,10 @@ describe("LoRA on Conv2d", () => {
 
     const a = addLoraAdapter(conv, f, { scale: 1.5 });
     assertAllClose(run(conv, x), want, 1e-5, 1e-5, "adapter");
+    // a residual handed to the adapted forward is kept
+    const r = randomTensor([2, 4, 4, 3], 4);
+    const withSkip = noGrad(() => conv.call(x, r)).toFloat32Array();
+    assertAllClose(withSkip, noGrad(() => F.add(conv.call(x), r)).toFloat32Array(), 1e-6, 1e-6, "residual");
     a.remove();
     const m = addLoraAdapter(conv, f, { scale: 1.5, mode: "merge" });
     assertAllClose(values(conv.weight), values(wHand), 1e-6, 1e-6, "merged weight");
