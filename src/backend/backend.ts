@@ -221,6 +221,13 @@ export interface HalfWeightKernels {
 export interface Backend {
   readonly name: string;
 
+  /**
+   * Whether gemm, conv2d and the half-weight kernels add the `residual` they are given (a skip connection fused
+   * into the kernel). Ops hand a residual only to a backend that says so and add it themselves otherwise, so a
+   * backend written before the parameter existed stays correct.
+   */
+  readonly fusesResidual?: boolean;
+
   /** Float16-weight kernels, when the backend has them. */
   readonly halfWeights?: HalfWeightKernels;
 

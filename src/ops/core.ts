@@ -99,15 +99,15 @@ export function needsGrad(t: Tensor | null | undefined): boolean {
 
 /**
  * A residual a kernel itself can add to its output of shape `shape` (the GEMM's and the convolution's
- * `residual`): no gradients to record for it or the kernel's operands, float32, contiguous and exactly that shape
- * (no broadcasting). Null: add it separately.
+ * `residual`): a backend that fuses residuals, no gradients to record for it or the kernel's operands, float32,
+ * contiguous and exactly that shape (no broadcasting). Null: add it separately.
  */
 export function fusableResidual(
   residual: Tensor | null | undefined,
   shape: Shape,
   operands: readonly (Tensor | null | undefined)[],
 ): { data: Float32Array; offset: number } | null {
-  if (!residual) return null;
+  if (!residual || getBackend().fusesResidual !== true) return null;
   if (isGradEnabled() && (residual.requiresGrad || operands.some((t) => t?.requiresGrad))) return null;
   if (residual.dtype !== "float32" || !residual.isContiguous() || !shapesEqual(residual.shape, shape))
     return null;

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { F, noGrad, tensor } from "../../src/index.js";
+import type { GemmParams } from "../../src/backend/index.js";
+import { referenceBackend } from "../../src/backend/reference/index.js";
+import { F, noGrad, tensor, withBackend } from "../../src/index.js";
 import { viewStrides } from "../../src/ops/view.js";
 import { assertAllClose, gradcheck, randomTensor } from "../helpers.js";
 
@@ -148,6 +150,30 @@ describe("matmul and linear", () => {
         randomTensor([2, 3, 5], 23),
       ],
     );
+  });
+
+  it("a backend that does not fuse residuals (written before the parameter) still gets them added", () => {
+    const x = randomTensor([2, 5, 8], 33);
+    const w = randomTensor([6, 8], 34);
+    const r = randomTensor([2, 5, 6], 35);
+    const img = randomTensor([1, 2, 5, 5], 36);
+    const k = randomTensor([2, 2, 3, 3], 37);
+    const ri = randomTensor([1, 2, 5, 5], 38);
+    const want = noGrad(() => [F.add(F.linear(x, w), r), F.add(F.conv2d(img, k, null, { padding: 1 }), ri)]);
+    // an older backend: its kernels know nothing of a residual argument
+    const older = {
+      ...referenceBackend,
+      name: "older",
+      fusesResidual: undefined,
+      gemm: (p: GemmParams) => referenceBackend.gemm({ ...p, residual: null }),
+      conv2d: (...args: Parameters<typeof referenceBackend.conv2d>) =>
+        referenceBackend.conv2d(args[0], args[1], args[2], args[3], args[4]),
+    };
+    const got = withBackend(older, () =>
+      noGrad(() => [F.linear(x, w, null, r), F.conv2d(img, k, null, { padding: 1, residual: ri })]),
+    );
+    assertAllClose(got[0]!.toFloat32Array(), want[0]!.toFloat32Array(), 1e-6, 1e-6);
+    assertAllClose(got[1]!.toFloat32Array(), want[1]!.toFloat32Array(), 1e-6, 1e-6);
   });
 
   it("a residual added inside the product gives exactly the product plus the residual", () => {

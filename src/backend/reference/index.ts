@@ -10,6 +10,7 @@ import { reduceKernels } from "./reduce.js";
 /** Plain TypeScript kernels: slow, obviously correct, always available. The oracle for every other backend. */
 export const referenceBackend: Backend = {
   name: "reference",
+  fusesResidual: true,
   ...elementwiseKernels,
   ...reduceKernels,
   ...gemmKernels,
