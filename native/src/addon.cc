@@ -140,6 +140,12 @@ void check_len(Napi::Env env, const char* name, const F32& a, i64 need) {
                          std::to_string(a.length));
 }
 
+/** A kernel's extra input that it reads while writing `out` must be another array. */
+void check_disjoint(Napi::Env env, const char* what, const F32& a, const F32& out) {
+  if (a.data < out.data + out.length && out.data < a.data + a.length)
+    range_error(env, std::string(what) + " and out share memory (it must be another array)");
+}
+
 i64 product(const std::vector<i64>& shape) {
   i64 n = 1;
   for (i64 d : shape) n *= d;
@@ -149,7 +155,7 @@ i64 product(const std::vector<i64>& shape) {
 // ----------------------------------------------------------------------------------------------------------------
 
 // gemm(a, aOffset, aBatchStride, aRowStride, aColStride, b, bOffset, bBatchStride, bRowStride, bColStride,
-//      out, outOffset, batch, m, n, k, alpha, accumulate, bias[, biasRows])
+//      out, outOffset, batch, m, n, k, alpha, accumulate, bias[, biasRows[, residual, residualOffset]])
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Operand a = f32_or_f16(info, 0, "a"), b = f32_or_f16(info, 5, "b");
@@ -172,8 +178,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const i64 r_off = residual.data ? num(info, 21, "residualOffset") : 0;
   if (residual.data) {
     check_view(env, "gemm residual", residual.length, r_off, {m * n, n, 1}, {batch, m, n});
-    if (residual.data < out.data + out.length && out.data < residual.data + residual.length)
-      range_error(env, "gemm: residual and out share memory (the residual must be another array)");
+    check_disjoint(env, "gemm: residual", residual, out);
   }
   advise_output(out.data + o_off, batch * m * n);
   const int threads = num_threads();
@@ -243,8 +248,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   F32 residual = f32(info, 5, "residual", true);
   if (residual.data) {
     check_len(info.Env(), "conv residual", residual, s.batch * s.out_c * s.out_h * s.out_w);
-    if (residual.data < out.data + out.length && out.data < residual.data + residual.length)
-      range_error(info.Env(), "conv2d: residual and out share memory (the residual must be another array)");
+    check_disjoint(info.Env(), "conv2d: residual", residual, out);
   }
   advise_output(out.data, out.length);
   conv2d_forward(x.data, w.f32, w.f16, bias.data, out.data, s, residual.data);

@@ -321,15 +321,6 @@ void store_edge(const float* tile, int nr, float* c, i64 ldc, i64 rows, i64 cols
   }
 }
 
-/** C tile (rows x cols) += R tile: a residual added while the tile the micro-kernel just wrote is in L1. */
-void add_residual_tile(float* c, i64 ldc, const float* r, i64 ldr, i64 rows, i64 cols) {
-  for (i64 i = 0; i < rows; i++) {
-    float* cr = c + i * ldc;
-    const float* rr = r + i * ldr;
-    for (i64 t = 0; t < cols; t++) cr[t] += rr[t];
-  }
-}
-
 /**
  * Micro-kernel sweep over C rows [ic, ic+mc) x cols [jc, jc+nc): `pa` holds the packed A panels of those rows
  * (`a_stride` floats apart), `pb` the packed B panels of those columns (`b_ld * nr` floats apart), both of depth
@@ -355,7 +346,7 @@ void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, i6
         K.fn(kc, pa + (ir / mr) * a_stride, bpanel, tile, nr, P.alpha, 0, nullptr, nullptr);
         store_edge(tile, nr, cp, P.ldc, rows, cols, beta, bn, bm);
       }
-      if (last && P.residual) add_residual_tile(cp, P.ldc, P.residual + (ic + ir) * P.ldr + jc + jr, P.ldr, rows, cols);
+      if (last && P.residual) add_rows(cp, P.ldc, P.residual + (ic + ir) * P.ldr + jc + jr, P.ldr, rows, cols);
     }
   }
 }
@@ -492,6 +483,14 @@ KernelInfo tuned(const KernelInfo& base) {
 }
 
 }  // namespace
+
+void add_rows(float* c, i64 ldc, const float* r, i64 ldr, i64 rows, i64 cols) {
+  for (i64 i = 0; i < rows; i++) {
+    float* cr = c + i * ldc;
+    const float* rr = r + i * ldr;
+    for (i64 t = 0; t < cols; t++) cr[t] += rr[t];
+  }
+}
 
 i64 b_panels_size(i64 k, i64 n) { return round_up(n, active_kernel().nr) * k; }
 

@@ -38,8 +38,8 @@ struct KernelInfo {
   i64 nc;  // columns of a packed B block
   MicroKernel fn;
   const PackKernels* pack;
-  /** Optional second kernel of the same nr with fewer rows (0 / null: none), for callers whose row count is a
-   * multiple of mr_narrow that mr would pad (attention's head width). */
+  /** Optional second kernel of the same nr with fewer rows (0 / null: none), for callers whose row count it pads
+   * less than mr does (attention's head width: 40 rows as 4 x 10, not 3 x 14). */
   int mr_narrow = 0;
   MicroKernel fn_narrow = nullptr;
 };
@@ -137,6 +137,12 @@ i64 b_panels_size(i64 k, i64 n);
 
 /** Packs all of B (k x n) into `dst` (b_panels_size floats) as GemmProblem::b_panels expects. */
 void pack_b_panels(const BPacker& b, i64 k, i64 n, float* dst);
+
+/**
+ * C (rows x cols, row stride ldc) += R (row stride ldr): a residual added to a block a kernel has just written,
+ * while it is in cache.
+ */
+void add_rows(float* c, i64 ldc, const float* r, i64 ldr, i64 rows, i64 cols);
 
 /** Runs one GEMM; uses the thread pool when `parallel` and the product is large enough. */
 void sgemm(const GemmProblem& p, bool parallel = true);

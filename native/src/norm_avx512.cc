@@ -1,7 +1,8 @@
 // AVX-512 row loops of group norm and layer norm (see vmath.h: vmoments, vaffine, vnormalize): float64
 // statistics from 8 floats at a time (widened as they are loaded, four independent sums), and the normalisation in
-// float32 with the same rounding steps as the portable loops. Compiled with -mavx512f (this file only); chosen at
-// run time with the rest of vmath.
+// float32 by the portable loops' formulas (the compiler may contract a multiply and add into an FMA, here or
+// there: the levels agree to an ulp or so, which the property tests allow). Compiled with -mavx512f (this file
+// only); chosen at run time with the rest of vmath.
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized / -Wuninitialized on their internal _mm512_undefined_*
 // (GCC bug 105593; here inside _mm512_reduce_add_pd).
 #if defined(__GNUC__) && !defined(__clang__)

@@ -249,12 +249,9 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
                        tm * ty, tm * tx);
           if (residual) {
             // the rows just written are still in L1
-            const i64 x0 = tm * tx, x1 = std::min<i64>(s.out_w, tm * (tx + count));
-            for (i64 y = tm * ty; y < std::min<i64>(s.out_h, tm * ty + tm); y++) {
-              float* orow = out + plane + y * s.out_w;
-              const float* rrow = residual + plane + y * s.out_w;
-              for (i64 xx = x0; xx < x1; xx++) orow[xx] += rrow[xx];
-            }
+            const i64 at = plane + tm * ty * s.out_w + tm * tx;
+            add_rows(out + at, s.out_w, residual + at, s.out_w, std::min<i64>(tm, s.out_h - tm * ty),
+                     std::min<i64>(s.out_w, tm * (tx + count)) - tm * tx);
           }
         });
       };

@@ -118,7 +118,8 @@ function conv2dCore(
 
 /**
  * 2-D convolution (cross-correlation, as PyTorch) of x [N, C, H, W] (or [C, H, W]) with weight
- * [O, C/groups, kh, kw] and optional bias [O]. Gradients flow to x, weight and bias.
+ * [O, C/groups, kh, kw] and optional bias [O], plus `opts.residual` when given. Gradients flow to x, weight, bias
+ * and the residual.
  */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   requireFloat(x, "conv2d");

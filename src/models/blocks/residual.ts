@@ -1,5 +1,6 @@
 // The residual sums of the UNet's blocks, which in inference write into the branch's fresh output instead of a new
-// buffer (one allocation and one pass less per sum), or, after a linear layer, happen inside its product.
+// buffer (one allocation and one pass less per sum), or, after a linear or convolution layer, happen inside its
+// kernel.
 import { Conv2d, Linear, type Module } from "../../nn/index.js";
 import { add, addInPlace, inPlaceAddProblem, linear } from "../../ops/index.js";
 import type { Tensor } from "../../tensor/tensor.js";

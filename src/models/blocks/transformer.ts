@@ -17,7 +17,7 @@ import type { Tensor } from "../../tensor/tensor.js";
 import { Attention } from "./attention.js";
 import { ModelConfigError } from "./errors.js";
 import { FeedForward } from "./feed-forward.js";
-import { addResidual } from "./residual.js";
+import { addResidual, withResidual } from "./residual.js";
 import { checkGroups } from "./resnet.js";
 
 /** Options of {@link BasicTransformerBlock}. */
@@ -174,20 +174,15 @@ export class Transformer2DModel extends Module<[Tensor, (Tensor | null)?], Tenso
             )
           : toTokens(this.proj_in.call(normed));
     for (const block of this.transformer_blocks) h = block.call(h, encoderHiddenStates);
-    if (
-      !(this.proj_out instanceof Linear) &&
-      isPlainPointwise(this.proj_out) &&
-      this.proj_out.weight.dtype === "float32"
-    ) {
-      // the skip connection is added inside that product too
+    // the skip connection is added inside the output projection where it can be
+    if (this.proj_out instanceof Linear) return addResidual(toImage(this.proj_out.call(h)), x);
+    if (isPlainPointwise(this.proj_out) && this.proj_out.weight.dtype === "float32") {
       const channels = this.proj_out.outChannels;
       const residual = reshape(x, [b, channels, hgt * wid]);
       const out = linearToChannels(h, this.proj_out.weight, this.proj_out.bias, residual);
       return reshape(out, [b, channels, hgt, wid]);
     }
-    const image =
-      this.proj_out instanceof Linear ? toImage(this.proj_out.call(h)) : this.proj_out.call(toImage(h));
-    return addResidual(image, x);
+    return withResidual(this.proj_out, toImage(h), x);
   }
 }
 
