@@ -37,7 +37,10 @@ void vaffine(const float* x, float* y, i64 n, float shift, float scale, float bi
 /** y[j] = (x[j] - shift) * scale * w[j] + b[j] (float32; a null w is 1, a null b is 0; y may alias x). */
 void vnormalize(const float* x, float* y, i64 n, float shift, float scale, const float* w, const float* b);
 
-/** Selects the implementation: "avx2", "portable" or "" (best for this CPU). False if the CPU cannot run it. */
+/**
+ * Selects the implementation: "avx512", "avx2", "portable" or "" (best for this CPU). False if the CPU cannot run
+ * it.
+ */
 bool select_vmath(const char* name);
 
 using VMathFn = void (*)(VFn f, const float* x, float* y, i64 n);
