@@ -7,7 +7,16 @@ import type { Backend, Conv2dParams, GemmParams } from "../../src/backend/index.
 import { getBackend } from "../../src/backend/index.js";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { testRng } from "../helpers.js";
-import { close, kernels, nat, randArray, ref, restoreKernelAndThreadsAfter, skip } from "./native-helpers.js";
+import {
+  close,
+  kernels,
+  nat,
+  randArray,
+  ref,
+  restoreKernelAndThreadsAfter,
+  rowMajorGemm,
+  skip,
+} from "./native-helpers.js";
 
 describe("native backend: gemm and conv2d", { skip }, () => {
   const addon = nativeAddon!;
@@ -95,28 +104,7 @@ describe("native backend: gemm and conv2d", { skip }, () => {
       const residual = randArray(1 + m * n, rng);
       const bias = randArray(n, rng);
       for (const k of [0, 4]) {
-        const p = {
-          batch: 1,
-          m,
-          n,
-          k,
-          a: randArray(m * k, rng),
-          aOffset: 0,
-          aBatchStride: 0,
-          aRowStride: k,
-          aColStride: 1,
-          b: randArray(k * n, rng),
-          bOffset: 0,
-          bBatchStride: 0,
-          bRowStride: n,
-          bColStride: 1,
-          outOffset: 0,
-          alpha: 1,
-          accumulate: false,
-          bias,
-          residual,
-          residualOffset: 1,
-        };
+        const p = { ...rowMajorGemm(m, n, k, rng), bias, residual, residualOffset: 1 };
         const want = new Float32Array(m * n);
         const got = new Float32Array(m * n);
         ref.gemm({ ...p, out: want });
@@ -136,20 +124,7 @@ describe("native backend: gemm and conv2d", { skip }, () => {
       const m = 150;
       const n = 333;
       const k = 200;
-      const base = { batch: 1, m, n, k, aOffset: 0, aBatchStride: 0, aRowStride: k, aColStride: 1 };
-      const p = {
-        ...base,
-        a: randArray(m * k, rng),
-        b: randArray(k * n, rng),
-        bOffset: 0,
-        bBatchStride: 0,
-        bRowStride: n,
-        bColStride: 1,
-        outOffset: 0,
-        alpha: 1,
-        accumulate: false,
-        bias: randArray(n, rng),
-      };
+      const p = { ...rowMajorGemm(m, n, k, rng), bias: randArray(n, rng) };
       const want = new Float32Array(m * n);
       ref.gemm({ ...p, out: want });
       const outs = [1, 2].map((threads) => {

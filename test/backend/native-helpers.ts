@@ -1,7 +1,7 @@
 // Shared pieces of the native-backend property tests: the backends under test, random data and the error measure.
 import assert from "node:assert/strict";
 import { after } from "node:test";
-import type { Backend, Conv2dParams } from "../../src/backend/index.js";
+import type { Backend, Conv2dParams, GemmParams } from "../../src/backend/index.js";
 import { referenceBackend } from "../../src/backend/index.js";
 import { nativeAddon, nativeBackend, nativeLoadError } from "../../src/backend/native/index.js";
 
@@ -18,6 +18,29 @@ export function randArray(n: number, rng: () => number, lo = -1, hi = 1): Float3
 }
 
 /** max|got - want| / max|want| (relative to the output's magnitude); NaNs must match. */
+/** A batch-1 product of random row-major A [m, k] and B [k, n] (alpha 1, overwriting): all but its `out`. */
+export function rowMajorGemm(m: number, n: number, k: number, rng: () => number): Omit<GemmParams, "out"> {
+  return {
+    batch: 1,
+    m,
+    n,
+    k,
+    a: randArray(m * k, rng),
+    aOffset: 0,
+    aBatchStride: 0,
+    aRowStride: k,
+    aColStride: 1,
+    b: randArray(k * n, rng),
+    bOffset: 0,
+    bBatchStride: 0,
+    bRowStride: n,
+    bColStride: 1,
+    outOffset: 0,
+    alpha: 1,
+    accumulate: false,
+  };
+}
+
 export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   assert.equal(got.length, want.length);
   let diff = 0;

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { nativeAddon } from "../../src/backend/native/index.js";
 import { testRng } from "../helpers.js";
-import { nat, randArray, skip } from "./native-helpers.js";
+import { nat, rowMajorGemm, skip } from "./native-helpers.js";
 
 describe("native thread pool", { skip }, () => {
   const addon = nativeAddon!;
@@ -15,25 +15,7 @@ describe("native thread pool", { skip }, () => {
   it("stays correct when resized between parallel calls", () => {
     const rng = testRng(41);
     const [m, n, k] = [150, 333, 200]; // 20 MFLOP: split over the pool
-    const base = {
-      batch: 1,
-      m,
-      n,
-      k,
-      a: randArray(m * k, rng),
-      aOffset: 0,
-      aBatchStride: 0,
-      aRowStride: k,
-      aColStride: 1,
-      b: randArray(k * n, rng),
-      bOffset: 0,
-      bBatchStride: 0,
-      bRowStride: n,
-      bColStride: 1,
-      outOffset: 0,
-      alpha: 1,
-      accumulate: false,
-    };
+    const base = rowMajorGemm(m, n, k, rng);
     addon.setNumThreads(1);
     const want = new Float32Array(m * n);
     nat.gemm({ ...base, out: want });
