@@ -187,9 +187,26 @@ float vexp_shift_sum_avx2(float* x, i64 n, float shift) {
   return hsum(acc);
 }
 
-// Base 2 through the natural exp: 2^y = e^(y ln 2) (the AVX-512 path evaluates 2^y directly).
+/**
+ * 2^(x - shift) for the base-2 softmax (x <= shift): t = max(x - shift, -127), n = round(t), 2^f = 1 + f q(f) by
+ * the AVX-512 path's degree-4 fit (exact at 0, 1.7e-7), 2^n from the exponent bits, where n = -127 gives 0: a
+ * weight under 2^-126 of the largest one is dropped, which no float32 sum of them can see. -inf gives 0, NaN stays.
+ */
+inline __m256 vexp2_shifted(__m256 x, __m256 shift) {
+  const __m256 t = _mm256_max_ps(set(-127.0f), _mm256_sub_ps(x, shift));
+  const __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 f = _mm256_sub_ps(t, n);
+  __m256 p = set(1.326472731307149e-3f);
+  p = _mm256_fmadd_ps(p, f, set(9.671512991189957e-3f));
+  p = _mm256_fmadd_ps(p, f, set(5.550733581185341e-2f));
+  p = _mm256_fmadd_ps(p, f, set(2.4022242426872253e-1f));
+  p = _mm256_fmadd_ps(p, f, set(6.931470036506653e-1f));
+  p = _mm256_fmadd_ps(p, f, set(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
 void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* corr, bool) {
-  const __m256 ln2 = set(0.693147180559945309f);
   const __m256 ninf = set(-__builtin_inff()), zero = _mm256_setzero_ps();
   for (int g = 0; g < nr; g += 8) {
     float* col = x + g;
@@ -203,19 +220,19 @@ void softmax_panel_avx2(float* x, i64 rows, int nr, float* m, float* l, float* c
     const __m256 mold = _mm256_loadu_ps(m + g);
     const __m256 mnew = _mm256_max_ps(mold, _mm256_max_ps(m0, m1));
     const __m256 shift = _mm256_blendv_ps(mnew, zero, _mm256_cmp_ps(mnew, ninf, _CMP_EQ_OQ));
-    const __m256 c = _mm256_blendv_ps(vexp(_mm256_mul_ps(_mm256_sub_ps(mold, mnew), ln2)), zero, _mm256_cmp_ps(mold, ninf, _CMP_EQ_OQ));
+    const __m256 c = _mm256_blendv_ps(vexp2_shifted(mold, mnew), zero, _mm256_cmp_ps(mold, ninf, _CMP_EQ_OQ));
     __m256 s0 = zero, s1 = zero;
     r = 0;
     for (; r + 2 <= rows; r += 2) {
-      const __m256 e0 = vexp(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(col + r * nr), shift), ln2));
-      const __m256 e1 = vexp(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(col + (r + 1) * nr), shift), ln2));
+      const __m256 e0 = vexp2_shifted(_mm256_loadu_ps(col + r * nr), shift);
+      const __m256 e1 = vexp2_shifted(_mm256_loadu_ps(col + (r + 1) * nr), shift);
       _mm256_storeu_ps(col + r * nr, e0);
       _mm256_storeu_ps(col + (r + 1) * nr, e1);
       s0 = _mm256_add_ps(s0, e0);
       s1 = _mm256_add_ps(s1, e1);
     }
     if (r < rows) {
-      const __m256 e0 = vexp(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(col + r * nr), shift), ln2));
+      const __m256 e0 = vexp2_shifted(_mm256_loadu_ps(col + r * nr), shift);
       _mm256_storeu_ps(col + r * nr, e0);
       s0 = _mm256_add_ps(s0, e0);
     }
