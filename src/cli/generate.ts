@@ -15,7 +15,8 @@ import {
   generateClassImages,
   loadClassConditionalPipeline,
 } from "../pipelines/class-conditional.js";
-import { formatGuidanceInterval, type GuidanceInterval } from "../pipelines/guidance.js";
+import type { GuidanceInterval } from "../pipelines/guidance.js";
+import { formatParameters } from "../pipelines/params.js";
 import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import { CliError } from "./errors.js";
@@ -102,13 +103,20 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
   const paths = outputPaths(s.output, s.numImages);
   requireFolderOf(paths[0]!);
   const modelName = basename(resolve(s.modelDir));
-  // A1111-style parameters text, with the interval when one applied
-  const settingsText = (seed: number, width: number, height: number) =>
-    `Steps: ${s.steps}, Sampler: ${s.sampler}, CFG scale: ${s.guidance}, Seed: ${seed}, Size: ${width}x${height}, Model: ${modelName}${
-      guidanceInterval && s.guidance !== 1
-        ? `, Guidance interval: "${formatGuidanceInterval(guidanceInterval)}"`
-        : ""
-    }`;
+  // A1111-style parameters text (the class as the prompt), with the interval when one applied
+  const parametersText = (prompt: string, seed: number, width: number, height: number) =>
+    formatParameters({
+      prompt,
+      negativePrompt: "",
+      steps: s.steps,
+      sampler: s.sampler,
+      guidanceScale: s.guidance,
+      seed,
+      width,
+      height,
+      modelName,
+      guidanceInterval: s.guidance !== 1 ? guidanceInterval : undefined,
+    });
   const images = [];
   for (let i = 0; i < s.numImages; i++) {
     const label = classes[i % classes.length]!;
@@ -127,13 +135,14 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
     });
     const image = tensorToImage(select(x, 0, 0));
     images.push(image);
-    const parameters = `class ${label}\n${settingsText(seed, image.width, image.height)}`;
+    const parameters = parametersText(`class ${label}`, seed, image.width, image.height);
     writePng(paths[i]!, image, { parameters });
     s.onFile(paths[i]!, { class: label, seed });
   }
   if (s.grid) {
     requireFolderOf(s.grid);
-    const parameters = `classes ${images.map((_, i) => classes[i % classes.length]).join(",")}\n${settingsText(s.seed, images[0]!.width, images[0]!.height)}`;
+    const labels = `classes ${images.map((_, i) => classes[i % classes.length]).join(",")}`;
+    const parameters = parametersText(labels, s.seed, images[0]!.width, images[0]!.height);
     writePng(s.grid, imageGrid(images, Math.min(images.length, 10)), { parameters });
     s.onFile(s.grid, { grid: true });
   }

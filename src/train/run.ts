@@ -10,7 +10,8 @@ import type { RawConfig } from "../models/blocks/config-values.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
 import { select } from "../ops/index.js";
 import { generateClassImages, saveClassConditionalPipeline } from "../pipelines/class-conditional.js";
-import { formatGuidanceInterval, type GuidanceInterval } from "../pipelines/guidance.js";
+import type { GuidanceInterval } from "../pipelines/guidance.js";
+import { formatParameters } from "../pipelines/params.js";
 import { DDPMScheduler } from "../schedulers/ddpm.js";
 import { samplerFromName } from "../schedulers/samplers.js";
 import { ArgumentError } from "../tensor/errors.js";
@@ -143,9 +144,19 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     const interval = opts.samples?.guidanceInterval ?? opts.guidanceInterval;
     const grid = sampleGrid(trainer, { ...opts.samples, guidanceInterval: interval }, opts.onProgress);
     const path = join(samplesDir, `step-${String(trainer.step).padStart(6, "0")}.png`);
-    writePng(path, grid, {
-      parameters: `class grid\nSteps: ${opts.samples?.steps ?? 20}, Sampler: ${opts.samples?.sampler ?? "dpmpp-2m"}, CFG scale: ${opts.samples?.guidanceScale ?? 3}, Seed: ${opts.samples?.seed ?? 0}, Training step: ${trainer.step}${interval ? `, Guidance interval: "${formatGuidanceInterval(interval)}"` : ""}`,
+    const parameters = formatParameters({
+      prompt: "class grid",
+      negativePrompt: "",
+      steps: opts.samples?.steps ?? 20,
+      sampler: opts.samples?.sampler ?? "dpmpp-2m",
+      guidanceScale: opts.samples?.guidanceScale ?? 3,
+      seed: opts.samples?.seed ?? 0,
+      width: grid.width,
+      height: grid.height,
+      guidanceInterval: interval ?? undefined,
+      extra: { "Training step": String(trainer.step) },
     });
+    writePng(path, grid, { parameters });
     opts.onSaved?.("samples", path, trainer.step);
     const svg = join(samplesDir, "loss.svg");
     writeFileAtomic(svg, lossCurveSvg(trainer.losses));

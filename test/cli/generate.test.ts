@@ -86,7 +86,7 @@ describe("diffuse generate (class-conditional)", () => {
     const text = readPngText(readFileSync(join(dir, "a", "out-1.png")));
     assert.equal(
       text.parameters,
-      "class 3\nSteps: 2, Sampler: dpmpp-2m, CFG scale: 3, Seed: 43, Size: 32x32, Model: tiny-mnist",
+      "class 3\nSteps: 2, Sampler: DPM++ 2M, CFG scale: 3, Seed: 43, Size: 32x32, Model: tiny-mnist, RNG: CPU",
     );
     assert.match(readPngText(readFileSync(join(dir, "a", "out-0.png"))).parameters!, /Seed: 42,/);
     const g = readImage(grid);

@@ -3,9 +3,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { readPngText } from "../../src/io/image.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { mse_loss } from "../../src/ops/index.js";
 import { loadClassConditionalPipeline } from "../../src/pipelines/class-conditional.js";
+import { parseParameters } from "../../src/pipelines/params.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
 import { noGrad } from "../../src/tensor/autograd.js";
 import { randn, tensor } from "../../src/tensor/create.js";
@@ -172,6 +174,13 @@ describe("trainDiffusion", () => {
     ]) {
       assert.ok(existsSync(join(out, f)), f);
     }
+    // the grid's settings in A1111's format, with the training step
+    const text = readPngText(readFileSync(join(out, "samples/step-000004.png"))).parameters!;
+    const grid = parseParameters(text);
+    assert.equal(grid.prompt, "class grid");
+    assert.equal(grid.steps, 2);
+    assert.equal(grid.sampler, "dpmpp-2m");
+    assert.match(text, /, Training step: 4$/);
     const index = JSON.parse(readFileSync(join(out, "model_index.json"), "utf8"));
     assert.deepEqual(index.unet, ["diffusers", "UNet2DModel"]);
     const sched = JSON.parse(readFileSync(join(out, "scheduler", "scheduler_config.json"), "utf8"));
