@@ -15,9 +15,8 @@ namespace {
 inline __m512 set(float v) { return _mm512_set1_ps(v); }
 
 /**
- * 2^(x - shift) as 2^n * 2^f, n = round(x - shift), |f| <= 1/2: 2^f = 1 + f q(f) with q of degree 4 (a
- * relative-error fit on [-1/2, 1/2] with the constant term held at 1, so 2^0 is exactly 1 and a running max that
- * did not move gives a correction of exactly 1; 1.7e-7 worst case evaluated in float32) and 2^n by vscalefps
+ * 2^(x - shift) as 2^n * 2^f, n = round(x - shift), |f| <= 1/2: 2^f by kExp2Fit (vmath.h; exact at 0, so a
+ * running max that did not move gives a correction of exactly 1) and 2^n by vscalefps
  * (exact, including subnormal results and underflow to 0). kMayBeNegInf: x may be -inf (an additive mask), so
  * x - shift is clamped below at -151 first (else -inf - round(-inf) would be NaN); finite scores skip that.
  */
@@ -27,11 +26,9 @@ inline __m512 vexp2_shifted(__m512 x, __m512 shift) {
   if (kMayBeNegInf) t = _mm512_max_ps(set(-151.0f), t);
   const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(t, n);
-  __m512 p = set(1.326472731307149e-3f);
-  p = _mm512_fmadd_ps(p, f, set(9.671512991189957e-3f));
-  p = _mm512_fmadd_ps(p, f, set(5.550733581185341e-2f));
-  p = _mm512_fmadd_ps(p, f, set(2.4022242426872253e-1f));
-  p = _mm512_fmadd_ps(p, f, set(6.931470036506653e-1f));
+  __m512 p = set(kExp2Fit[4]);
+#pragma GCC unroll 4
+  for (int i = 3; i >= 0; i--) p = _mm512_fmadd_ps(p, f, set(kExp2Fit[i]));
   p = _mm512_fmadd_ps(p, f, set(1.0f));
   return _mm512_scalef_ps(p, n);
 }

@@ -6,6 +6,13 @@
 
 namespace diffuse {
 
+/**
+ * 2^f = 1 + f (c[0] + f (c[1] + f (c[2] + f (c[3] + f c[4])))) for |f| <= 1/2: a relative-error fit with the
+ * constant term held at 1 (2^0 is exact; 1.7e-7 worst case evaluated in float32). The attention softmax's 2^t.
+ */
+inline constexpr float kExp2Fit[5] = {6.931470036506653e-1f, 2.4022242426872253e-1f, 5.550733581185341e-2f,
+                                      9.671512991189957e-3f, 1.326472731307149e-3f};
+
 enum class VFn : int { kExp, kSigmoid, kSilu, kSiluGrad, kTanh, kGelu, kGeluGrad, kGeluTanh, kGeluTanhGrad, kCount };
 
 /** y[i] = f(x[i]) for i < n. */

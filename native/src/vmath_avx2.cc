@@ -188,19 +188,17 @@ float vexp_shift_sum_avx2(float* x, i64 n, float shift) {
 }
 
 /**
- * 2^(x - shift) for the base-2 softmax (x <= shift): t = max(x - shift, -127), n = round(t), 2^f = 1 + f q(f) by
- * the AVX-512 path's degree-4 fit (exact at 0, 1.7e-7), 2^n from the exponent bits, where n = -127 gives 0: a
+ * 2^(x - shift) for the base-2 softmax (x <= shift): t = max(x - shift, -127), n = round(t), 2^f by kExp2Fit
+ * (vmath.h, as the AVX-512 path), 2^n from the exponent bits, where n = -127 gives 0: a
  * weight under 2^-126 of the largest one is dropped, which no float32 sum of them can see. -inf gives 0, NaN stays.
  */
 inline __m256 vexp2_shifted(__m256 x, __m256 shift) {
   const __m256 t = _mm256_max_ps(set(-127.0f), _mm256_sub_ps(x, shift));
   const __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m256 f = _mm256_sub_ps(t, n);
-  __m256 p = set(1.326472731307149e-3f);
-  p = _mm256_fmadd_ps(p, f, set(9.671512991189957e-3f));
-  p = _mm256_fmadd_ps(p, f, set(5.550733581185341e-2f));
-  p = _mm256_fmadd_ps(p, f, set(2.4022242426872253e-1f));
-  p = _mm256_fmadd_ps(p, f, set(6.931470036506653e-1f));
+  __m256 p = set(kExp2Fit[4]);
+#pragma GCC unroll 4
+  for (int i = 3; i >= 0; i--) p = _mm256_fmadd_ps(p, f, set(kExp2Fit[i]));
   p = _mm256_fmadd_ps(p, f, set(1.0f));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
