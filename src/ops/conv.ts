@@ -2,7 +2,15 @@ import { type Conv2dParams, getBackend } from "../backend/index.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { allocOutput, contiguousF32, fromF32, fusableResidual, record, requireFloat } from "./core.js";
+import {
+  allocOutput,
+  checkResidual,
+  contiguousF32,
+  fromF32,
+  fusableResidual,
+  record,
+  requireFloat,
+} from "./core.js";
 import { add } from "./elementwise.js";
 import { sum } from "./reduce.js";
 import { slice, squeeze, unsqueeze } from "./view.js";
@@ -183,13 +191,15 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     const r =
       crop[0] || crop[1] || x.ndim !== 4 ? null : fusableResidual(residual, shape, [x4, weight, bias]);
     fused = r !== null;
-    const rd = r ? r.data.subarray(r.offset, r.offset + sizeOf(shape)) : null;
+    const rd = r ? r.residual.subarray(r.residualOffset, r.residualOffset + sizeOf(shape)) : null;
     let y = conv2dCore(x4, weight, bias ?? null, p, rd);
     if (crop[0]) y = slice(y, 2, 1);
     if (crop[1]) y = slice(y, 3, 1);
     return y;
   });
-  return residual && !fused ? add(y, residual) : y;
+  if (!residual || fused) return y;
+  checkResidual("conv2d", residual, y.shape);
+  return add(y, residual);
 }
 
 /**

@@ -1,8 +1,8 @@
 import { getBackend, type StridedF32 } from "../backend/index.js";
 import { type GradNode, isGradEnabled } from "../tensor/autograd.js";
 import { type DType, isFloating } from "../tensor/dtype.js";
-import { DTypeError } from "../tensor/errors.js";
-import { contiguousStrides, type Shape, shapesEqual } from "../tensor/shape.js";
+import { DTypeError, ShapeError } from "../tensor/errors.js";
+import { contiguousStrides, formatShape, type Shape, shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 
 /** A fresh float32 tensor over `data` (not copied). */
@@ -98,6 +98,27 @@ export function needsGrad(t: Tensor | null | undefined): boolean {
 }
 
 /**
+ * Throws a ShapeError naming `op` unless `residual` broadcasts to the output `shape` without changing it (each of
+ * its trailing dims equal to the output's or 1).
+ */
+export function checkResidual(op: string, residual: Tensor, shape: Shape): void {
+  const r = residual.shape;
+  const fits =
+    r.length <= shape.length && r.every((d, i) => d === 1 || d === shape[shape.length - r.length + i]);
+  if (!fits) {
+    throw new ShapeError(
+      `${op}: the residual ${formatShape(r)} does not broadcast to the output ${formatShape(shape)}`,
+    );
+  }
+}
+
+/** A residual as a kernel reads it: its array and the offset of its first element (GemmParams' fields). */
+export interface FusedResidual {
+  readonly residual: Float32Array;
+  readonly residualOffset: number;
+}
+
+/**
  * A residual a kernel itself can add to its output of shape `shape` (the GEMM's and the convolution's
  * `residual`): a backend that fuses residuals, no gradients to record for it or the kernel's operands, float32,
  * contiguous and exactly that shape (no broadcasting). Null: add it separately.
@@ -106,11 +127,11 @@ export function fusableResidual(
   residual: Tensor | null | undefined,
   shape: Shape,
   operands: readonly (Tensor | null | undefined)[],
-): { data: Float32Array; offset: number } | null {
+): FusedResidual | null {
   if (!residual || getBackend().fusesResidual !== true) return null;
   if (isGradEnabled() && (residual.requiresGrad || operands.some((t) => t?.requiresGrad))) return null;
   if (residual.dtype !== "float32" || !residual.isContiguous() || !shapesEqual(residual.shape, shape))
     return null;
   const view = stridedF32(residual);
-  return { data: view.data, offset: view.offset };
+  return { residual: view.data, residualOffset: view.offset };
 }

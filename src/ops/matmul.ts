@@ -5,6 +5,7 @@ import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   allocOutput,
+  checkResidual,
   contiguousF32,
   fromF32,
   fusableResidual,
@@ -155,8 +156,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual
     alpha: 1,
     accumulate: false,
     bias: bias ? contiguousF32(bias) : null,
-    residual: fused?.data ?? null,
-    residualOffset: fused?.offset ?? 0,
+    ...fused,
   };
   if (weight.dtype === "float16" && backend.halfWeights) {
     // a float16 weight is read as it is (widened inside the kernel), never copied to float32
@@ -187,7 +187,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual
       bias?.requiresGrad ? sum(g2, 0) : null,
     ];
   });
-  return residual && !fused ? add(product, residual) : product;
+  if (!residual || fused) return product;
+  checkResidual("linear", residual, product.shape);
+  return add(product, residual);
 }
 
 /**
@@ -224,7 +226,9 @@ export function linearToChannels(
   if (needGrad || w2.dtype !== "float32" || tokens.dtype !== "float32") {
     const y = matmul(w2, transpose(tokens, 1, 2));
     const biased = bias ? add(y, reshape(bias, [o, 1])) : y;
-    return residual ? add(biased, residual) : biased;
+    if (!residual) return biased;
+    checkResidual("linearToChannels", residual, biased.shape);
+    return add(biased, residual);
   }
   const fused = fusableResidual(residual, [b, o, l], [tokens, w2, bias]);
   const wv = stridedF32(w2);
@@ -250,9 +254,10 @@ export function linearToChannels(
     alpha: 1,
     accumulate: false,
     biasRows: bias ? contiguousF32(bias) : null,
-    residual: fused?.data ?? null,
-    residualOffset: fused?.offset ?? 0,
+    ...fused,
   });
   const y = fromF32(out, [b, o, l]);
-  return residual && !fused ? add(y, residual) : y;
+  if (!residual || fused) return y;
+  checkResidual("linearToChannels", residual, y.shape);
+  return add(y, residual);
 }

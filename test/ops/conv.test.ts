@@ -138,6 +138,10 @@ describe("conv2d", () => {
         F.conv2d(x3, w, b, { padding: 1 }).add(r3).toFloat32Array(),
       );
     });
+    assert.throws(
+      () => noGrad(() => F.conv2d(x, w, b, { padding: 1, residual: randomTensor([2, 16, 20, 20], 54) })),
+      /conv2d: the residual \[2, 16, 20, 20\] does not broadcast to the output \[2, 32, 20, 20\]/,
+    );
     // with gradients to record: a separate add, the residual gets its gradient
     gradcheck(
       (xi, wi, ri) => F.conv2d(xi, wi, null, { padding: 1, residual: ri }),

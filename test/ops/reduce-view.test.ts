@@ -152,6 +152,24 @@ describe("matmul and linear", () => {
     );
   });
 
+  it("a residual that does not broadcast to the output is a ShapeError naming the op and both shapes", () => {
+    const x = randomTensor([2, 3, 4], 39);
+    const w = randomTensor([5, 4], 40);
+    assert.throws(
+      () => noGrad(() => F.linear(x, w, null, randomTensor([2, 3, 7], 41))),
+      /linear: the residual \[2, 3, 7\] does not broadcast to the output \[2, 3, 5\]/,
+    );
+    // one that would grow the output is refused too (a residual never changes the layer's shape)
+    assert.throws(
+      () => F.linear(x, w, null, randomTensor([4, 2, 3, 5], 42)),
+      /does not broadcast to the output/,
+    );
+    assert.throws(
+      () => noGrad(() => F.linearToChannels(x, w, null, randomTensor([2, 3, 5], 43))),
+      /linearToChannels: the residual \[2, 3, 5\] does not broadcast to the output \[2, 5, 3\]/,
+    );
+  });
+
   it("a backend that does not fuse residuals (written before the parameter) still gets them added", () => {
     const x = randomTensor([2, 5, 8], 33);
     const w = randomTensor([6, 8], 34);
