@@ -17,7 +17,7 @@ export interface LinearOptions extends LayerOptions {
  * y = x Wᵀ + b over the last dim (PyTorch's `nn.Linear`): `weight` [out, in], `bias` [out]. Initialised as
  * PyTorch: weight kaiming_uniform(a = sqrt(5)), bias U(±1/sqrt(in)).
  */
-export class Linear extends Module<[Tensor], Tensor> {
+export class Linear extends Module<[Tensor, (Tensor | null)?], Tensor> {
   readonly inFeatures: number;
   readonly outFeatures: number;
   weight: Parameter;
@@ -35,8 +35,9 @@ export class Linear extends Module<[Tensor], Tensor> {
     this.bias = bias && makeParameter(bias, opts);
   }
 
-  override forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+  /** x W^T + b, plus `residual` (the output's shape) when given: added inside the product where it can be. */
+  override forward(x: Tensor, residual?: Tensor | null): Tensor {
+    return linear(x, this.weight, this.bias, residual);
   }
 }
 

@@ -54,6 +54,16 @@ describe("LoRA on Linear", () => {
     assert.equal(a.factor, 1);
     assert.equal(lin.forwardIsHooked, true, "fused callers must go through call()");
     assertAllClose(run(lin, x), want, 1e-6, 0, "adapter output");
+    // a residual handed to the adapted forward is added after the update
+    const r = tensor([1, 2, 3, 4], [2, 2]);
+    const withSkip = noGrad(() => lin.call(x, r)).toFloat32Array();
+    assertAllClose(
+      withSkip,
+      want.map((v, i) => v + i + 1),
+      1e-6,
+      0,
+      "adapter output + residual",
+    );
     assert.equal(lin.weight, w0);
     a.remove();
     assert.ok(!Object.hasOwn(lin, "forward"), "forward patch removed");

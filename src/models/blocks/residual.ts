@@ -2,7 +2,7 @@
 // buffer (one allocation and one pass less per sum), or, after a linear or convolution layer, happen inside its
 // kernel.
 import { Conv2d, Linear, type Module } from "../../nn/index.js";
-import { add, addInPlace, inPlaceAddProblem, linear } from "../../ops/index.js";
+import { add, addInPlace, inPlaceAddProblem } from "../../ops/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
 
 /**
@@ -15,15 +15,13 @@ export function addResidual(branch: Tensor, residual: Tensor): Tensor {
 }
 
 /**
- * layer(x) + residual (layer(x) alone without one). A plain Linear or Conv2d (nothing hooks its forward, such as
- * an on-the-fly LoRA adapter) adds the residual inside its kernel (ops' `linear`, `conv2d`); any other layer's
+ * layer(x) + residual (layer(x) alone without one). A Linear or Conv2d whose forward nothing hooks (such as an
+ * on-the-fly LoRA adapter) takes the residual into its kernel (their `forward(x, residual)`); any other layer's
  * output gets it through {@link addResidual}.
  */
 export function withResidual(layer: Module<[Tensor], Tensor>, x: Tensor, residual?: Tensor | null): Tensor {
   if (!residual) return layer.call(x);
-  if (!layer.forwardIsHooked) {
-    if (layer instanceof Linear) return linear(x, layer.weight, layer.bias, residual);
-    if (layer instanceof Conv2d) return layer.call(x, residual);
-  }
+  if (!layer.forwardIsHooked && (layer instanceof Linear || layer instanceof Conv2d))
+    return layer.call(x, residual);
   return addResidual(layer.call(x), residual);
 }
