@@ -2,16 +2,8 @@ import { type Conv2dParams, getBackend } from "../backend/index.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import {
-  allocOutput,
-  checkResidual,
-  contiguousF32,
-  fromF32,
-  fusableResidual,
-  record,
-  requireFloat,
-} from "./core.js";
-import { add } from "./elementwise.js";
+import { allocOutput, contiguousF32, fromF32, fusableResidual, record, requireFloat } from "./core.js";
+import { addResidualTo } from "./elementwise.js";
 import { sum } from "./reduce.js";
 import { slice, squeeze, unsqueeze } from "./view.js";
 
@@ -197,9 +189,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     if (crop[1]) y = slice(y, 3, 1);
     return y;
   });
-  if (!residual || fused) return y;
-  checkResidual("conv2d", residual, y.shape);
-  return add(y, residual);
+  return residual && !fused ? addResidualTo("conv2d", y, residual) : y;
 }
 
 /**

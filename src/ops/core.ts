@@ -1,8 +1,8 @@
 import { getBackend, type StridedF32 } from "../backend/index.js";
 import { type GradNode, isGradEnabled } from "../tensor/autograd.js";
 import { type DType, isFloating } from "../tensor/dtype.js";
-import { DTypeError, ShapeError } from "../tensor/errors.js";
-import { contiguousStrides, formatShape, type Shape, shapesEqual } from "../tensor/shape.js";
+import { DTypeError } from "../tensor/errors.js";
+import { contiguousStrides, type Shape, shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 
 /** A fresh float32 tensor over `data` (not copied). */
@@ -95,21 +95,6 @@ export function record(
 /** Whether a gradient should be computed for this input. */
 export function needsGrad(t: Tensor | null | undefined): boolean {
   return !!t && t.requiresGrad;
-}
-
-/**
- * Throws a ShapeError naming `op` unless `residual` broadcasts to the output `shape` without changing it (each of
- * its trailing dims equal to the output's or 1).
- */
-export function checkResidual(op: string, residual: Tensor, shape: Shape): void {
-  const r = residual.shape;
-  const fits =
-    r.length <= shape.length && r.every((d, i) => d === 1 || d === shape[shape.length - r.length + i]);
-  if (!fits) {
-    throw new ShapeError(
-      `${op}: the residual ${formatShape(r)} does not broadcast to the output ${formatShape(shape)}`,
-    );
-  }
 }
 
 /** A residual as a kernel reads it: its array and the offset of its first element (GemmParams' fields). */

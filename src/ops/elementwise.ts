@@ -1,7 +1,7 @@
 import { type BinaryOp, getBackend, type UnaryOp } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { isFloating } from "../tensor/dtype.js";
-import { ArgumentError } from "../tensor/errors.js";
+import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { broadcastShapes, contiguousStrides, formatShape, shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import {
@@ -66,6 +66,21 @@ export function add(a: TensorLike, b: TensorLike): Tensor {
   const tb = asTensor(b);
   const out = binaryRaw("add", ta, tb);
   return record(out, "add", [ta, tb], (g) => [sumToShape(g, ta.shape), sumToShape(g, tb.shape)]);
+}
+
+/**
+ * y + residual for a layer `op` whose kernel did not add the residual itself: a ShapeError naming `op` unless the
+ * residual broadcasts to y without changing its shape (each of its trailing dims equal to y's or 1).
+ */
+export function addResidualTo(op: string, y: Tensor, residual: Tensor): Tensor {
+  const r = residual.shape;
+  const fits = r.length <= y.ndim && r.every((d, i) => d === 1 || d === y.shape[y.ndim - r.length + i]);
+  if (!fits) {
+    throw new ShapeError(
+      `${op}: the residual ${formatShape(r)} does not broadcast to the output ${formatShape(y.shape)}`,
+    );
+  }
+  return add(y, residual);
 }
 
 /**

@@ -5,7 +5,6 @@ import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   allocOutput,
-  checkResidual,
   contiguousF32,
   fromF32,
   fusableResidual,
@@ -13,7 +12,7 @@ import {
   requireFloat,
   stridedF32,
 } from "./core.js";
-import { add } from "./elementwise.js";
+import { add, addResidualTo } from "./elementwise.js";
 import { expand, sum } from "./reduce.js";
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./view.js";
 
@@ -187,9 +186,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual
       bias?.requiresGrad ? sum(g2, 0) : null,
     ];
   });
-  if (!residual || fused) return product;
-  checkResidual("linear", residual, product.shape);
-  return add(product, residual);
+  return residual && !fused ? addResidualTo("linear", product, residual) : product;
 }
 
 /**
@@ -226,9 +223,7 @@ export function linearToChannels(
   if (needGrad || w2.dtype !== "float32" || tokens.dtype !== "float32") {
     const y = matmul(w2, transpose(tokens, 1, 2));
     const biased = bias ? add(y, reshape(bias, [o, 1])) : y;
-    if (!residual) return biased;
-    checkResidual("linearToChannels", residual, biased.shape);
-    return add(biased, residual);
+    return residual ? addResidualTo("linearToChannels", biased, residual) : biased;
   }
   const fused = fusableResidual(residual, [b, o, l], [tokens, w2, bias]);
   const wv = stridedF32(w2);
@@ -257,7 +252,5 @@ export function linearToChannels(
     ...fused,
   });
   const y = fromF32(out, [b, o, l]);
-  if (!residual || fused) return y;
-  checkResidual("linearToChannels", residual, y.shape);
-  return add(y, residual);
+  return residual && !fused ? addResidualTo("linearToChannels", y, residual) : y;
 }
