@@ -130,7 +130,7 @@ function lcgArray(n: number, seed: number, lo = -0.5, hi = 0.5): Float32Array {
 function randomizeWeights(m: Module, seed: number): void {
   let s = seed >>> 0;
   for (const [name, t] of m.stateDict()) {
-    const data = t.storage.data;
+    const data = t.storage.buffer as unknown as Float32Array | Uint16Array; // CPU tensors: typed arrays
     const fanIn = t.ndim >= 2 ? t.size / t.shape[0]! : 0;
     const [lo, hi] =
       t.ndim >= 2

@@ -7,8 +7,28 @@
  */
 import * as F from "./ops/functional.js";
 
-export type { Backend } from "./backend/index.js";
-export { getBackend, listBackends, registerBackend, setBackend, withBackend } from "./backend/index.js";
+export type {
+  Backend,
+  BufferTypes,
+  CpuBuffers,
+  DeviceBackend,
+  DeviceBuffers,
+  MemoryReport,
+  StrictCounters,
+} from "./backend/index.js";
+export {
+  backendFor,
+  getBackend,
+  listBackends,
+  listDevices,
+  memoryReport,
+  registerBackend,
+  registerDevice,
+  resetStrictCounters,
+  setBackend,
+  strictCounters,
+  withBackend,
+} from "./backend/index.js";
 export {
   decodeImage,
   encodePng,
@@ -106,10 +126,13 @@ export {
   zeros,
   zerosLike,
 } from "./tensor/create.js";
+export { type Device, type DeviceBuffer, DeviceError, type DeviceMemory } from "./tensor/device.js";
 export type { DType } from "./tensor/dtype.js";
 export { ArgumentError, DiffuseError, DTypeError, ShapeError } from "./tensor/errors.js";
 export { defaultGenerator, Generator } from "./tensor/generator.js";
 export type { ProgressCallback, ProgressEvent } from "./tensor/progress.js";
+export { inScope, keep, tidy } from "./tensor/scope.js";
 export type { Shape } from "./tensor/shape.js";
+export { type MemoryUsage, memoryUsage } from "./tensor/storage.js";
 export { Tensor } from "./tensor/tensor.js";
 export { F };

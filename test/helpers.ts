@@ -127,7 +127,7 @@ export function gradcheck(
       ),
     );
   inputs.forEach((x, k) => {
-    const storage = x.storage.data as Float32Array;
+    const storage = x.storage.buffer as unknown as Float32Array; // a CPU tensor: its buffer is the typed array
     const analytic = x.grad ? x.grad.toFloat32Array() : new Float32Array(x.size);
     // element i of the view lives at x.offset + sum(idx_d * stride_d)
     const positions: number[] = [];

@@ -1,25 +1,62 @@
-import type { StorageArray } from "../tensor/dtype.js";
+import type { DeviceBuffer, DeviceMemory } from "../tensor/device.js";
+import type { DType, StorageArray } from "../tensor/dtype.js";
 
 /**
- * The kernel contract. Kernels work on raw typed arrays and plain numbers; they know nothing of tensors,
- * autograd or dtype rules (the ops layer handles those). Every implementation (reference, native, WebGPU) must
- * give the reference backend's answers within float32 rounding.
+ * The kernel contract. Kernels work on buffers of one device's memory and plain numbers; they know nothing of
+ * tensors, autograd or dtype rules (the ops layer handles those). Every implementation (reference, native,
+ * WebGPU) must give the reference backend's answers within float32 rounding.
+ *
+ * Buffers: the interfaces are generic in the buffer types `T`. CPU backends use typed arrays ({@link CpuBuffers},
+ * the default, so kernels index them directly); the ops layer sees opaque {@link DeviceBuffers} and passes the
+ * buffers of a tensor's storage through unchanged, so a backend for another device (a GPU) gets its own handles.
  *
  * Conventions: float data is float32; outputs are contiguous row-major and fully written by the kernel (callers
  * may pass uninitialised/reused buffers) unless a parameter says "accumulate".
  */
 
+/** The buffer type of each kind of data a kernel reads or writes. */
+export interface BufferTypes {
+  /** float32 values */
+  f32: unknown;
+  /** float16 bit patterns (half-precision weights) */
+  u16: unknown;
+  /** 0/1 bytes (bool) */
+  u8: unknown;
+  /** int32 ids */
+  i32: unknown;
+  /** any dtype (copies and casts) */
+  any: unknown;
+}
+
+/** CPU buffers: typed arrays. */
+export interface CpuBuffers extends BufferTypes {
+  f32: Float32Array;
+  u16: Uint16Array;
+  u8: Uint8Array;
+  i32: Int32Array;
+  any: StorageArray;
+}
+
+/** Buffers as the ops layer sees them: opaque handles of the tensors' device. */
+export interface DeviceBuffers extends BufferTypes {
+  f32: DeviceBuffer;
+  u16: DeviceBuffer;
+  u8: DeviceBuffer;
+  i32: DeviceBuffer;
+  any: DeviceBuffer;
+}
+
 /** A strided float32 view: element (i0, i1, ...) is at `data[offset + i0*strides[0] + i1*strides[1] + ...]`. */
-export interface StridedF32 {
-  readonly data: Float32Array;
+export interface StridedF32<T extends BufferTypes = CpuBuffers> {
+  readonly data: T["f32"];
   readonly offset: number;
   /** One stride per output dim; 0 for broadcast dims. */
   readonly strides: readonly number[];
 }
 
-/** A strided view of any storage type (used by copy). */
-export interface StridedAny {
-  readonly data: StorageArray;
+/** A strided view of any storage type (used by copy and cast). */
+export interface StridedAny<T extends BufferTypes = CpuBuffers> {
+  readonly data: T["any"];
   readonly offset: number;
   readonly strides: readonly number[];
 }
@@ -98,38 +135,38 @@ export interface Conv2dParams {
 }
 
 /** Parameters of a (batched) matrix product `out[b] = alpha * A[b] @ B[b] (+ out[b] if accumulate)`. */
-export interface GemmParams {
+export interface GemmParams<T extends BufferTypes = CpuBuffers> {
   readonly batch: number;
   readonly m: number;
   readonly n: number;
   readonly k: number;
   /** A[b][i][p] = a[aOffset + b*aBatchStride + i*aRowStride + p*aColStride] */
-  readonly a: Float32Array;
+  readonly a: T["f32"];
   readonly aOffset: number;
   readonly aBatchStride: number;
   readonly aRowStride: number;
   readonly aColStride: number;
   /** B[b][p][j] = b[bOffset + b*bBatchStride + p*bRowStride + j*bColStride] */
-  readonly b: Float32Array;
+  readonly b: T["f32"];
   readonly bOffset: number;
   readonly bBatchStride: number;
   readonly bRowStride: number;
   readonly bColStride: number;
   /** out is contiguous [batch, m, n] starting at outOffset */
-  readonly out: Float32Array;
+  readonly out: T["f32"];
   readonly outOffset: number;
   readonly alpha: number;
   /** add into out instead of overwriting it */
   readonly accumulate: boolean;
   /** optional bias added to every row (length n), applied once */
-  readonly bias?: Float32Array | null;
+  readonly bias?: T["f32"] | null;
   /** optional bias added to every column (length m: one value per output row), applied once */
-  readonly biasRows?: Float32Array | null;
+  readonly biasRows?: T["f32"] | null;
   /**
    * optional residual added last, out = alpha A B (+ out) + biases + residual: contiguous [batch, m, n] starting at
    * residualOffset, another array than out (a residual connection fused into the product)
    */
-  readonly residual?: Float32Array | null;
+  readonly residual?: T["f32"] | null;
   readonly residualOffset?: number;
 }
 
@@ -151,7 +188,7 @@ export function contiguousHeads(heads: number, rows: number, cols: number): Head
 }
 
 /** Parameters of fused attention `softmax(scale * Q K^T + mask) V` over `batch` independent heads. */
-export interface AttentionParams {
+export interface AttentionParams<T extends BufferTypes = CpuBuffers> {
   readonly batch: number;
   readonly lq: number;
   readonly lk: number;
@@ -164,10 +201,10 @@ export interface AttentionParams {
    * q [batch, lq, d], k [batch, lk, d], v [batch, lk, dv], out [batch, lq, dv]: contiguous unless a layout is
    * given (then `heads` must divide `batch`).
    */
-  readonly q: Float32Array;
-  readonly k: Float32Array;
-  readonly v: Float32Array;
-  readonly out: Float32Array;
+  readonly q: T["f32"];
+  readonly k: T["f32"];
+  readonly v: T["f32"];
+  readonly out: T["f32"];
   /** heads per outer batch index of the layouts (default 1) */
   readonly heads?: number;
   readonly qLayout?: HeadLayout;
@@ -175,51 +212,98 @@ export interface AttentionParams {
   readonly vLayout?: HeadLayout;
   readonly outLayout?: HeadLayout;
   /** optional additive mask, element (b, i, j) at mask[b*maskBatchStride + i*maskRowStride + j] */
-  readonly mask?: Float32Array | null;
+  readonly mask?: T["f32"] | null;
   readonly maskBatchStride?: number;
   readonly maskRowStride?: number;
 }
 
 /** Parameters of {@link Backend.linearGeglu}. */
-export interface LinearGegluParams {
+export interface LinearGegluParams<T extends BufferTypes = CpuBuffers> {
   /** Contiguous [rows, inFeatures]. */
-  readonly x: Float32Array;
+  readonly x: T["f32"];
   readonly rows: number;
   readonly inFeatures: number;
   /** Contiguous [2 * half, inFeatures] from `weightOffset`: float32, or float16 bit patterns. */
-  readonly weight: Float32Array | Uint16Array;
+  readonly weight: T["f32"] | T["u16"];
   readonly weightOffset: number;
   /** [2 * half] or null. */
-  readonly bias: Float32Array | null;
+  readonly bias: T["f32"] | null;
   readonly half: number;
   /** [rows, half]. */
-  readonly out: Float32Array;
+  readonly out: T["f32"];
 }
 
 /** {@link GemmParams} with B given as float16 bit patterns (a half-precision weight). */
-export type GemmHalfBParams = Omit<GemmParams, "b"> & { readonly b: Uint16Array };
+export type GemmHalfBParams<T extends BufferTypes = CpuBuffers> = Omit<GemmParams<T>, "b"> & {
+  readonly b: T["u16"];
+};
 
 /**
  * Optional kernels that read float16 weights (IEEE half bit patterns) and widen them inside the kernel, so a
  * half-precision model never holds float32 copies of its weights. Ops use them when the backend has them and
  * widen the weight themselves otherwise.
  */
-export interface HalfWeightKernels {
+export interface HalfWeightKernels<T extends BufferTypes = CpuBuffers> {
   /** {@link Backend.gemm} with a float16 B operand. */
-  gemmHalfB(p: GemmHalfBParams): void;
+  gemmHalfB(p: GemmHalfBParams<T>): void;
   /** {@link Backend.conv2d} with float16 weights (contiguous [O, C/groups, kh, kw]). */
   conv2dHalfW(
-    x: Float32Array,
-    w: Uint16Array,
-    bias: Float32Array | null,
-    out: Float32Array,
+    x: T["f32"],
+    w: T["u16"],
+    bias: T["f32"] | null,
+    out: T["f32"],
     p: Conv2dParams,
-    residual?: Float32Array | null,
+    residual?: T["f32"] | null,
   ): void;
 }
 
-export interface Backend {
+/** Parameters of {@link Backend.adamw}: one AdamW step on a contiguous float32 parameter, in place. */
+export interface AdamWParams<T extends BufferTypes = CpuBuffers> {
+  readonly param: T["f32"];
+  readonly grad: T["f32"];
+  readonly expAvg: T["f32"];
+  readonly expAvgSq: T["f32"];
+  /** AMSGrad's running maximum of expAvgSq, or null without AMSGrad */
+  readonly maxExpAvgSq: T["f32"] | null;
+  readonly size: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** 1 - lr * weightDecay (decoupled weight decay, Loshchilov & Hutter 2019) */
+  readonly decay: number;
+  /** lr / (1 - beta1^step) */
+  readonly stepSize: number;
+  /** sqrt(1 - beta2^step) */
+  readonly bc2Sqrt: number;
+}
+
+/** Parameters of {@link Backend.sgd}: one SGD step (PyTorch's `torch.optim.SGD`) in place. */
+export interface SgdParams<T extends BufferTypes = CpuBuffers> {
+  readonly param: T["f32"];
+  readonly grad: T["f32"];
+  /** the momentum buffer, or null without momentum */
+  readonly momentumBuffer: T["f32"] | null;
+  /** the first step with momentum: the buffer starts as the gradient */
+  readonly first: boolean;
+  readonly size: number;
+  readonly lr: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+}
+
+export interface Backend<T extends BufferTypes = CpuBuffers> {
   readonly name: string;
+
+  /** The device whose buffers these kernels read and write (`"cpu"` for the reference and native backends). */
+  readonly device: string;
+
+  /** That device's memory: allocation, upload, (asynchronous) readback, views, free. */
+  readonly memory: DeviceMemory;
+
+  /** Bytes the backend keeps on free lists for reuse, where it pools memory. */
+  readonly pooledBytes?: () => number;
 
   /**
    * Whether gemm, conv2d and the half-weight kernels add the `residual` they are given (a skip connection fused
@@ -229,82 +313,100 @@ export interface Backend {
   readonly fusesResidual?: boolean;
 
   /** Float16-weight kernels, when the backend has them. */
-  readonly halfWeights?: HalfWeightKernels;
+  readonly halfWeights?: HalfWeightKernels<T>;
 
   /**
-   * A Float32Array of `size` elements with unspecified contents, for a kernel output that the kernel writes in
+   * A T["f32"] of `size` elements with unspecified contents, for a kernel output that the kernel writes in
    * full (the native backend recycles large ones from a pool instead of zero-filling fresh pages). Absent: use
-   * `new Float32Array(size)`.
+   * `new T["f32"](size)`.
    */
-  readonly allocate?: (size: number) => Float32Array;
+  readonly allocate?: (size: number) => T["f32"];
+
+  /**
+   * Converts a strided view of dtype `from` into a contiguous `out` of dtype `to` over `shape` (float -> int
+   * truncates toward zero, anything -> bool is `!= 0`; float16/bfloat16 round to nearest even).
+   */
+  cast(src: StridedAny<T>, from: DType, out: T["any"], to: DType, shape: readonly number[]): void;
+
+  /** Writes `value` (converted to `dtype`) into elements [offset, offset + size) of `out`. */
+  fill(out: T["any"], dtype: DType, value: number, offset: number, size: number): void;
+
+  /** One AdamW step, in place on param / expAvg / expAvgSq (/ maxExpAvgSq). */
+  adamw(p: AdamWParams<T>): void;
+
+  /** One SGD step, in place on param (and the momentum buffer). */
+  sgd(p: SgdParams<T>): void;
+
+  /** Moves an average toward a value: `avg[i] -= weight * (avg[i] - x[i])` (EMA of weights), in place. */
+  lerpTo(avg: T["f32"], x: T["f32"], weight: number, size: number): void;
 
   /** Copies a strided view of any dtype into a strided destination of the same storage type. */
-  copy(src: StridedAny, dst: StridedAny, shape: readonly number[]): void;
+  copy(src: StridedAny<T>, dst: StridedAny<T>, shape: readonly number[]): void;
 
   /** out[i] = op(x[i], p0, p1) for a strided x over `shape`; out contiguous. */
   unary(
     op: UnaryOp,
-    x: StridedF32,
-    out: Float32Array,
+    x: StridedF32<T>,
+    out: T["f32"],
     shape: readonly number[],
     p0?: number,
     p1?: number,
   ): void;
 
   /** out = op(a, b) with broadcasting expressed by 0 strides; out contiguous over `shape`. */
-  binary(op: BinaryOp, a: StridedF32, b: StridedF32, out: Float32Array, shape: readonly number[]): void;
+  binary(op: BinaryOp, a: StridedF32<T>, b: StridedF32<T>, out: T["f32"], shape: readonly number[]): void;
 
   /** out = cond ? a : b (cond is 0/1 bytes), all strided over `shape`. */
   where(
-    cond: { data: Uint8Array; offset: number; strides: readonly number[] },
-    a: StridedF32,
-    b: StridedF32,
-    out: Float32Array,
+    cond: { data: T["u8"]; offset: number; strides: readonly number[] },
+    a: StridedF32<T>,
+    b: StridedF32<T>,
+    out: T["f32"],
     shape: readonly number[],
   ): void;
 
   /** Reduces the middle axis of a contiguous [outer, n, inner] array into out [outer, inner]. argmax/argmin write indices. */
-  reduce(op: ReduceOp, x: Float32Array, outer: number, n: number, inner: number, out: Float32Array): void;
+  reduce(op: ReduceOp, x: T["f32"], outer: number, n: number, inner: number, out: T["f32"]): void;
 
   /** Softmax (or log-softmax) over the last axis of a contiguous [rows, cols] array. */
-  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: boolean): void;
+  softmax(x: T["f32"], out: T["f32"], rows: number, cols: number, log: boolean): void;
 
   /** Batched strided matrix product. */
-  gemm(p: GemmParams): void;
+  gemm(p: GemmParams<T>): void;
 
   /**
    * Direct 2-D convolution: x [N, C, H, W], w [O, C/groups, kh, kw], bias [O] or null -> out [N, O, oh, ow];
    * plus `residual` (out's shape, another array) when given, added last (a skip connection fused into the kernel).
    */
   conv2d(
-    x: Float32Array,
-    w: Float32Array,
-    bias: Float32Array | null,
-    out: Float32Array,
+    x: T["f32"],
+    w: T["f32"],
+    bias: T["f32"] | null,
+    out: T["f32"],
     p: Conv2dParams,
-    residual?: Float32Array | null,
+    residual?: T["f32"] | null,
   ): void;
 
   /**
    * Gradient of conv2d with respect to its input (also conv_transpose2d's forward):
    * gradOut [N, O, oh, ow], w [O, C/groups, kh, kw] -> gradIn [N, C, H, W].
    */
-  conv2dBackwardInput(gradOut: Float32Array, w: Float32Array, gradIn: Float32Array, p: Conv2dParams): void;
+  conv2dBackwardInput(gradOut: T["f32"], w: T["f32"], gradIn: T["f32"], p: Conv2dParams): void;
 
   /** Gradient of conv2d with respect to its weight: x, gradOut -> gradW [O, C/groups, kh, kw]. */
-  conv2dBackwardWeight(x: Float32Array, gradOut: Float32Array, gradW: Float32Array, p: Conv2dParams): void;
+  conv2dBackwardWeight(x: T["f32"], gradOut: T["f32"], gradW: T["f32"], p: Conv2dParams): void;
 
   /**
    * Group norm over x [N, C, spatial]: writes out, and the per-(n, group) mean and 1/std (length N*groups) that the
    * backward kernel needs. `silu` fuses a SiLU after the affine transform (forward only).
    */
   groupNorm(
-    x: Float32Array,
-    weight: Float32Array | null,
-    bias: Float32Array | null,
-    out: Float32Array,
-    mean: Float32Array,
-    rstd: Float32Array,
+    x: T["f32"],
+    weight: T["f32"] | null,
+    bias: T["f32"] | null,
+    out: T["f32"],
+    mean: T["f32"],
+    rstd: T["f32"],
     n: number,
     c: number,
     spatial: number,
@@ -315,14 +417,14 @@ export interface Backend {
 
   /** Backward of groupNorm (without fused SiLU). gradWeight/gradBias are written when non-null. */
   groupNormBackward(
-    gradOut: Float32Array,
-    x: Float32Array,
-    weight: Float32Array | null,
-    mean: Float32Array,
-    rstd: Float32Array,
-    gradX: Float32Array,
-    gradWeight: Float32Array | null,
-    gradBias: Float32Array | null,
+    gradOut: T["f32"],
+    x: T["f32"],
+    weight: T["f32"] | null,
+    mean: T["f32"],
+    rstd: T["f32"],
+    gradX: T["f32"],
+    gradWeight: T["f32"] | null,
+    gradBias: T["f32"] | null,
     n: number,
     c: number,
     spatial: number,
@@ -331,26 +433,26 @@ export interface Backend {
 
   /** Layer norm over the last axis of [rows, cols]; writes per-row mean and 1/std. */
   layerNorm(
-    x: Float32Array,
-    weight: Float32Array | null,
-    bias: Float32Array | null,
-    out: Float32Array,
-    mean: Float32Array,
-    rstd: Float32Array,
+    x: T["f32"],
+    weight: T["f32"] | null,
+    bias: T["f32"] | null,
+    out: T["f32"],
+    mean: T["f32"],
+    rstd: T["f32"],
     rows: number,
     cols: number,
     eps: number,
   ): void;
 
   layerNormBackward(
-    gradOut: Float32Array,
-    x: Float32Array,
-    weight: Float32Array | null,
-    mean: Float32Array,
-    rstd: Float32Array,
-    gradX: Float32Array,
-    gradWeight: Float32Array | null,
-    gradBias: Float32Array | null,
+    gradOut: T["f32"],
+    x: T["f32"],
+    weight: T["f32"] | null,
+    mean: T["f32"],
+    rstd: T["f32"],
+    gradX: T["f32"],
+    gradWeight: T["f32"] | null,
+    gradBias: T["f32"] | null,
     rows: number,
     cols: number,
   ): void;
@@ -359,21 +461,21 @@ export interface Backend {
    * GEGLU: out[r, j] = x[r, j] * gelu(x[r, half + j]) (exact erf GELU) for contiguous x [rows, 2 * half] and
    * out [rows, half]: diffusers' GEGLU with hidden, gate = chunk(2, -1).
    */
-  geglu(x: Float32Array, out: Float32Array, rows: number, half: number): void;
+  geglu(x: T["f32"], out: T["f32"], rows: number, half: number): void;
 
   /** Fused attention forward (no gradients; the ops layer composes matmul/softmax when grad is needed). */
-  attention(p: AttentionParams): void;
+  attention(p: AttentionParams<T>): void;
 
   /**
    * Optional: a linear layer and GEGLU in one pass, out = geglu(x W^T + bias) (forward only), without the
    * [rows, 2 * half] projection in memory. Absent: the ops layer runs the linear layer, then {@link geglu}.
    */
-  readonly linearGeglu?: (p: LinearGegluParams) => void;
+  readonly linearGeglu?: (p: LinearGegluParams<T>) => void;
 
   /** Nearest-neighbour resize of [planes, h, w] to [planes, oh, ow] (PyTorch's mode "nearest"). */
   upsampleNearest(
-    x: Float32Array,
-    out: Float32Array,
+    x: T["f32"],
+    out: T["f32"],
     planes: number,
     h: number,
     w: number,
@@ -383,8 +485,8 @@ export interface Backend {
 
   /** Backward of upsampleNearest: sums gradOut [planes, oh, ow] into gradIn [planes, h, w]. */
   upsampleNearestBackward(
-    gradOut: Float32Array,
-    gradIn: Float32Array,
+    gradOut: T["f32"],
+    gradIn: T["f32"],
     planes: number,
     h: number,
     w: number,
@@ -393,8 +495,8 @@ export interface Backend {
   ): void;
 
   /** out[i, :] = table[ids[i], :] for a contiguous table [rows, cols]. */
-  indexSelect(table: Float32Array, cols: number, ids: Int32Array, out: Float32Array): void;
+  indexSelect(table: T["f32"], cols: number, ids: T["i32"], out: T["f32"]): void;
 
   /** gradTable[ids[i], :] += gradOut[i, :] (gradTable must be zeroed by the caller). */
-  indexAdd(gradOut: Float32Array, cols: number, ids: Int32Array, gradTable: Float32Array): void;
+  indexAdd(gradOut: T["f32"], cols: number, ids: T["i32"], gradTable: T["f32"]): void;
 }

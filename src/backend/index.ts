@@ -1,19 +1,27 @@
+import { type Device, DeviceError, registerMemory } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
-import type { Backend } from "./backend.js";
+import { deviceMemoryUsage } from "../tensor/storage.js";
+import type { Backend, BufferTypes, DeviceBuffers } from "./backend.js";
 import { nativeBackend } from "./native/index.js";
 import { referenceBackend } from "./reference/index.js";
+import { strictBackend } from "./strict/index.js";
 
 export type {
+  AdamWParams,
   AttentionParams,
   Backend,
   BinaryOp,
+  BufferTypes,
   Conv2dParams,
+  CpuBuffers,
+  DeviceBuffers,
   GemmHalfBParams,
   GemmParams,
   HalfWeightKernels,
   HeadLayout,
   LinearGegluParams,
   ReduceOp,
+  SgdParams,
   StridedAny,
   StridedF32,
   UnaryOp,
@@ -21,15 +29,82 @@ export type {
 export { contiguousHeads } from "./backend.js";
 export { nativeBackend } from "./native/index.js";
 export { referenceBackend } from "./reference/index.js";
+export { resetStrictCounters, type StrictCounters, strictBackend, strictCounters } from "./strict/index.js";
 
 const registry = new Map<string, Backend>([["reference", referenceBackend]]);
 // the native CPU backend is registered when its addon is built (it then becomes the default)
 if (nativeBackend) registry.set(nativeBackend.name, nativeBackend);
 let current: Backend | undefined;
 
-/** Makes a backend selectable by name (`setBackend(name)`, `DIFFUSE_BACKEND=name`). */
+/** A backend as the ops layer drives it: kernels on opaque buffers of its device. */
+export type DeviceBackend = Backend<DeviceBuffers>;
+
+/** Backends of devices other than the CPU, by device name. */
+const devices = new Map<Device, DeviceBackend>();
+
+/** Makes a CPU backend selectable by name (`setBackend(name)`, `DIFFUSE_BACKEND=name`). */
 export function registerBackend(backend: Backend): void {
+  if (backend.device !== "cpu") {
+    throw new ArgumentError(
+      `registerBackend() takes CPU backends; "${backend.name}" computes on device "${backend.device}": use registerDevice()`,
+    );
+  }
   registry.set(backend.name, backend);
+}
+
+/**
+ * Registers the backend of a device other than the CPU: tensors moved there with `t.to(device)` are computed by
+ * its kernels on its buffers. A backend for a new device implements {@link Backend} (kernels plus `memory`) over
+ * its own buffer types; every layer above runs on it unchanged.
+ */
+export function registerDevice<T extends BufferTypes>(backend: Backend<T>): void {
+  if (backend.device === "cpu") {
+    throw new ArgumentError(`registerDevice(): "${backend.name}" is a CPU backend; use registerBackend()`);
+  }
+  if (backend.memory.device !== backend.device) {
+    throw new ArgumentError(
+      `registerDevice(): backend "${backend.name}" is for device "${backend.device}" but its memory is "${backend.memory.device}"`,
+    );
+  }
+  devices.set(backend.device, backend as unknown as DeviceBackend);
+  registerMemory(backend.memory);
+}
+
+/** The registered devices: "cpu" first. */
+export function listDevices(): Device[] {
+  return ["cpu", ...devices.keys()];
+}
+
+/** The backend that computes on `device` (for "cpu", the selected CPU backend: see {@link setBackend}). */
+export function backendFor(device: Device): DeviceBackend {
+  if (device === "cpu") return getBackend() as unknown as DeviceBackend;
+  const found = devices.get(device);
+  if (!found) {
+    throw new DeviceError(
+      `no backend computes on device "${device}"; registered devices: ${listDevices().join(", ")}`,
+    );
+  }
+  return found;
+}
+
+/** Memory of one device: what tensors hold and, where the backend pools memory, what it keeps for reuse. */
+export interface MemoryReport {
+  readonly device: Device;
+  /** Bytes of the buffers tensors hold now (disposed ones subtracted at once, collected ones after GC). */
+  readonly bytesInUse: number;
+  readonly buffers: number;
+  readonly peakBytes: number;
+  /** Bytes the backend keeps on free lists for reuse (0 where it does not pool). */
+  readonly bytesPooled: number;
+}
+
+/** A memory report per registered device. */
+export function memoryReport(): MemoryReport[] {
+  return listDevices().map((device) => {
+    const used = deviceMemoryUsage(device);
+    const backend = backendFor(device);
+    return { ...used, bytesPooled: backend.pooledBytes?.() ?? 0 };
+  });
 }
 
 /** Names of the registered backends. */
@@ -79,3 +154,6 @@ function pickDefault(): Backend {
   }
   return registry.get("native") ?? referenceBackend;
 }
+
+// the strict test device is always there: cheap, and what a newcomer's layer is checked against
+registerDevice(strictBackend);

@@ -210,7 +210,48 @@ export function tensorToImage(t: Tensor, range: [number, number] = [-1, 1]): Ima
     );
   }
   const [c, h, w] = shape as [1 | 3 | 4, number, number];
-  const src = t.toFloat32Array();
+  return pixelsToImage(t.toFloat32Array(), c, h, w, range);
+}
+
+/**
+ * Converts a batch [B, C, H, W] (C = 1, 3 or 4) to B images, reading the tensor back once, from any device
+ * (see {@link tensorToImage} for the value mapping).
+ */
+export async function tensorToImages(t: Tensor, range: [number, number] = [-1, 1]): Promise<Image[]> {
+  checkImageBatch(t.shape);
+  return imagesFromPixels(await t.toFloat32ArrayAsync(), t.shape, range);
+}
+
+function checkImageBatch(shape: readonly number[]): void {
+  if (shape.length !== 4 || ![1, 3, 4].includes(shape[1]!)) {
+    throw new ArgumentError(
+      `expected an image batch [B, C, H, W] with C = 1, 3 or 4, got [${shape.join(", ")}]`,
+    );
+  }
+}
+
+/** B images from the values of a batch [B, C, H, W] already read back (see {@link tensorToImages}). */
+export function imagesFromPixels(
+  pixels: Float32Array,
+  shape: readonly number[],
+  range: [number, number] = [-1, 1],
+): Image[] {
+  checkImageBatch(shape);
+  const [b, c, h, w] = shape as [number, 1 | 3 | 4, number, number];
+  const plane = c * h * w;
+  return Array.from({ length: b }, (_, i) =>
+    pixelsToImage(pixels.subarray(i * plane, (i + 1) * plane), c, h, w, range),
+  );
+}
+
+/** Planar float pixels [C, H, W] in `range` to an interleaved 8-bit image. */
+function pixelsToImage(
+  src: Float32Array,
+  c: 1 | 3 | 4,
+  h: number,
+  w: number,
+  range: [number, number],
+): Image {
   const data = new Uint8Array(c * h * w);
   const [lo, hi] = range;
   const scale = 1 / (hi - lo);

@@ -1,4 +1,4 @@
-import { embedding } from "../ops/index.js";
+import { copy_, embedding, select } from "../ops/index.js";
 import { zeros } from "../tensor/create.js";
 import { ArgumentError } from "../tensor/errors.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -42,8 +42,7 @@ export class Embedding extends Module<[Tensor], Tensor> {
     const weight = zeros([numEmbeddings, embeddingDim]);
     if (!opts.skipInit) {
       normal(weight, 0, 1, opts.generator);
-      if (pad !== null)
-        (weight.storage.data as Float32Array).fill(0, pad * embeddingDim, (pad + 1) * embeddingDim);
+      if (pad !== null) copy_(select(weight, 0, pad), zeros([embeddingDim]));
     }
     this.weight = makeParameter(weight, opts);
   }

@@ -2,7 +2,7 @@
 // contiguous tensor in place and returns it. Random ones draw from the given Generator in the order and with the
 // float32 arithmetic of PyTorch's CPU kernels, so equal seeds give PyTorch's numbers (given a torch-compatible
 // Generator).
-import { convertStorage } from "../tensor/dtype.js";
+import { writeValues } from "../ops/index.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { defaultGenerator, type Generator } from "../tensor/generator.js";
 import { formatShape } from "../tensor/shape.js";
@@ -39,9 +39,7 @@ function write(t: Tensor, values: Float32Array): Tensor {
   if (!t.isContiguous()) {
     throw new ArgumentError(`init: expected a contiguous tensor, got strides [${t.strides.join(", ")}]`);
   }
-  const data = t.dtype === "float32" ? values : convertStorage(values, "float32", t.dtype);
-  (t.storage.data as Float32Array).set(data as Float32Array, t.offset);
-  return t;
+  return writeValues(t, values);
 }
 
 /** The recommended gain for a nonlinearity (PyTorch's `calculate_gain`); `param` is leaky_relu's slope. */

@@ -1,6 +1,8 @@
-import { contiguous, detach, to } from "../ops/index.js";
-import { convertStorage, type DType, isFloating, type StorageArray } from "../tensor/dtype.js";
+import { contiguous, copy_, detach, to, toDevice } from "../ops/index.js";
+import type { Device } from "../tensor/device.js";
+import { type DType, isFloating } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
+import { release } from "../tensor/scope.js";
 import { shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { type ShapeMismatch, StateDictError } from "./errors.js";
@@ -234,7 +236,10 @@ export class Module<In extends unknown[] = unknown[], Out = unknown> {
 
   /** Clears every parameter's gradient (`.grad = null`). */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) {
+      release(p.grad);
+      p.grad = null;
+    }
   }
 
   /** Total number of parameter elements (only those with requiresGrad when `trainableOnly`). */
@@ -270,6 +275,27 @@ export class Module<In extends unknown[] = unknown[], Out = unknown> {
     }
     return this;
   }
+
+  /**
+   * Moves every parameter and buffer to `device` (PyTorch's `module.to(device)`). Parameters are replaced by new
+   * ones there (gradients dropped), so move before creating an optimizer. Returns this.
+   */
+  toDevice(device: Device): this {
+    for (const m of this.modules()) {
+      const { params, buffers } = m.#ownMembers();
+      const props = m as unknown as Props;
+      for (const [key, p] of params) {
+        if (p.device !== device) props[key] = new Parameter(toDevice(detach(p), device), p.requiresGrad);
+      }
+      for (const [key, b] of buffers) if (b.device !== device) props[key] = toDevice(detach(b), device);
+    }
+    return this;
+  }
+
+  /** The device of the module's parameters (of its buffers when it has none; "cpu" when it has neither). */
+  get device(): Device {
+    return this.parameters()[0]?.device ?? this.buffers()[0]?.device ?? "cpu";
+  }
 }
 
 /** Writes `src` into a slot: converted in place, or (keepDtype, float to float) adopted with its own dtype. */
@@ -281,17 +307,10 @@ function loadInto(slot: Slot, src: Tensor, keepDtype: boolean): void {
       slot.kind === "parameter" ? new Parameter(src, dst.requiresGrad) : detach(contiguous(src));
     return;
   }
-  const raw = src.dataSync();
-  const values: StorageArray = src.dtype === dst.dtype ? raw : convertStorage(raw, src.dtype, dst.dtype);
   if (dst.isContiguous()) {
-    (dst.storage.data as Float32Array).set(values as Float32Array, dst.offset);
+    copy_(dst, src);
   } else {
-    props[slot.key] =
-      slot.kind === "parameter"
-        ? new Parameter(
-            Tensor.fromStorage(values.slice() as StorageArray, dst.shape, dst.dtype),
-            dst.requiresGrad,
-          )
-        : Tensor.fromStorage(values.slice() as StorageArray, dst.shape, dst.dtype);
+    const fresh = to(contiguous(to(src, dst.device)), dst.dtype);
+    props[slot.key] = slot.kind === "parameter" ? new Parameter(fresh, dst.requiresGrad) : fresh;
   }
 }

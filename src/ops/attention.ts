@@ -1,10 +1,12 @@
-import { contiguousHeads, getBackend, type HeadLayout } from "../backend/index.js";
+import { contiguousHeads, type HeadLayout } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
+import { tensor } from "../tensor/create.js";
+import type { Device, DeviceBuffer } from "../tensor/device.js";
 import { isFloating } from "../tensor/dtype.js";
 import { ArgumentError, DTypeError, ShapeError } from "../tensor/errors.js";
 import { broadcastShapes, formatShape, type Shape, shapesEqual, sizeOf } from "../tensor/shape.js";
-import { Tensor } from "../tensor/tensor.js";
-import { allocOutput, contiguousF32, fromF32, requireFloat, stridedF32 } from "./core.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { allocOutput, backendOf, contiguousF32, fromF32, requireFloat, stridedF32 } from "./core.js";
 import { add, eq, mul, where } from "./elementwise.js";
 import { matmul } from "./matmul.js";
 import { expand, max } from "./reduce.js";
@@ -25,10 +27,10 @@ export interface AttentionOptions {
 }
 
 /** The bool [lq, lk] lower-triangular mask of causal attention (true = keep). */
-function causalMask(lq: number, lk: number): Tensor {
+function causalMask(lq: number, lk: number, device: Device): Tensor {
   const keep = new Uint8Array(lq * lk);
   for (let i = 0; i < lq; i++) keep.fill(1, i * lk, i * lk + Math.min(i + 1, lk));
-  return Tensor.fromStorage(keep, [lq, lk], "bool");
+  return tensor(keep, [lq, lk], { dtype: "bool", device });
 }
 
 /** A float additive mask (0 where kept, -Infinity where masked) from a bool mask; float masks pass through. */
@@ -47,7 +49,10 @@ function composed(
 ): Tensor {
   let s = mul(matmul(q, transpose(k, -1, -2)), scale);
   if (mask) s = mask.dtype === "bool" ? where(mask, s, Number.NEGATIVE_INFINITY) : add(s, mask);
-  if (causal) s = where(causalMask(s.shape[s.ndim - 2]!, s.shape[s.ndim - 1]!), s, Number.NEGATIVE_INFINITY);
+  if (causal) {
+    const keep = causalMask(s.shape[s.ndim - 2]!, s.shape[s.ndim - 1]!, s.device);
+    s = where(keep, s, Number.NEGATIVE_INFINITY);
+  }
   if (!mask && !causal) return matmul(softmax(s, -1), v);
   // a query whose keys are all masked attends to nothing: zeros (as the fused kernel), not softmax's 0/0 = NaN. Its
   // scores are replaced before the softmax too, so no NaN reaches the gradients either.
@@ -71,11 +76,12 @@ function fused(
   const lk = k.shape[k.ndim - 2]!;
   const dv = v.shape[v.ndim - 1]!;
   const batch = sizeOf(batchShape);
-  let maskData: Float32Array | null = null;
+  const be = backendOf("scaled_dot_product_attention", q, k, v, mask);
+  let maskData: DeviceBuffer | null = null;
   let maskBatchStride = 0;
   let maskRowStride = 0;
   if (causal) {
-    maskData = contiguousF32(additive(causalMask(lq, lk)));
+    maskData = contiguousF32(be, additive(causalMask(lq, lk, be.device)));
     maskRowStride = lk;
   } else if (mask) {
     const m = additive(mask);
@@ -84,7 +90,7 @@ function fused(
     const rows = padded[padded.length - 2] === 1 ? 1 : lq;
     const target = perBatch ? [...batchShape, rows, lk] : [rows, lk];
     const mm = perBatch ? m : reshape(m, padded.slice(-2));
-    maskData = contiguousF32(expand(mm, target));
+    maskData = contiguousF32(be, expand(mm, target));
     maskBatchStride = perBatch ? rows * lk : 0;
     maskRowStride = rows === 1 ? 0 : lk;
   }
@@ -95,7 +101,7 @@ function fused(
   const heads = inPlace && nb > 0 ? batchShape[nb - 1]! : 1;
   const operand = (t: Tensor, rows: number, cols: number) => {
     const e = expand(t, [...batchShape, rows, cols]);
-    const sv = inPlace ? stridedF32(e) : null;
+    const sv = inPlace ? stridedF32(be, e) : null;
     if (sv && (cols === 1 || sv.strides[nb + 1] === 1)) {
       const s = sv.strides;
       const layout: HeadLayout = {
@@ -106,7 +112,7 @@ function fused(
       };
       return { data: sv.data, layout };
     }
-    return { data: contiguousF32(e), layout: contiguousHeads(heads, rows, cols) };
+    return { data: contiguousF32(be, e), layout: contiguousHeads(heads, rows, cols) };
   };
   const qo = operand(q, lq, d);
   const ko = operand(k, lk, d);
@@ -118,8 +124,8 @@ function fused(
   const outLayout: HeadLayout = interleaved
     ? { offset: 0, outerStride: lq * heads * dv, headStride: dv, rowStride: heads * dv }
     : contiguousHeads(heads, lq, dv);
-  const out = allocOutput(batch * lq * dv);
-  getBackend().attention({
+  const out = allocOutput(be, batch * lq * dv);
+  be.attention({
     batch,
     lq,
     lk,
@@ -139,8 +145,8 @@ function fused(
     vLayout: vo.layout,
     outLayout,
   });
-  if (!interleaved) return fromF32(out, [...batchShape, lq, dv]);
-  const stored = fromF32(out, nb === 2 ? [outer, lq, heads, dv] : [lq, heads, dv]);
+  if (!interleaved) return fromF32(be, out, [...batchShape, lq, dv]);
+  const stored = fromF32(be, out, nb === 2 ? [outer, lq, heads, dv] : [lq, heads, dv]);
   return nb === 2 ? permute(stored, [0, 2, 1, 3]) : permute(stored, [1, 0, 2]);
 }
 

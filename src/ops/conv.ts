@@ -1,11 +1,23 @@
-import { type Conv2dParams, getBackend } from "../backend/index.js";
+import type { Conv2dParams } from "../backend/index.js";
+import type { DeviceBuffer } from "../tensor/device.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
-import { formatShape, sizeOf } from "../tensor/shape.js";
+import { formatShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { allocOutput, contiguousF32, fromF32, fusableResidual, record, requireFloat } from "./core.js";
+import {
+  allocOutput,
+  allocZeros,
+  backendOf,
+  contiguousF32,
+  fromF32,
+  fusableResidual,
+  ownElements,
+  record,
+  requireFloat,
+} from "./core.js";
 import { addResidualTo } from "./elementwise.js";
+import { binaryRaw } from "./raw.js";
 import { sum } from "./reduce.js";
-import { slice, squeeze, unsqueeze } from "./view.js";
+import { reshape, slice, squeeze, unsqueeze } from "./view.js";
 
 /** One value for both spatial dims, or [h, w]. */
 export type Size2 = number | readonly [number, number];
@@ -62,13 +74,6 @@ function checkBias(bias: Tensor | null | undefined, channels: number, op: string
 }
 
 /** Adds bias[c] to every element of channel c of a contiguous [n, c, plane] buffer. */
-function addChannelBias(out: Float32Array, bias: Float32Array, n: number, c: number, plane: number): void {
-  for (let i = 0; i < n * c; i++) {
-    const b = bias[i % c]!;
-    for (let j = i * plane; j < (i + 1) * plane; j++) out[j]! += b;
-  }
-}
-
 /** Runs a function of a 4-D tensor on an unbatched 3-D one too (adding and removing the batch dim). */
 function batched(x: Tensor, op: string, fn: (x4: Tensor) => Tensor): Tensor {
   if (x.ndim === 3) return squeeze(fn(unsqueeze(x, 0)), 0);
@@ -83,34 +88,34 @@ function conv2dCore(
   weight: Tensor,
   bias: Tensor | null,
   p: Conv2dParams,
-  residual: Float32Array | null = null,
+  residual: DeviceBuffer | null = null,
 ): Tensor {
-  const xd = contiguousF32(x);
-  const out = allocOutput(p.batch * p.outChannels * p.outH * p.outW);
-  const backend = getBackend();
-  const bd = bias ? contiguousF32(bias) : null;
+  const backend = backendOf("conv2d", x, weight, bias);
+  const xd = contiguousF32(backend, x);
+  const out = allocOutput(backend, p.batch * p.outChannels * p.outH * p.outW);
+  const bd = bias ? contiguousF32(backend, bias) : null;
   // float16 weights go to the kernel as they are (widened while packed) when the backend can read them
-  if (weight.dtype === "float16" && weight.isContiguous() && backend.halfWeights) {
-    const w16 = (weight.storage.data as Uint16Array).subarray(weight.offset, weight.offset + weight.size);
+  const w16 = weight.dtype === "float16" && backend.halfWeights ? ownElements(backend, weight) : null;
+  if (w16 && backend.halfWeights) {
     backend.halfWeights.conv2dHalfW(xd, w16, bd, out, p, residual);
   } else {
-    backend.conv2d(xd, contiguousF32(weight), bd, out, p, residual);
+    backend.conv2d(xd, contiguousF32(backend, weight), bd, out, p, residual);
   }
-  const y = fromF32(out, [p.batch, p.outChannels, p.outH, p.outW]);
+  const y = fromF32(backend, out, [p.batch, p.outChannels, p.outH, p.outW]);
   return record(y, "conv2d", [x, weight, bias], (g) => {
-    const gd = contiguousF32(g);
-    const wd = contiguousF32(weight);
+    const gd = contiguousF32(backend, g);
+    const wd = contiguousF32(backend, weight);
     let gx: Tensor | null = null;
     let gw: Tensor | null = null;
     if (x.requiresGrad) {
-      const buf = new Float32Array(x.size);
-      getBackend().conv2dBackwardInput(gd, wd, buf, p);
-      gx = fromF32(buf, x.shape);
+      const buf = allocZeros(backend, x.size);
+      backend.conv2dBackwardInput(gd, wd, buf, p);
+      gx = fromF32(backend, buf, x.shape);
     }
     if (weight.requiresGrad) {
-      const buf = new Float32Array(weight.size);
-      getBackend().conv2dBackwardWeight(xd, gd, buf, p);
-      gw = fromF32(buf, weight.shape);
+      const buf = allocZeros(backend, weight.size);
+      backend.conv2dBackwardWeight(xd, gd, buf, p);
+      gw = fromF32(backend, buf, weight.shape);
     }
     return [gx, gw, bias?.requiresGrad ? sum(g, [0, 2, 3]) : null];
   });
@@ -180,10 +185,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
       groups,
     };
     const shape = [n, o, outH, outW];
+    const be = backendOf("conv2d", x4, weight, bias, residual);
     const r =
-      crop[0] || crop[1] || x.ndim !== 4 ? null : fusableResidual(residual, shape, [x4, weight, bias]);
-    fused = r !== null;
-    const rd = r ? r.residual.subarray(r.residualOffset, r.residualOffset + sizeOf(shape)) : null;
+      crop[0] || crop[1] || x.ndim !== 4 ? null : fusableResidual(be, residual, shape, [x4, weight, bias]);
+    // the kernel reads the residual from element 0 of its buffer
+    const rd = r && residual ? ownElements(be, residual) : null;
+    fused = rd !== null;
     let y = conv2dCore(x4, weight, bias ?? null, p, rd);
     if (crop[0]) y = slice(y, 2, 1);
     if (crop[1]) y = slice(y, 3, 1);
@@ -256,26 +263,27 @@ export function conv_transpose2d(
       dilationW: dw,
       groups,
     };
-    const xd = contiguousF32(x4);
-    const wd = contiguousF32(weight);
-    const out = new Float32Array(n * cout * outH * outW);
-    getBackend().conv2dBackwardInput(xd, wd, out, p);
-    if (bias) addChannelBias(out, contiguousF32(bias), n, cout, outH * outW);
-    const y = fromF32(out, [n, cout, outH, outW]);
+    const be = backendOf("conv_transpose2d", x4, weight, bias);
+    const xd = contiguousF32(be, x4);
+    const wd = contiguousF32(be, weight);
+    const out = allocZeros(be, n * cout * outH * outW);
+    be.conv2dBackwardInput(xd, wd, out, p);
+    const product = fromF32(be, out, [n, cout, outH, outW]);
+    const y = bias ? binaryRaw("add", product, reshape(bias, [1, cout, 1, 1])) : product;
     return record(y, "conv_transpose2d", [x4, weight, bias ?? null], (g) => {
-      const gd = contiguousF32(g);
+      const gd = contiguousF32(be, g);
       let gx: Tensor | null = null;
       let gw: Tensor | null = null;
       if (x4.requiresGrad) {
-        const buf = new Float32Array(x4.size);
-        getBackend().conv2d(gd, wd, null, buf, p);
-        gx = fromF32(buf, x4.shape);
+        const buf = allocOutput(be, x4.size);
+        be.conv2d(gd, wd, null, buf, p);
+        gx = fromF32(be, buf, x4.shape);
       }
       if (weight.requiresGrad) {
         // conv2d's weight gradient with g as the conv input and x as the gradient of the conv output
-        const buf = new Float32Array(weight.size);
-        getBackend().conv2dBackwardWeight(gd, xd, buf, p);
-        gw = fromF32(buf, weight.shape);
+        const buf = allocZeros(be, weight.size);
+        be.conv2dBackwardWeight(gd, xd, buf, p);
+        gw = fromF32(be, buf, weight.shape);
       }
       return [gx, gw, bias?.requiresGrad ? sum(g, [0, 2, 3]) : null];
     });

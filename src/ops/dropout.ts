@@ -1,7 +1,8 @@
+import { tensor } from "../tensor/create.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { defaultGenerator } from "../tensor/generator.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { fromF32, requireFloat } from "./core.js";
+import { requireFloat } from "./core.js";
 import { mul } from "./elementwise.js";
 
 /** What dropout needs from a random source: `n` uniform draws in [0, 1) (a `Generator` fits). */
@@ -30,5 +31,5 @@ export function dropout(x: Tensor, p = 0.5, training = true, generator?: Uniform
   const scale = 1 / keep;
   const mask = new Float32Array(x.size);
   for (let i = 0; i < mask.length; i++) mask[i] = draws[i]! < keep ? scale : 0;
-  return mul(x, fromF32(mask, x.shape));
+  return mul(x, tensor(mask, [...x.shape], { device: x.device }));
 }

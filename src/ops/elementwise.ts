@@ -1,4 +1,4 @@
-import { type BinaryOp, getBackend, type UnaryOp } from "../backend/index.js";
+import type { BinaryOp, UnaryOp } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { isFloating } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
@@ -6,46 +6,23 @@ import { broadcastShapes, contiguousStrides, formatShape, shapesEqual } from "..
 import { Tensor } from "../tensor/tensor.js";
 import {
   allocOutput,
+  backendOf,
   broadcastStrided,
   broadcastStrides,
-  contiguousF32,
+  castBuffer,
+  fromBuffer,
   fromF32,
+  onDevice,
+  ownElements,
   record,
   requireFloat,
   stridedF32,
 } from "./core.js";
+import { asTensor, binaryRaw, scalar, type TensorLike, unaryRaw } from "./raw.js";
 import { sumToShape } from "./reduce.js";
 
-/** A tensor operand or a plain number (broadcast as a scalar). */
-export type TensorLike = Tensor | number;
-
-/** Wraps a number as a 0-d float32 tensor. */
-export function scalar(v: number): Tensor {
-  return fromF32(new Float32Array([v]), []);
-}
-
-function asTensor(v: TensorLike): Tensor {
-  return typeof v === "number" ? scalar(v) : v;
-}
-
-/** Runs a unary kernel (no autograd). */
-export function unaryRaw(op: UnaryOp, x: Tensor, p0?: number, p1?: number): Tensor {
-  const out = allocOutput(x.size);
-  getBackend().unary(op, stridedF32(x), out, x.shape, p0, p1);
-  return fromF32(out, x.shape);
-}
-
-/** Runs a broadcasting binary kernel (no autograd). */
-export function binaryRaw(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
-  const ta = asTensor(a);
-  const tb = asTensor(b);
-  const shape = broadcastShapes(ta.shape, tb.shape);
-  let n = 1;
-  for (const d of shape) n *= d;
-  const out = allocOutput(n);
-  getBackend().binary(op, broadcastStrided(ta, shape), broadcastStrided(tb, shape), out, shape);
-  return fromF32(out, shape);
-}
+export type { TensorLike } from "./raw.js";
+export { binaryRaw, scalar, unaryRaw } from "./raw.js";
 
 function unaryOp(
   op: UnaryOp,
@@ -112,15 +89,12 @@ export function addInPlace(target: Tensor, other: TensorLike): Tensor {
   const problem = inPlaceAddProblem(target, other);
   if (problem) throw new ArgumentError(`addInPlace: ${problem}`);
   const to = asTensor(other);
-  // elementwise: each element is read before it is written, so the output may be the target's own storage (a
-  // contiguous float32 target's elements are a view, not a copy)
-  getBackend().binary(
-    "add",
-    stridedF32(target),
-    broadcastStrided(to, target.shape),
-    contiguousF32(target),
-    target.shape,
-  );
+  const be = backendOf("addInPlace", target, to);
+  // elementwise: each element is read before it is written, so the output may be the target's own storage
+  const own = ownElements(be, target);
+  if (!own)
+    throw new ArgumentError(`addInPlace: device ${be.device} cannot write this view of the target in place`);
+  be.binary("add", stridedF32(be, target), broadcastStrided(be, to, target.shape), own, target.shape);
   return target;
 }
 
@@ -192,7 +166,8 @@ export function minimum(a: TensorLike, b: TensorLike): Tensor {
 
 function compare(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   const f = binaryRaw(op, a, b);
-  return Tensor.fromStorage(Uint8Array.from(f.storage.data as Float32Array), f.shape, "bool");
+  const be = backendOf(op, f);
+  return fromBuffer(be, castBuffer(be, f, "bool"), f.shape, "bool");
 }
 export const eq = (a: TensorLike, b: TensorLike): Tensor => compare("eq", a, b);
 export const ne = (a: TensorLike, b: TensorLike): Tensor => compare("ne", a, b);
@@ -266,28 +241,26 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape), tb.shape);
   let n = 1;
   for (const d of shape) n *= d;
-  // the kernel reads 0/1 bytes: bool/uint8 conditions are used in place, others are converted
-  const isBytes = cond.dtype === "bool" || cond.dtype === "uint8";
-  const condView = isBytes
-    ? { data: cond.storage.data as Uint8Array, offset: cond.offset, strides: cond.strides }
-    : {
-        data: Uint8Array.from(cond.toFloat32Array(), (v) => (v !== 0 ? 1 : 0)),
-        offset: 0,
-        strides: contiguousStrides(cond.shape),
-      };
-  const out = new Float32Array(n);
-  getBackend().where(
+  const be = backendOf("where", cond, ta, tb);
+  // the kernel reads 0/1 bytes: bool conditions are used in place, others are converted
+  const c = onDevice(be, cond);
+  const condView =
+    c.dtype === "bool"
+      ? { data: c.storage.buffer, offset: c.offset, strides: c.strides }
+      : { data: castBuffer(be, c, "bool"), offset: 0, strides: contiguousStrides(c.shape) };
+  const out = allocOutput(be, n);
+  be.where(
     {
       data: condView.data,
       offset: condView.offset,
       strides: broadcastStrides(cond.shape, condView.strides, shape),
     },
-    broadcastStrided(ta, shape),
-    broadcastStrided(tb, shape),
+    broadcastStrided(be, ta, shape),
+    broadcastStrided(be, tb, shape),
     out,
     shape,
   );
-  const result = fromF32(out, shape);
+  const result = fromF32(be, out, shape);
   return record(result, "where", [null, ta, tb], (g) => {
     const zero = scalar(0);
     return [null, sumToShape(where(cond, g, zero), ta.shape), sumToShape(where(cond, zero, g), tb.shape)];

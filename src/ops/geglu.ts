@@ -1,11 +1,10 @@
 // GEGLU as one op: the fused kernel when no gradient is needed, the chunk/gelu/mul composition otherwise; and the
 // projection with the GEGLU in one pass where the backend has it.
-import { getBackend } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { ShapeError } from "../tensor/errors.js";
 import { formatShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { allocOutput, contiguousF32, fromF32, requireFloat } from "./core.js";
+import { allocOutput, backendOf, contiguousF32, fromF32, requireFloat } from "./core.js";
 import { gelu, mul } from "./elementwise.js";
 import { linear } from "./matmul.js";
 import { chunk } from "./shape.js";
@@ -28,9 +27,10 @@ export function geglu(x: Tensor): Tensor {
   }
   const half = last / 2;
   const rows = half === 0 ? 0 : x.size / last;
-  const out = allocOutput(rows * half);
-  getBackend().geglu(contiguousF32(x), out, rows, half);
-  return fromF32(out, [...x.shape.slice(0, -1), half]);
+  const be = backendOf("geglu", x);
+  const out = allocOutput(be, rows * half);
+  be.geglu(contiguousF32(be, x), out, rows, half);
+  return fromF32(be, out, [...x.shape.slice(0, -1), half]);
 }
 
 /**
@@ -39,7 +39,7 @@ export function geglu(x: Tensor): Tensor {
  * projected in cache and gated at once.
  */
 export function linearGeglu(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  const backend = getBackend();
+  const backend = backendOf("linearGeglu", x, weight, bias);
   const fused =
     backend.linearGeglu &&
     !(isGradEnabled() && (x.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false))) &&
@@ -55,16 +55,16 @@ export function linearGeglu(x: Tensor, weight: Tensor, bias?: Tensor | null): Te
   const [outF, inF] = weight.shape as [number, number];
   const half = outF / 2;
   const rows = x.size / inF;
-  const out = allocOutput(rows * half);
+  const out = allocOutput(backend, rows * half);
   backend.linearGeglu!({
-    x: contiguousF32(x),
+    x: contiguousF32(backend, x),
     rows,
     inFeatures: inF,
-    weight: weight.storage.data as Float32Array | Uint16Array,
+    weight: weight.storage.buffer,
     weightOffset: weight.offset,
-    bias: bias ? contiguousF32(bias) : null,
+    bias: bias ? contiguousF32(backend, bias) : null,
     half,
     out,
   });
-  return fromF32(out, [...x.shape.slice(0, -1), half]);
+  return fromF32(backend, out, [...x.shape.slice(0, -1), half]);
 }

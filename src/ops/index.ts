@@ -1,5 +1,6 @@
 import "./methods.js";
 
+export { copy_, writeValues } from "./assign.js";
 export { type AttentionOptions, scaled_dot_product_attention } from "./attention.js";
 export {
   type Conv2dOptions,
@@ -30,6 +31,7 @@ export {
 } from "./reduce.js";
 export { cat, chunk, pad, split, stack } from "./shape.js";
 export { log_softmax, softmax } from "./softmax.js";
+export { type AdamWStep, adamwUpdate, lerpTo_, type SgdStep, sgdUpdate } from "./update.js";
 export {
   clone,
   contiguous,
@@ -43,6 +45,8 @@ export {
   slice,
   squeeze,
   to,
+  toDevice,
+  toDeviceAsync,
   transpose,
   unsqueeze,
 } from "./view.js";

@@ -1,9 +1,11 @@
+import { arange, tensor } from "../tensor/create.js";
 import { isFloating } from "../tensor/dtype.js";
 import { ArgumentError, DTypeError, ShapeError } from "../tensor/errors.js";
 import { formatShape, shapesEqual } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { fromF32, requireFloat } from "./core.js";
-import { add, mul, neg, square, sub } from "./elementwise.js";
+import { requireFloat } from "./core.js";
+import { add, div, mul, neg, square, sub } from "./elementwise.js";
+import { binaryRaw } from "./raw.js";
 import { sum } from "./reduce.js";
 import { log_softmax } from "./softmax.js";
 import { permute, reshape } from "./view.js";
@@ -80,7 +82,7 @@ export function cross_entropy(logits: Tensor, target: Tensor, opts: CrossEntropy
 
   // the loss of row i is -sum_c W[i, c] * logp[i, c], for a weight matrix W built from the target
   let weights: Tensor;
-  let count: number;
+  let count: number | Tensor;
   if (isFloating(target.dtype)) {
     if (!shapesEqual(target.shape, logits.shape)) {
       throw new ShapeError(
@@ -101,6 +103,16 @@ export function cross_entropy(logits: Tensor, target: Tensor, opts: CrossEntropy
         `cross_entropy: for logits ${formatShape(logits.shape)} the class-id target must have shape ${formatShape(lossShape)}, got ${formatShape(target.shape)}`,
       );
     }
+    if (target.device !== "cpu") {
+      // class ids on the logits' device: one-hot rows by comparison, ignored rows zeroed (no range check here)
+      const t = reshape(binaryRaw("add", target, 0), [rows, 1]);
+      const valid = binaryRaw("ne", t, ignoreIndex);
+      const hot = binaryRaw("eq", t, arange(0, numClasses, 1, { device: target.device }));
+      const smoothed = eps === 0 ? hot : add(mul(hot, 1 - eps), eps / numClasses);
+      weights = mul(smoothed, valid);
+      count = sum(valid);
+      return finishCrossEntropy(weights, logProbs, count, reduction, lossShape);
+    }
     const ids = target.dataSync();
     const w = new Float32Array(rows * numClasses);
     const off = eps / numClasses;
@@ -117,11 +129,23 @@ export function cross_entropy(logits: Tensor, target: Tensor, opts: CrossEntropy
       if (off !== 0) w.fill(off, i * numClasses, (i + 1) * numClasses);
       w[i * numClasses + t]! += 1 - eps;
     }
-    weights = fromF32(w, [rows, numClasses]);
+    weights = tensor(w, [rows, numClasses], { device: logits.device });
   }
+  return finishCrossEntropy(weights, logProbs, count, reduction, lossShape);
+}
+
+function finishCrossEntropy(
+  weights: Tensor,
+  logProbs: Tensor,
+  count: number | Tensor,
+  reduction: Reduction,
+  lossShape: readonly number[],
+): Tensor {
   const perRow = neg(sum(mul(weights, logProbs), 1));
   if (reduction === "none") return reshape(perRow, lossShape);
   const total = sum(perRow);
+  if (reduction === "sum") return total;
   // 0 / 0 = NaN when every target is ignored, as in PyTorch
-  return reduction === "sum" ? total : mul(total, count === 0 ? Number.NaN : 1 / count);
+  if (typeof count !== "number") return div(total, count);
+  return mul(total, count === 0 ? Number.NaN : 1 / count);
 }

@@ -1,10 +1,10 @@
-import { getBackend } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { ShapeError } from "../tensor/errors.js";
 import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   allocOutput,
+  backendOf,
   contiguousF32,
   fromF32,
   fusableResidual,
@@ -54,13 +54,14 @@ function matmulRaw(a: Tensor, b: Tensor): Tensor {
     B = contiguous(b);
     sb = k * n;
   }
-  const av = stridedF32(A);
-  const bv = stridedF32(B);
+  const backend = backendOf("matmul", A, B);
+  const av = stridedF32(backend, A);
+  const bv = stridedF32(backend, B);
   // widened half tensors come back contiguous: their batch stride changes
   if (A.dtype !== "float32") sa = batch > 1 ? m * k : 0;
   if (B.dtype !== "float32") sb = batch > 1 ? k * n : 0;
-  const out = allocOutput(batch * m * n);
-  getBackend().gemm({
+  const out = allocOutput(backend, batch * m * n);
+  backend.gemm({
     batch,
     m,
     n,
@@ -80,7 +81,7 @@ function matmulRaw(a: Tensor, b: Tensor): Tensor {
     alpha: 1,
     accumulate: false,
   });
-  return fromF32(out, [...batchShape, m, n]);
+  return fromF32(backend, out, [...batchShape, m, n]);
 }
 
 /** Matrix product with NumPy semantics: 1-D operands are promoted, batch dims broadcast. */
@@ -128,17 +129,17 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual
   }
   const lead = x.shape.slice(0, -1);
   const rows = sizeOf(lead);
-  const fused = fusableResidual(residual, [...lead, outF], [x, weight, bias]);
+  const backend = backendOf("linear", x, weight, bias, residual);
+  const fused = fusableResidual(backend, residual, [...lead, outF], [x, weight, bias]);
   // a strided float32 [B, L, in] (e.g. an image [B, C, H, W] seen as tokens) is read in place as B products
   const batchStride =
     x.ndim === 3 && x.size > 0 && x.dtype === "float32" && !x.isContiguous()
       ? collapsedBatchStride(x, 1)
       : null;
   const x2 = batchStride === null ? contiguous(x) : x;
-  const xv = stridedF32(x2);
+  const xv = stridedF32(backend, x2);
   const batch = batchStride === null ? 1 : x.shape[0]!;
-  const out = allocOutput(rows * outF);
-  const backend = getBackend();
+  const out = allocOutput(backend, rows * outF);
   const params = {
     batch,
     m: rows / batch,
@@ -154,20 +155,20 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual
     outOffset: 0,
     alpha: 1,
     accumulate: false,
-    bias: bias ? contiguousF32(bias) : null,
+    bias: bias ? contiguousF32(backend, bias) : null,
     ...fused,
   };
   if (weight.dtype === "float16" && backend.halfWeights) {
     // a float16 weight is read as it is (widened inside the kernel), never copied to float32
     backend.halfWeights.gemmHalfB({
       ...params,
-      b: weight.storage.data as Uint16Array,
+      b: weight.storage.buffer,
       bOffset: weight.offset,
       bRowStride: weight.strides[1]!,
       bColStride: weight.strides[0]!,
     });
   } else {
-    const wv = stridedF32(weight);
+    const wv = stridedF32(backend, weight);
     backend.gemm({
       ...params,
       b: wv.data,
@@ -176,7 +177,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual
       bColStride: wv.strides[0]!,
     });
   }
-  const y = fromF32(out, [...lead, outF]);
+  const y = fromF32(backend, out, [...lead, outF]);
   const product = record(y, "linear", [x, weight, bias ?? null], (g) => {
     const g2 = reshape(g, [rows, outF]);
     const xf = reshape(contiguous(x2), [rows, inF]);
@@ -225,11 +226,12 @@ export function linearToChannels(
     const biased = bias ? add(y, reshape(bias, [o, 1])) : y;
     return residual ? addResidualTo("linearToChannels", biased, residual) : biased;
   }
-  const fused = fusableResidual(residual, [b, o, l], [tokens, w2, bias]);
-  const wv = stridedF32(w2);
-  const tv = stridedF32(tokens);
-  const out = allocOutput(b * o * l);
-  getBackend().gemm({
+  const backend = backendOf("linearToChannels", tokens, w2, bias, residual);
+  const fused = fusableResidual(backend, residual, [b, o, l], [tokens, w2, bias]);
+  const wv = stridedF32(backend, w2);
+  const tv = stridedF32(backend, tokens);
+  const out = allocOutput(backend, b * o * l);
+  backend.gemm({
     batch: b,
     m: o,
     n: l,
@@ -248,9 +250,9 @@ export function linearToChannels(
     outOffset: 0,
     alpha: 1,
     accumulate: false,
-    biasRows: bias ? contiguousF32(bias) : null,
+    biasRows: bias ? contiguousF32(backend, bias) : null,
     ...fused,
   });
-  const y = fromF32(out, [b, o, l]);
+  const y = fromF32(backend, out, [b, o, l]);
   return residual && !fused ? addResidualTo("linearToChannels", y, residual) : y;
 }

@@ -1,11 +1,12 @@
 // Installs the ops as Tensor methods (x.add(y), x.matmul(w), ...). The Tensor class lives in the lower tensor
 // layer and cannot import ops, so its methods are attached here, with declaration merging for the types.
 import { runBackward } from "../tensor/autograd.js";
+import { full } from "../tensor/create.js";
+import type { Device } from "../tensor/device.js";
 import type { DType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import type { Shape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { fromF32 } from "./core.js";
 import type { TensorLike } from "./elementwise.js";
 import * as ew from "./elementwise.js";
 import * as indexing from "./indexing.js";
@@ -76,7 +77,10 @@ declare module "../tensor/tensor.js" {
     contiguous(): Tensor;
     clone(): Tensor;
     detach(): Tensor;
-    to(dtype: DType): Tensor;
+    /** Another dtype (a converted copy) or another device (a moved copy; see `toAsync` for devices read back asynchronously). */
+    to(dtypeOrDevice: DType | Device): Tensor;
+    /** A copy on `device`, read back asynchronously where the source device needs that. */
+    toAsync(device: Device): Promise<Tensor>;
     float(): Tensor;
     half(): Tensor;
     /** Backpropagates from this tensor; `grad` defaults to 1 for a one-element tensor. */
@@ -217,8 +221,11 @@ Object.assign(proto, {
   expandAs(this: Tensor, other: Tensor) {
     return red.expand(this, other.shape);
   },
-  to(this: Tensor, dtype: DType) {
-    return view.to(this, dtype);
+  to(this: Tensor, dtypeOrDevice: DType | Device) {
+    return view.to(this, dtypeOrDevice);
+  },
+  toAsync(this: Tensor, device: Device) {
+    return view.toDeviceAsync(this, device);
   },
   float(this: Tensor) {
     return view.to(this, "float32");
@@ -237,7 +244,7 @@ Object.assign(proto, {
         `backward(): grad must be given for a non-scalar output of shape [${this.shape.join(", ")}]`,
       );
     }
-    const seed = grad ?? fromF32(new Float32Array([1]), this.shape);
+    const seed = grad ?? full(this.shape, 1, { device: this.device });
     runBackward(this, seed, (a, b) => ew.binaryRaw("add", a, b));
   },
 });

@@ -1,9 +1,8 @@
-import { getBackend } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { formatShape, type Shape, shapesEqual, sizeOf } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { allocOutput, contiguousF32, fromF32, record, requireFloat } from "./core.js";
+import { allocOutput, allocZeros, backendOf, contiguousF32, fromF32, record, requireFloat } from "./core.js";
 import { silu } from "./elementwise.js";
 
 function checkAffine(t: Tensor | null | undefined, shape: Shape, op: string, what: string): void {
@@ -33,16 +32,16 @@ function groupNormImpl(
   checkAffine(weight, [c], op, "weight");
   checkAffine(bias, [c], op, "bias");
   const spatial = sizeOf(x.shape.slice(2));
-  const xd = contiguousF32(x);
-  const wd = weight ? contiguousF32(weight) : null;
-  const out = allocOutput(x.size);
-  const mean = new Float32Array(n * numGroups);
-  const rstd = new Float32Array(n * numGroups);
-  const be = getBackend();
+  const be = backendOf(op, x, weight, bias);
+  const xd = contiguousF32(be, x);
+  const wd = weight ? contiguousF32(be, weight) : null;
+  const out = allocOutput(be, x.size);
+  const mean = allocOutput(be, n * numGroups);
+  const rstd = allocOutput(be, n * numGroups);
   be.groupNorm(
     xd,
     wd,
-    bias ? contiguousF32(bias) : null,
+    bias ? contiguousF32(be, bias) : null,
     out,
     mean,
     rstd,
@@ -53,14 +52,18 @@ function groupNormImpl(
     eps,
     fuseSilu,
   );
-  const y = fromF32(out, x.shape);
+  const y = fromF32(be, out, x.shape);
   if (fuseSilu) return y;
   return record(y, "group_norm", [x, weight, bias], (g) => {
-    const gx = new Float32Array(x.size);
-    const gw = weight?.requiresGrad ? new Float32Array(c) : null;
-    const gb = bias?.requiresGrad ? new Float32Array(c) : null;
-    be.groupNormBackward(contiguousF32(g), xd, wd, mean, rstd, gx, gw, gb, n, c, spatial, numGroups);
-    return [x.requiresGrad ? fromF32(gx, x.shape) : null, gw && fromF32(gw, [c]), gb && fromF32(gb, [c])];
+    const gx = allocZeros(be, x.size);
+    const gw = weight?.requiresGrad ? allocZeros(be, c) : null;
+    const gb = bias?.requiresGrad ? allocZeros(be, c) : null;
+    be.groupNormBackward(contiguousF32(be, g), xd, wd, mean, rstd, gx, gw, gb, n, c, spatial, numGroups);
+    return [
+      x.requiresGrad ? fromF32(be, gx, x.shape) : null,
+      gw && fromF32(be, gw, [c]),
+      gb && fromF32(be, gb, [c]),
+    ];
   });
 }
 
@@ -117,19 +120,23 @@ export function layer_norm(
   checkAffine(bias, ns, "layer_norm", "bias");
   const cols = sizeOf(ns);
   const rows = cols === 0 ? 0 : x.size / cols;
-  const xd = contiguousF32(x);
-  const wd = weight ? contiguousF32(weight) : null;
-  const out = allocOutput(x.size);
-  const mean = new Float32Array(rows);
-  const rstd = new Float32Array(rows);
-  const be = getBackend();
-  be.layerNorm(xd, wd, bias ? contiguousF32(bias) : null, out, mean, rstd, rows, cols, eps);
-  const y = fromF32(out, x.shape);
+  const be = backendOf("layer_norm", x, weight, bias);
+  const xd = contiguousF32(be, x);
+  const wd = weight ? contiguousF32(be, weight) : null;
+  const out = allocOutput(be, x.size);
+  const mean = allocOutput(be, rows);
+  const rstd = allocOutput(be, rows);
+  be.layerNorm(xd, wd, bias ? contiguousF32(be, bias) : null, out, mean, rstd, rows, cols, eps);
+  const y = fromF32(be, out, x.shape);
   return record(y, "layer_norm", [x, weight ?? null, bias ?? null], (g) => {
-    const gx = new Float32Array(x.size);
-    const gw = weight?.requiresGrad ? new Float32Array(cols) : null;
-    const gb = bias?.requiresGrad ? new Float32Array(cols) : null;
-    be.layerNormBackward(contiguousF32(g), xd, wd, mean, rstd, gx, gw, gb, rows, cols);
-    return [x.requiresGrad ? fromF32(gx, x.shape) : null, gw && fromF32(gw, ns), gb && fromF32(gb, ns)];
+    const gx = allocZeros(be, x.size);
+    const gw = weight?.requiresGrad ? allocZeros(be, cols) : null;
+    const gb = bias?.requiresGrad ? allocZeros(be, cols) : null;
+    be.layerNormBackward(contiguousF32(be, g), xd, wd, mean, rstd, gx, gw, gb, rows, cols);
+    return [
+      x.requiresGrad ? fromF32(be, gx, x.shape) : null,
+      gw && fromF32(be, gw, ns),
+      gb && fromF32(be, gb, ns),
+    ];
   });
 }

@@ -1,9 +1,9 @@
-import { getBackend } from "../backend/index.js";
+import { full } from "../tensor/create.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { formatShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { conv2d, pair, type Size2 } from "./conv.js";
-import { contiguousF32, fromF32, record, requireFloat } from "./core.js";
+import { allocOutput, allocZeros, backendOf, contiguousF32, fromF32, record, requireFloat } from "./core.js";
 
 /** Options of {@link interpolate}: exactly one of `size` and `scaleFactor`. */
 export interface InterpolateOptions {
@@ -50,12 +50,14 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
     }
   }
   const planes = n * c;
-  const out = new Float32Array(planes * oh * ow);
-  getBackend().upsampleNearest(contiguousF32(x), out, planes, h, w, oh, ow);
-  return record(fromF32(out, [n, c, oh, ow]), "interpolate", [x], (g) => {
-    const gx = new Float32Array(x.size);
-    getBackend().upsampleNearestBackward(contiguousF32(g), gx, planes, h, w, oh, ow);
-    return [fromF32(gx, x.shape)];
+  const be = backendOf("interpolate", x);
+  const out = allocOutput(be, planes * oh * ow);
+  be.upsampleNearest(contiguousF32(be, x), out, planes, h, w, oh, ow);
+  return record(fromF32(be, out, [n, c, oh, ow]), "interpolate", [x], (g) => {
+    const gbe = backendOf("interpolate backward", g);
+    const gx = allocZeros(gbe, x.size);
+    gbe.upsampleNearestBackward(contiguousF32(gbe, g), gx, planes, h, w, oh, ow);
+    return [fromF32(gbe, gx, x.shape)];
   });
 }
 
@@ -77,6 +79,6 @@ export function avg_pool2d(x: Tensor, kernelSize: Size2, stride?: Size2 | null, 
     );
   }
   const c = x.shape[x.ndim - 3]!;
-  const weight = fromF32(new Float32Array(c * kh * kw).fill(1 / (kh * kw)), [c, 1, kh, kw]);
+  const weight = full([c, 1, kh, kw], 1 / (kh * kw), { device: x.device });
   return conv2d(x, weight, null, { stride: [sh, sw], padding: [ph, pw], groups: c });
 }

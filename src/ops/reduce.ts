@@ -1,8 +1,18 @@
-import { getBackend, type ReduceOp } from "../backend/index.js";
+import type { ReduceOp } from "../backend/index.js";
 import { ShapeError } from "../tensor/errors.js";
 import { formatShape, normalizeDims, type Shape, shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { contiguousF32, fromF32, record, requireFloat } from "./core.js";
+import {
+  allocOutput,
+  backendOf,
+  castBuffer,
+  contiguousF32,
+  fromBuffer,
+  fromF32,
+  record,
+  requireFloat,
+} from "./core.js";
+import { binaryRaw } from "./raw.js";
 import { permute, reshape } from "./view.js";
 
 /** Options of the reductions. */
@@ -22,7 +32,8 @@ function reducedShape(shape: Shape, dims: readonly number[], keepdim: boolean): 
 /** Runs a reduce kernel over `dims` (no autograd); the result has the keepdim shape. */
 function reduceRaw(op: ReduceOp, t: Tensor, dims: readonly number[]): Tensor {
   const keepShape = reducedShape(t.shape, dims, true);
-  if (dims.length === 0) return fromF32(contiguousF32(t).slice(), keepShape);
+  const be = backendOf(op, t);
+  if (dims.length === 0) return fromF32(be, castBuffer(be, t, "float32"), keepShape);
   let x = t;
   const run = dims.every((d, i) => i === 0 || d === dims[i - 1]! + 1);
   let outer: number;
@@ -44,9 +55,9 @@ function reduceRaw(op: ReduceOp, t: Tensor, dims: readonly number[]): Tensor {
   if (n === 0 && op !== "sum") {
     throw new ShapeError(`${op} over an empty dimension of a tensor of shape ${formatShape(t.shape)}`);
   }
-  const out = new Float32Array(outer * inner);
-  getBackend().reduce(op, contiguousF32(x), outer, n, inner, out);
-  return fromF32(out, keepShape);
+  const out = allocOutput(be, outer * inner);
+  be.reduce(op, contiguousF32(be, x), outer, n, inner, out);
+  return fromF32(be, out, keepShape);
 }
 
 function finishShape(t: Tensor, shape: Shape): Tensor {
@@ -67,14 +78,9 @@ export function mean(t: Tensor, dims?: number | readonly number[], opts: ReduceO
   requireFloat(t, "mean");
   const ds = normalizeDims(dims, t.ndim);
   const count = ds.reduce((a, d) => a * t.shape[d]!, 1);
-  const keep = reduceRaw("sum", t, ds);
-  const data = keep.storage.data as Float32Array;
-  for (let i = 0; i < data.length; i++) data[i]! /= count;
+  const keep = binaryRaw("div", reduceRaw("sum", t, ds), count);
   const out = finishShape(keep, reducedShape(t.shape, ds, !!opts.keepdim));
-  return record(out, "mean", [t], (g) => {
-    const gs = contiguousF32(g).map((v) => v / count);
-    return [expand(fromF32(gs, keep.shape), t.shape)];
-  });
+  return record(out, "mean", [t], (g) => [expand(reshape(binaryRaw("div", g, count), keep.shape), t.shape)]);
 }
 
 /** Variance over `dims` with Bessel's `correction` (1 = unbiased, PyTorch's default; 0 = population). */
@@ -87,33 +93,16 @@ export function variance(
   const ds = normalizeDims(dims, t.ndim);
   const correction = opts.correction ?? 1;
   const count = ds.reduce((a, d) => a * t.shape[d]!, 1);
-  const m = mean(detachedCopy(t), ds, { keepdim: true });
-  const centered = binary(t, m, (a, b) => a - b);
-  const sq = centered.map((v) => v * v);
-  const keep = reduceRaw("sum", fromF32(sq, t.shape), ds);
-  const data = keep.storage.data as Float32Array;
+  const m = binaryRaw("div", reduceRaw("sum", t, ds), count);
+  const centered = binaryRaw("sub", t, m);
+  const keep = reduceRaw("sum", binaryRaw("mul", centered, centered), ds);
   const denom = Math.max(count - correction, 0);
-  for (let i = 0; i < data.length; i++) data[i]! /= denom;
-  const out = finishShape(keep, reducedShape(t.shape, ds, !!opts.keepdim));
+  const out = finishShape(binaryRaw("div", keep, denom), reducedShape(t.shape, ds, !!opts.keepdim));
   return record(out, "var", [t], (g) => {
-    const ge = contiguousF32(expand(reshape(g, keep.shape), t.shape));
-    const gx = new Float32Array(t.size);
-    for (let i = 0; i < gx.length; i++) gx[i] = (2 * centered[i]! * ge[i]!) / denom;
-    return [fromF32(gx, t.shape)];
+    // d var / dx = 2 (x - mean) / denom
+    const ge = binaryRaw("mul", centered, reshape(g, keep.shape));
+    return [binaryRaw("div", ge, denom / 2)];
   });
-}
-
-function detachedCopy(t: Tensor): Tensor {
-  return fromF32(contiguousF32(t), t.shape);
-}
-
-/** Elementwise a op b for `b` broadcast to a's shape (helper for var). */
-function binary(a: Tensor, b: Tensor, f: (x: number, y: number) => number): Float32Array {
-  const av = contiguousF32(a);
-  const bv = contiguousF32(expand(b, a.shape));
-  const out = new Float32Array(av.length);
-  for (let i = 0; i < out.length; i++) out[i] = f(av[i]!, bv[i]!);
-  return out;
 }
 
 function extremum(
@@ -128,15 +117,9 @@ function extremum(
   const out = finishShape(keep, reducedShape(t.shape, ds, !!opts.keepdim));
   return record(out, op, [t], (g) => {
     // the gradient is shared evenly among the positions that attain the extremum (as torch.amax)
-    const x = contiguousF32(t);
-    const best = contiguousF32(expand(keep, t.shape));
-    const hits = new Float32Array(t.size);
-    for (let i = 0; i < hits.length; i++) hits[i] = x[i] === best[i] ? 1 : 0;
-    const counts = reduceRaw("sum", fromF32(hits, t.shape), ds);
-    const ge = contiguousF32(expand(reshape(g, keep.shape), t.shape));
-    const ce = contiguousF32(expand(counts, t.shape));
-    for (let i = 0; i < hits.length; i++) hits[i] = (hits[i]! * ge[i]!) / ce[i]!;
-    return [fromF32(hits, t.shape)];
+    const hits = binaryRaw("eq", t, keep);
+    const counts = reduceRaw("sum", hits, ds);
+    return [binaryRaw("div", binaryRaw("mul", hits, reshape(g, keep.shape)), counts)];
   });
 }
 
@@ -161,8 +144,8 @@ function argExtremum(
   const ds = normalizeDims(flat ? 0 : dim, src.ndim);
   const keep = reduceRaw(op, src, ds);
   const shape = flat ? [] : reducedShape(src.shape, ds, !!opts.keepdim);
-  const ids = BigInt64Array.from(keep.storage.data as Float32Array, (v) => BigInt(v));
-  return Tensor.fromStorage(ids, shape, "int64");
+  const be = backendOf(op, keep);
+  return fromBuffer(be, castBuffer(be, keep, "int64"), shape, "int64");
 }
 
 /** Index of the maximum along `dim` (of the flattened tensor when omitted), as int64. */

@@ -1,26 +1,29 @@
-import { getBackend } from "../backend/index.js";
-import { allocStorage, convertStorage, type DType, isFloating, type StorageArray } from "../tensor/dtype.js";
+import type { DeviceBackend } from "../backend/index.js";
+import type { DeviceBuffer } from "../tensor/device.js";
+import { type DType, isFloating } from "../tensor/dtype.js";
 import { ArgumentError, DTypeError, ShapeError } from "../tensor/errors.js";
 import { contiguousStrides, formatShape, normalizeDim, sizeOf } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { record } from "./core.js";
+import { backendOf, fromBuffer, onDevice, record } from "./core.js";
 import { slice, to, unsqueeze } from "./view.js";
 
 /** Copies `src` (any strides) into the region of a contiguous `out` buffer of shape `outShape` starting at `start`. */
 function copyInto(
-  src: Tensor,
-  out: StorageArray,
+  be: DeviceBackend,
+  source: Tensor,
+  out: DeviceBuffer,
   outShape: readonly number[],
   start: readonly number[],
 ): void {
-  if (src.size === 0) return;
+  if (source.size === 0) return;
+  const src = onDevice(be, source);
   const strides = contiguousStrides(outShape);
   let offset = 0;
   start.forEach((s, i) => {
     offset += s * strides[i]!;
   });
-  getBackend().copy(
-    { data: src.storage.data, offset: src.offset, strides: src.strides },
+  be.copy(
+    { data: src.storage.buffer, offset: src.offset, strides: src.strides },
     { data: out, offset, strides },
     src.shape,
   );
@@ -58,15 +61,16 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   const dtype = commonDType(parts, "cat");
   const shape = [...ref.shape];
   shape[d] = parts.reduce((a, t) => a + t.shape[d]!, 0);
-  const data = allocStorage(dtype, sizeOf(shape));
+  const be = backendOf("cat", ...parts);
+  const data = be.memory.alloc(dtype, sizeOf(shape));
   const start = new Array<number>(shape.length).fill(0);
   const starts: number[] = [];
   for (const t of parts) {
     starts.push(start[d]!);
-    copyInto(t.dtype === dtype ? t : to(t, dtype), data, shape, start);
+    copyInto(be, t.dtype === dtype ? t : to(t, dtype), data, shape, start);
     start[d]! += t.shape[d]!;
   }
-  const out = Tensor.fromStorage(data, shape, dtype);
+  const out = fromBuffer(be, data, shape, dtype);
   return record(out, "cat", parts, (g) =>
     parts.map((t, i) => (t.requiresGrad ? slice(g, d, starts[i]!, starts[i]! + t.shape[d]!) : null)),
   );
@@ -168,12 +172,9 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
     }
   });
   const n = sizeOf(shape);
-  const data =
-    x.dtype === "float32"
-      ? new Float32Array(n).fill(value)
-      : value === 0
-        ? allocStorage(x.dtype, n)
-        : convertStorage(new Float32Array(n).fill(value), "float32", x.dtype);
+  const be = backendOf("pad", x);
+  const data = be.memory.alloc(x.dtype, n);
+  if (value !== 0) be.fill(data, x.dtype, value, 0, n);
   // the part of x that survives cropping, and where it lands in the output
   let src = x;
   for (let i = 0; i < nd; i++) {
@@ -182,12 +183,13 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
     if (lo !== 0 || hi !== x.shape[i]) src = sliceRaw(src, i, lo, Math.max(hi, lo));
   }
   copyInto(
+    be,
     src,
     data,
     shape,
     before.map((b) => Math.max(b, 0)),
   );
-  const out = Tensor.fromStorage(data, shape, x.dtype);
+  const out = fromBuffer(be, data, shape, x.dtype);
   // the gradient crops what was padded and zero-pads what was cropped: pad with the negated pads
   return record(out, "pad", [x], (g) => [
     pad(

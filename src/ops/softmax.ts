@@ -1,7 +1,6 @@
-import { getBackend } from "../backend/index.js";
 import { normalizeDim } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { allocOutput, contiguousF32, fromF32, record, requireFloat } from "./core.js";
+import { allocOutput, backendOf, contiguousF32, fromF32, record, requireFloat } from "./core.js";
 import { exp, mul, sub } from "./elementwise.js";
 import { sum } from "./reduce.js";
 import { contiguous, permute } from "./view.js";
@@ -12,11 +11,12 @@ import { contiguous, permute } from "./view.js";
  */
 function softmaxRaw(x: Tensor, d: number, log: boolean): Tensor {
   const nd = x.ndim;
+  const be = backendOf("softmax", x);
   if (nd === 0) {
     // a scalar is a one-element row: softmax 1, log_softmax 0 (NaN/inf propagate through the kernel)
-    const out = new Float32Array(1);
-    getBackend().softmax(contiguousF32(x), out, 1, 1, log);
-    return fromF32(out, []);
+    const out = allocOutput(be, 1);
+    be.softmax(contiguousF32(be, x), out, 1, 1, log);
+    return fromF32(be, out, []);
   }
   const last = nd - 1;
   // move `d` to the end: order = [0..d-1, d+1..last, d]
@@ -25,9 +25,9 @@ function softmaxRaw(x: Tensor, d: number, log: boolean): Tensor {
   const moved = d === last ? x : permute(x, order);
   const cols = x.shape[d]!;
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = allocOutput(x.size);
-  getBackend().softmax(contiguousF32(moved), out, rows, cols, log);
-  const y = fromF32(out, moved.shape);
+  const out = allocOutput(be, x.size);
+  be.softmax(contiguousF32(be, moved), out, rows, cols, log);
+  const y = fromF32(be, out, moved.shape);
   if (d === last) return y;
   const inverse = new Array<number>(nd);
   order.forEach((src, i) => {

@@ -1,9 +1,11 @@
-import { getBackend } from "../backend/index.js";
-import { allocStorage, convertStorage, type DType } from "../tensor/dtype.js";
+import { backendFor } from "../backend/index.js";
+import { isGradEnabled } from "../tensor/autograd.js";
+import { type Device, DeviceError, isDevice } from "../tensor/device.js";
+import { DTYPES, type DType, type StorageArray } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { contiguousStrides, formatShape, inferShape, normalizeDim, type Shape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
-import { record } from "./core.js";
+import { allocZeros, backendOf, castBuffer, fromBuffer, record } from "./core.js";
 
 function makeView(t: Tensor, shape: Shape, strides: Shape, offset: number): Tensor {
   return new Tensor(t.storage, shape, t.dtype, strides, offset);
@@ -17,13 +19,14 @@ export function contiguous(t: Tensor): Tensor {
 
 /** A contiguous copy of `t` that does not share storage. Gradient flows through. */
 export function clone(t: Tensor): Tensor {
-  const data = allocStorage(t.dtype, t.size);
-  getBackend().copy(
-    { data: t.storage.data, offset: t.offset, strides: t.strides },
+  const be = backendOf("clone", t);
+  const data = be.memory.alloc(t.dtype, t.size);
+  be.copy(
+    { data: t.storage.buffer, offset: t.offset, strides: t.strides },
     { data, offset: 0, strides: contiguousStrides(t.shape) },
     t.shape,
   );
-  const out = Tensor.fromStorage(data, t.shape, t.dtype);
+  const out = fromBuffer(be, data, t.shape, t.dtype);
   return record(out, "clone", [t], (g) => [g]);
 }
 
@@ -118,16 +121,18 @@ export function slice(t: Tensor, dim: number, start = 0, end?: number, step = 1)
   strides[d] = t.strides[d]! * step;
   const out = makeView(t, shape, strides, t.offset + s * t.strides[d]!);
   return record(out, "slice", [t], (g) => {
-    const data = new Float32Array(t.size);
+    const be = backendOf("slice backward", g);
+    const gf = g.dtype === "float32" ? g : to(g, "float32");
+    const data = allocZeros(be, t.size);
     const full = contiguousStrides(t.shape);
     const dstStrides = [...full];
     dstStrides[d] = full[d]! * step;
-    getBackend().copy(
-      { data: g.storage.data, offset: g.offset, strides: g.strides },
+    be.copy(
+      { data: gf.storage.buffer, offset: gf.offset, strides: gf.strides },
       { data, offset: s * full[d]!, strides: dstStrides },
       g.shape,
     );
-    return [Tensor.fromStorage(data, t.shape, "float32")];
+    return [fromBuffer(be, data, t.shape, "float32")];
   });
 }
 
@@ -190,16 +195,61 @@ export function detach(t: Tensor): Tensor {
   return makeView(t, t.shape, t.strides, t.offset);
 }
 
-/** Converts to another dtype (a copy). Float-to-float conversions pass gradients through. */
-export function to(t: Tensor, dtype: DType): Tensor {
+/**
+ * Converts to another dtype (a copy; float-to-float conversions pass gradients through) or moves to another
+ * device (see {@link toDevice}).
+ */
+export function to(t: Tensor, dtypeOrDevice: DType | Device): Tensor {
+  if ((DTYPES as readonly string[]).includes(dtypeOrDevice)) return castTo(t, dtypeOrDevice as DType);
+  if (isDevice(dtypeOrDevice)) return toDevice(t, dtypeOrDevice);
+  throw new ArgumentError(
+    `to(): "${dtypeOrDevice}" is neither a dtype (${DTYPES.join(", ")}) nor a registered device`,
+  );
+}
+
+function castTo(t: Tensor, dtype: DType): Tensor {
   if (t.dtype === dtype) return t;
-  const src = contiguous(t);
-  const data = convertStorage(src.dataSync(), t.dtype, dtype);
-  const out = Tensor.fromStorage(data, t.shape, dtype);
+  const be = backendOf("to", t);
+  const out = fromBuffer(be, castBuffer(be, t, dtype), t.shape, dtype);
   if (dtype === "float32" || dtype === "float16" || dtype === "bfloat16") {
-    return record(out, "to", [t], (g) => [to(g, "float32")]);
+    return record(out, "to", [t], (g) => [castTo(g, "float32")]);
   }
   return out;
+}
+
+function checkMovable(t: Tensor): void {
+  if (isGradEnabled() && t.requiresGrad && !t.isLeaf) {
+    throw new DeviceError(
+      "to(device): a tensor inside an autograd graph cannot move between devices; detach() it first",
+    );
+  }
+}
+
+function placed(t: Tensor, device: Device, data: StorageArray): Tensor {
+  const be = backendFor(device);
+  const out = fromBuffer(be, be.memory.upload(data, t.dtype), t.shape, t.dtype);
+  if (t.requiresGrad) out.requiresGrad_(true);
+  return out;
+}
+
+/**
+ * A copy of `t` on `device` (or `t` itself when it is already there): a leaf that keeps `requiresGrad`. Reading
+ * from a device whose memory the CPU cannot read synchronously needs {@link toDeviceAsync}.
+ */
+export function toDevice(t: Tensor, device: Device): Tensor {
+  if (t.device === device) return t;
+  checkMovable(t);
+  // CPU data is uploaded as it is: copy it so the two tensors do not share memory
+  const data = t.dataSync();
+  return placed(t, device, t.device === "cpu" && device !== "cpu" ? data : data.slice());
+}
+
+/** A copy of `t` on `device`, reading it back asynchronously where its memory needs that. */
+export async function toDeviceAsync(t: Tensor, device: Device): Promise<Tensor> {
+  if (t.device === device) return t;
+  checkMovable(t);
+  const data = await t.data();
+  return placed(t, device, data.slice());
 }
 
 /** Checks `t` has exactly `shape` (-1 matches anything), naming `what` in the error. */

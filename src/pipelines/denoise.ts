@@ -7,6 +7,7 @@ import type { Scheduler } from "../schedulers/scheduler.js";
 import { noGrad } from "../tensor/autograd.js";
 import type { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
+import { tidy } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   applyGuidance,
@@ -16,7 +17,7 @@ import {
   guidedAt,
 } from "./guidance.js";
 import { blendKnownRegion } from "./inpaint.js";
-import { assertFinite } from "./latents.js";
+import { assertFiniteOnCpu, NON_FINITE_HINT } from "./latents.js";
 
 /** Inpainting inputs of the loop, on the latent grid. */
 export interface InpaintState {
@@ -69,7 +70,11 @@ function yieldToEventLoop(): Promise<void> {
   );
 }
 
-/** Runs the loop and returns the final latents. Checks every step's latents for NaN/Inf. */
+/**
+ * Runs the loop and returns the final latents. On the CPU every step's latents are checked for NaN/Inf; on other
+ * devices nothing is read back until the caller reads the result. Each step runs in a memory scope: what the
+ * UNet computes is freed when the step ends.
+ */
 export async function denoise(run: DenoiseRun): Promise<Tensor> {
   const { unet, scheduler, timesteps, inpaint, guided } = run;
   let x = run.latents;
@@ -100,29 +105,28 @@ export async function denoise(run: DenoiseRun): Promise<Tensor> {
       condOnly && !guidedStep
         ? condOnly
         : { embeds: run.embeds, extra, addedCondKwargs: run.addedCondKwargs };
-    x = noGrad(() => {
-      let input = scheduler.scaleModelInput(guidanceBatch(x, guidedStep), t);
-      if (branch.extra) input = cat([input, ...branch.extra], 1);
-      const out = unet.call(input, t, branch.embeds, {
-        addedCondKwargs: branch.addedCondKwargs,
-        timestepCond: run.timestepCond,
-      });
-      const eps = guidedStep ? applyGuidance(out, run.guidanceScale, run.guidanceRescale).guided : out;
-      let next = scheduler.step(eps, t, x, { generator: run.generator }).prevSample;
-      if (inpaint?.imageLatents) {
-        const known =
-          i < total - 1
-            ? scheduler.addNoise(inpaint.imageLatents, inpaint.noise, [timesteps[i + 1]!])
-            : inpaint.imageLatents;
-        next = blendKnownRegion(next, known, inpaint.mask);
-      }
-      return next;
-    });
-    assertFinite(
-      x,
-      `the latents after step ${i + 1} of ${total} (timestep ${t})`,
-      "the UNet produced NaN/Inf: check the model weights and dtype, and lower the guidance scale",
+    // each step's intermediates (the UNet's activations) are freed when it ends; its latents stay
+    x = tidy(() =>
+      noGrad(() => {
+        let input = scheduler.scaleModelInput(guidanceBatch(x, guidedStep), t);
+        if (branch.extra) input = cat([input, ...branch.extra], 1);
+        const out = unet.call(input, t, branch.embeds, {
+          addedCondKwargs: branch.addedCondKwargs,
+          timestepCond: run.timestepCond,
+        });
+        const eps = guidedStep ? applyGuidance(out, run.guidanceScale, run.guidanceRescale).guided : out;
+        let next = scheduler.step(eps, t, x, { generator: run.generator }).prevSample;
+        if (inpaint?.imageLatents) {
+          const known =
+            i < total - 1
+              ? scheduler.addNoise(inpaint.imageLatents, inpaint.noise, [timesteps[i + 1]!])
+              : inpaint.imageLatents;
+          next = blendKnownRegion(next, known, inpaint.mask);
+        }
+        return next;
+      }),
     );
+    assertFiniteOnCpu(x, `the latents after step ${i + 1} of ${total} (timestep ${t})`, NON_FINITE_HINT);
     run.onStep?.({ step: i, timestep: t, latents: x });
     run.onProgress?.({ stage: "sample", step: i + 1, total, values: { t } });
     await yieldToEventLoop();

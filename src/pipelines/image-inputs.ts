@@ -3,7 +3,7 @@
 // inpainting encodes the init image when it needs its latents, draws the noise, then encodes the masked image.
 import type { Image } from "../io/image.js";
 import type { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
-import { cat, mul } from "../ops/index.js";
+import { cat, mul, toDevice } from "../ops/index.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { noGrad } from "../tensor/autograd.js";
 import type { Generator } from "../tensor/generator.js";
@@ -52,7 +52,9 @@ export function prepareImageInputs(a: ImageInputs): PreparedImageRun {
   if (a.mask) checkMaskSize(a.mask, a.initImage);
   const { timesteps } = strengthTimesteps(scheduler, a.steps, a.strength);
   const { width, height } = a.size;
-  const image = preprocessImage(a.initImage, width, height);
+  const device = vae.device;
+  const image = toDevice(preprocessImage(a.initImage, width, height), device);
+  const given = a.latents ? toDevice(a.latents, device) : undefined;
   const n = shape[0]!;
   const b0 = image.shape[0]!;
   if (n % b0 !== 0) {
@@ -65,16 +67,16 @@ export function prepareImageInputs(a: ImageInputs): PreparedImageRun {
   return noGrad(() => {
     if (!a.mask) {
       const imageLatents = encode(image);
-      const noise = a.latents ?? initialNoise(shape, generator);
+      const noise = given ?? initialNoise(shape, generator, device);
       return { timesteps, latents: scheduler.addNoise(imageLatents, noise, t0), strength: a.strength };
     }
     const full = a.strength === 1;
     const imageLatents = !a.inpaintingUNet || !full ? encode(image) : undefined;
-    const noise = a.latents ?? initialNoise(shape, generator);
+    const noise = given ?? initialNoise(shape, generator, device);
     const latents = full
       ? mul(noise, scheduler.initNoiseSigma)
       : scheduler.addNoise(imageLatents!, noise, t0);
-    const maskPx = preprocessMask(a.mask, width, height);
+    const maskPx = toDevice(preprocessMask(a.mask, width, height), device);
     // diffusers encodes the masked image for every UNet (only 9-channel ones read it); the draw keeps seeds aligned
     const maskedLatents = encode(maskedImage(image, maskPx));
     const mask = tile(maskToLatentGrid(maskPx, vae.downscaleFactor), n);

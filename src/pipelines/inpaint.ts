@@ -3,9 +3,9 @@
 // 9-channel inpainting UNets take [latents, mask, masked-image latents] as input; ordinary 4-channel UNets get the
 // known region re-noised to the next timestep and pasted back after every step (RePaint-style blending).
 import { type Image, imageToTensor } from "../io/image.js";
-import { add, interpolate, lt, mul, sub, to } from "../ops/index.js";
+import { add, ge, interpolate, lt, mul, sub, to } from "../ops/index.js";
 import { formatShape } from "../tensor/shape.js";
-import { Tensor } from "../tensor/tensor.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { PipelineError } from "./errors.js";
 import { isImage, pixelSize } from "./img2img.js";
 import { resizeImage } from "./resize.js";
@@ -27,9 +27,9 @@ export function checkMaskSize(mask: Image | Tensor, initImage: Image | Tensor): 
  * [0, 1] must already have the size and is thresholded the same way.
  */
 export function preprocessMask(mask: Image | Tensor, width: number, height: number): Tensor {
-  let gray: Float32Array;
+  let gray: Tensor;
   if (isImage(mask)) {
-    gray = imageToTensor(resizeImage(mask, width, height), [0, 1], 1).toFloat32Array();
+    gray = imageToTensor(resizeImage(mask, width, height), [0, 1], 1);
   } else {
     if (mask.ndim !== 4 || mask.shape[0] !== 1 || mask.shape[1] !== 1) {
       throw new PipelineError(`mask tensor must be [1, 1, H, W] in [0, 1], got ${formatShape(mask.shape)}`);
@@ -39,11 +39,10 @@ export function preprocessMask(mask: Image | Tensor, width: number, height: numb
         `mask tensor is ${mask.shape[3]}x${mask.shape[2]} but the image size is ${width}x${height}; resize it or pass an Image`,
       );
     }
-    gray = mask.toFloat32Array();
+    gray = mask;
   }
-  const out = new Float32Array(gray.length);
-  for (let i = 0; i < gray.length; i++) out[i] = gray[i]! < 0.5 ? 0 : 1;
-  return Tensor.fromStorage(out, [1, 1, height, width], "float32");
+  // computed where the mask is (a mask already on a device stays there)
+  return to(ge(gray, 0.5), "float32");
 }
 
 /** The mask on the latent grid [1, 1, H / f, W / f] (PyTorch nearest: the top-left pixel of each f x f cell). */

@@ -1,6 +1,8 @@
 // The latent grid of a latent-diffusion pipeline: image size checks against the VAE's downscale factor, the
 // seeded initial noise (torch-compatible, so it equals diffusers' on CPU) and finiteness checks.
+import { type Image, imagesFromPixels } from "../io/image.js";
 import { randn } from "../tensor/create.js";
+import type { Device } from "../tensor/device.js";
 import type { Generator } from "../tensor/generator.js";
 import { formatShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -50,8 +52,8 @@ export function latentShape(
  * The initial noise of a run: one draw of the whole batch from `generator`, as diffusers' `randn_tensor(shape,
  * generator)` on CPU (`torch.randn(shape, generator=g)`), so the same seed gives diffusers' starting latents.
  */
-export function initialNoise(shape: readonly number[], generator: Generator): Tensor {
-  return randn(shape, { generator });
+export function initialNoise(shape: readonly number[], generator: Generator, device: Device = "cpu"): Tensor {
+  return randn(shape, { generator, device });
 }
 
 /** Throws unless `latents` has exactly `shape` (explicit latents passed to a pipeline). */
@@ -63,18 +65,45 @@ export function checkLatentsShape(latents: Tensor, shape: readonly number[]): vo
   }
 }
 
-/** Index of the first NaN or infinite value, or -1. */
-export function firstNonFinite(t: Tensor): number {
-  const data = t.toFloat32Array();
+/** Index of the first NaN or infinite value of values read back, or -1. */
+export function firstNonFinite(data: Float32Array): number {
   for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i;
   return -1;
 }
 
-/** Throws a PipelineError naming `what` when `t` holds a NaN or an infinity; `hint` says what to try. */
-export function assertFinite(t: Tensor, what: string, hint: string): void {
-  const i = firstNonFinite(t);
+/**
+ * Throws a PipelineError naming `what` when `t` holds a NaN or an infinity; `hint` says what to try. Reads `t` (or
+ * takes `values` already read from it).
+ */
+export function assertFinite(t: Tensor, what: string, hint: string, values = t.toFloat32Array()): void {
+  const i = firstNonFinite(values);
   if (i >= 0) {
-    const v = t.toFloat32Array()[i];
-    throw new PipelineError(`${what} contain ${v} (element ${i} of ${formatShape(t.shape)}); ${hint}`);
+    throw new PipelineError(
+      `${what} contain ${values[i]} (element ${i} of ${formatShape(t.shape)}); ${hint}`,
+    );
   }
 }
+
+/**
+ * {@link assertFinite} for CPU tensors, where reading them costs nothing; tensors on other devices are checked once
+ * at the end instead (the final image, see {@link decodedImages}), since each check would be a readback.
+ */
+export function assertFiniteOnCpu(t: Tensor, what: string, hint: string): void {
+  if (t.device === "cpu") assertFinite(t, what, hint);
+}
+
+/** The images of a decoded batch [B, C, H, W] in [-1, 1]: one readback, checked for NaN/Inf first. */
+export async function decodedImages(decoded: Tensor): Promise<Image[]> {
+  const pixels = await decoded.toFloat32ArrayAsync();
+  assertFinite(
+    decoded,
+    "the decoded images",
+    "the UNet or the VAE produced NaN/Inf: check the model weights and dtype, and lower the guidance scale",
+    pixels,
+  );
+  return imagesFromPixels(pixels, decoded.shape);
+}
+
+/** What to try when the UNet produces NaN/Inf. */
+export const NON_FINITE_HINT =
+  "the UNet produced NaN/Inf: check the model weights and dtype, and lower the guidance scale";

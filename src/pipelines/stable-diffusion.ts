@@ -1,12 +1,12 @@
 // Stable Diffusion (Rombach et al. 2022) text-to-image, image-to-image and inpainting from one pipeline object, with
 // the numbers of diffusers' StableDiffusionPipeline / Img2ImgPipeline / InpaintPipeline: same initial noise for a
 // seed (torch-compatible generator, the batch drawn at once), same schedule truncation, same guidance.
-import { type Image, tensorToImage } from "../io/image.js";
+import type { Image } from "../io/image.js";
 import type { CLIPTextModel, CLIPTextModelWithProjection } from "../models/clip/text-model.js";
 import type { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import type { AddedCondKwargs, UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import type { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
-import { div, mul, narrow } from "../ops/index.js";
+import { div, mul, toDevice } from "../ops/index.js";
 import { schedulerFromConfig } from "../schedulers/registry.js";
 import { SAMPLERS, samplerFromName, samplerSpec } from "../schedulers/samplers.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
@@ -26,7 +26,14 @@ import {
 } from "./guidance.js";
 import { prepareImageInputs } from "./image-inputs.js";
 import { pixelSize } from "./img2img.js";
-import { assertFinite, checkImageSize, checkLatentsShape, initialNoise, latentShape } from "./latents.js";
+import {
+  assertFiniteOnCpu,
+  checkImageSize,
+  checkLatentsShape,
+  decodedImages,
+  initialNoise,
+  latentShape,
+} from "./latents.js";
 import { type LoadPipelineOptions, loadPipelineComponents, type PipelineComponents } from "./load.js";
 import { applyLora, type LoraHandle, type LoraMode, type LoraModels, loadLora } from "./lora.js";
 import { autoV2Hash, loraHash } from "./model-hash.js";
@@ -263,7 +270,7 @@ export class StableDiffusionPipeline {
     const shape = latentShape(numImages, this.vae.config.latent_channels, size.width, size.height, factor);
     if (opts.latents) {
       checkLatentsShape(opts.latents, shape);
-      assertFinite(opts.latents, "the given latents", "pass finite initial noise");
+      assertFiniteOnCpu(opts.latents, "the given latents", "pass finite initial noise");
     }
     const image = opts.initImage
       ? prepareImageInputs({
@@ -283,7 +290,8 @@ export class StableDiffusionPipeline {
     const timesteps = image ? image.timesteps : scheduler.timesteps;
     let latents = image?.latents;
     if (!latents) {
-      const noise = opts.latents ?? initialNoise(shape, generator);
+      const device = this.unet.device;
+      const noise = opts.latents ? toDevice(opts.latents, device) : initialNoise(shape, generator, device);
       latents = scheduler.initNoiseSigma === 1 ? noise : noGrad(() => mul(noise, scheduler.initNoiseSigma));
     }
     const final = await denoise({
@@ -307,8 +315,7 @@ export class StableDiffusionPipeline {
     opts.signal?.throwIfAborted();
     const decoded = this.decodeLatents(final);
     opts.onProgress?.({ stage: "decode", step: 1, total: 1 });
-    const images: Image[] = [];
-    for (let b = 0; b < numImages; b++) images.push(tensorToImage(narrow(decoded, 0, b, 1)));
+    const images: Image[] = await decodedImages(decoded);
     const settings: GenerationSettings = {
       prompt: opts.prompt,
       negativePrompt,
@@ -388,7 +395,7 @@ export class StableDiffusionPipeline {
    */
   decodeLatents(latents: Tensor): Tensor {
     const out = noGrad(() => this.vae.decode(div(latents, this.vae.config.scaling_factor)));
-    assertFinite(
+    assertFiniteOnCpu(
       out,
       "the decoded images",
       "the VAE produced NaN/Inf from finite latents: its weights are damaged or hold values beyond the float range (try another VAE file)",

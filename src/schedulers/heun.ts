@@ -2,6 +2,7 @@
 // then the average of the derivatives at both ends (k-diffusion's `sample_heun`, diffusers' HeunDiscreteScheduler,
 // which spreads the two model calls over two `step()` calls).
 import { add, div } from "../ops/elementwise.js";
+import { keep } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { DiscreteSigmaScheduler } from "./discrete-sigma-scheduler.js";
@@ -119,8 +120,9 @@ export class HeunDiscreteScheduler extends DiscreteSigmaScheduler<HeunDiscreteCo
     if (first) {
       const d = toD(sample, sigma, x0);
       this.dt = f32(sigmaNext - sigma);
-      this.prevDerivative = d;
-      this.savedSample = sample;
+      // state kept for the second half of the step outlives this call's memory scope
+      this.prevDerivative = keep(d);
+      this.savedSample = keep(sample);
       prevSample = eulerMove(sample, d, this.dt);
     } else {
       const d = heunDerivative(this.prevDerivative!, toD(sample, sigmaNext, x0));

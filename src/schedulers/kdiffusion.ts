@@ -62,7 +62,7 @@ export function getAncestralStep(
 /** The random tensor of step `i`: from `opts.noise` when given, else drawn with `opts.generator`. */
 export function stepNoise(opts: SamplerOptions, i: number, like: Tensor): Tensor {
   if (opts.noise) return opts.noise(i, like);
-  return randn(like.shape, opts.generator ? { generator: opts.generator } : {});
+  return randn(like.shape, { generator: opts.generator, device: like.device });
 }
 
 /** x + d * dt: one explicit Euler move along a derivative. */

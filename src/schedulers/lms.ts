@@ -2,6 +2,7 @@
 // Lagrange polynomial through the last `order` derivatives over [sigma_i, sigma_{i+1}] (k-diffusion's `sample_lms`,
 // diffusers' LMSDiscreteScheduler).
 import { add, mul } from "../ops/elementwise.js";
+import { keep, release } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { DiscreteSigmaScheduler } from "./discrete-sigma-scheduler.js";
@@ -125,8 +126,9 @@ export class LMSDiscreteScheduler extends DiscreteSigmaScheduler<LMSDiscreteConf
       sigma,
       this.config.prediction_type as PredictionType,
     );
-    this.derivatives.unshift(toD(sample, sigma, x0));
-    if (this.derivatives.length > maxOrder) this.derivatives.pop();
+    // the history outlives the memory scope of the step that made it
+    this.derivatives.unshift(keep(toD(sample, sigma, x0)));
+    if (this.derivatives.length > maxOrder) release(this.derivatives.pop());
     const order = Math.min(i + 1, maxOrder);
     const coeffs = Array.from({ length: order }, (_, j) => lmsCoefficient(order, this.sigmas, i, j));
     const prevSample = lmsStep(sample, this.derivatives, coeffs);

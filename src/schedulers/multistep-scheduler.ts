@@ -1,5 +1,6 @@
 // Shared base of the multistep solvers (DPM-Solver++, UniPC): VP samples, integer timesteps N + 1 apart, sigma
 // ramps over the whole training range, and a history of model outputs that setTimesteps clears.
+import { keep, release } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { trainSigmas } from "./betas.js";
 import { checkOneOf, type SchedulerConfigInput, type SchedulerOptions } from "./config.js";
@@ -76,8 +77,9 @@ export abstract class MultistepScheduler<C extends MultistepConfig = MultistepCo
 
   /** Appends a converted model output to the history (keeping solver_order of them). */
   protected remember(output: Tensor): void {
-    this.modelOutputs.push(output);
-    if (this.modelOutputs.length > this.config.solver_order) this.modelOutputs.shift();
+    // the history outlives the memory scope of the step that made it
+    this.modelOutputs.push(keep(output));
+    if (this.modelOutputs.length > this.config.solver_order) release(this.modelOutputs.shift());
   }
 
   /** alpha_t x0 + sigma_t noise at the sigma of timestep t (VP). */

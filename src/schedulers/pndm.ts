@@ -2,6 +2,7 @@
 // of eq. 9; optionally warmed up with Runge-Kutta (PRK) steps, or (skip_prk_steps, Stable Diffusion's PLMS) with a
 // second-order start. diffusers' PNDMScheduler.
 import { add, div, mul, sub } from "../ops/elementwise.js";
+import { keep } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { SchedulerError } from "./errors.js";
@@ -162,12 +163,13 @@ export class PNDMScheduler extends Scheduler<PNDMConfig> {
     const phase = this.counter % 4;
     const acc = (w: number) => {
       const term = mul(modelOutput, w);
-      this.curModelOutput = this.curModelOutput ? add(this.curModelOutput, term) : term;
+      this.curModelOutput = keep(this.curModelOutput ? add(this.curModelOutput, term) : term);
     };
     if (phase === 0) {
       acc(f32(1 / 6));
-      this.ets.push(modelOutput);
-      this.curSample = sample;
+      // state kept across calls outlives each call's memory scope
+      this.ets.push(keep(modelOutput));
+      this.curSample = keep(sample);
     } else if (phase === 1 || phase === 2) {
       acc(f32(1 / 3));
     } else {
@@ -190,7 +192,7 @@ export class PNDMScheduler extends Scheduler<PNDMConfig> {
     let prevT = timestep - ratio;
     if (this.counter !== 1) {
       this.ets = this.ets.slice(-3);
-      this.ets.push(modelOutput);
+      this.ets.push(keep(modelOutput));
     } else {
       prevT = timestep;
       timestep = timestep + ratio;
@@ -198,7 +200,7 @@ export class PNDMScheduler extends Scheduler<PNDMConfig> {
     let eps: Tensor;
     if (this.ets.length === 1 && this.counter === 0) {
       eps = modelOutput;
-      this.curSample = sample;
+      this.curSample = keep(sample);
     } else if (this.ets.length === 1 && this.counter === 1) {
       eps = div(add(modelOutput, this.ets[0]!), 2);
       sample = this.curSample!;

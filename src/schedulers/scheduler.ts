@@ -218,7 +218,7 @@ export abstract class Scheduler<C extends CommonSchedulerConfig = CommonSchedule
       [a[i], b[i]] = coeff(t);
     });
     const shape = [ts.length, ...like.shape.slice(1).map(() => 1)];
-    return [tensor(a, shape), tensor(b, shape)];
+    return [tensor(a, shape, { device: like.device }), tensor(b, shape, { device: like.device })];
   }
 
   /** Throws unless `n` is a usable number of inference steps. */
@@ -280,6 +280,6 @@ export abstract class Scheduler<C extends CommonSchedulerConfig = CommonSchedule
       }
       return options.noise;
     }
-    return randn(like.shape, options.generator ? { generator: options.generator } : {});
+    return randn(like.shape, { generator: options.generator, device: like.device });
   }
 }

@@ -2,6 +2,7 @@
 // Models", Algorithms 1-3, B(h) variants bh1/bh2): a multistep predictor UniP and a corrector UniC that reuses the
 // model evaluation of the next step. Written for any noise-level pair (alpha, sigma) like DPM-Solver.
 import { add, mul, sub } from "../ops/elementwise.js";
+import { keep } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   checkInteger,
@@ -313,7 +314,7 @@ export class UniPCMultistepScheduler extends MultistepScheduler<UniPCMultistepCo
       cfg.solver_order,
       cfg.lower_order_final,
     );
-    this.lastSample = sample;
+    this.lastSample = keep(sample);
     const p = this.thisOrder;
     const prevSample = uniPcUpdate(
       sample,

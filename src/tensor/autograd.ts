@@ -1,3 +1,4 @@
+import { keep, release } from "./scope.js";
 import type { Tensor } from "./tensor.js";
 
 /**
@@ -79,11 +80,12 @@ export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tens
       const g = grads.get(t);
       if (!g) continue;
       grads.delete(t);
+      // a .grad outlives the memory scope backward() ran in (the optimizer step may come after it)
       if (!t.gradFn) {
-        t.grad = t.grad ? add(t.grad, g) : g;
+        t.grad = accumulate(t.grad, g, add);
         continue;
       }
-      if (t.retainsGrad) t.grad = t.grad ? add(t.grad, g) : g;
+      if (t.retainsGrad) t.grad = accumulate(t.grad, g, add);
       const inputGrads = t.gradFn.backward(g);
       t.gradFn.inputs.forEach((input, j) => {
         const ig = inputGrads[j];
@@ -95,4 +97,12 @@ export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tens
   } finally {
     setGradEnabled(previous);
   }
+}
+
+/** `.grad` plus `g`, kept past memory scopes; a replaced gradient in device memory is freed at once. */
+function accumulate(old: Tensor | null, g: Tensor, add: (a: Tensor, b: Tensor) => Tensor): Tensor {
+  if (!old) return keep(g);
+  const sum = keep(add(old, g));
+  release(old);
+  return sum;
 }

@@ -1,3 +1,4 @@
+import { type Device, memoryOf } from "./device.js";
 import { allocStorage, convertStorage, type DType, isFloating, type StorageArray } from "./dtype.js";
 import { ArgumentError } from "./errors.js";
 import { defaultGenerator, type Generator } from "./generator.js";
@@ -8,6 +9,8 @@ import { Tensor } from "./tensor.js";
 export interface CreateOptions {
   dtype?: DType;
   requiresGrad?: boolean;
+  /** Where the tensor lives (default "cpu"): the values are made on the CPU and uploaded there. */
+  device?: Device;
 }
 
 /** Options of the random creation functions. */
@@ -19,8 +22,13 @@ export interface RandomOptions extends CreateOptions {
 type NestedNumbers = number | boolean | bigint | readonly NestedNumbers[];
 
 function finish(t: Tensor, opts?: CreateOptions): Tensor {
-  if (opts?.requiresGrad) t.requiresGrad_(true);
-  return t;
+  const device = opts?.device ?? "cpu";
+  const placed =
+    device === "cpu"
+      ? t
+      : Tensor.fromBuffer(device, memoryOf(device).upload(t.dataSync(), t.dtype), t.size, t.shape, t.dtype);
+  if (opts?.requiresGrad) placed.requiresGrad_(true);
+  return placed;
 }
 
 /**
@@ -120,11 +128,11 @@ export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
 }
 
 export function zerosLike(t: Tensor, opts: CreateOptions = {}): Tensor {
-  return full(t.shape, 0, { dtype: t.dtype, ...opts });
+  return full(t.shape, 0, { dtype: t.dtype, device: t.device, ...opts });
 }
 
 export function onesLike(t: Tensor, opts: CreateOptions = {}): Tensor {
-  return full(t.shape, 1, { dtype: t.dtype, ...opts });
+  return full(t.shape, 1, { dtype: t.dtype, device: t.device, ...opts });
 }
 
 /** Values `start, start + step, ...` below `end` (PyTorch's `arange`). */
@@ -167,7 +175,7 @@ export function rand(shape: Shape, opts: RandomOptions = {}): Tensor {
 }
 
 export function randnLike(t: Tensor, opts: RandomOptions = {}): Tensor {
-  return randn(t.shape, opts);
+  return randn(t.shape, { device: t.device, ...opts });
 }
 
 function castFloat(t: Tensor, dtype: DType | undefined): Tensor {

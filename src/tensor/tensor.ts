@@ -1,25 +1,23 @@
 import type { GradNode } from "./autograd.js";
+import { type Device, DeviceError, memoryOf } from "./device.js";
 import { bfloat16ArrayToFloat32, type DType, halfArrayToFloat32, type StorageArray } from "./dtype.js";
 import { ArgumentError } from "./errors.js";
+import { TENSOR_BRAND, trackTensor } from "./scope.js";
 import { contiguousStrides, formatShape, type Shape, sizeOf } from "./shape.js";
+import { Storage } from "./storage.js";
 
-/** Where a tensor's data lives. Only "cpu" exists today; GPU backends add their own. */
-export type Device = "cpu";
-
-/** The buffer behind one or more tensors (views share it). */
-export interface Storage {
-  readonly device: Device;
-  readonly data: StorageArray;
-}
+export type { Device } from "./device.js";
+export { Storage } from "./storage.js";
 
 let nextId = 1;
 
 /**
- * An n-dimensional array: a view (shape, strides, offset) into a storage buffer, plus autograd state.
+ * An n-dimensional array: a view (shape, strides, offset) into a storage buffer on a device, plus autograd state.
  * Operations (`add`, `matmul`, `reshape`, ...) are installed as methods by the ops layer (`src/ops/methods.ts`);
  * this class holds the data structure only.
  */
 export class Tensor {
+  readonly [TENSOR_BRAND] = true as const;
   readonly id = nextId++;
   readonly shape: readonly number[];
   readonly strides: readonly number[];
@@ -34,6 +32,7 @@ export class Tensor {
   gradFn: GradNode | null = null;
   /** Set by `retainGrad()`: keep `.grad` on a non-leaf. */
   retainsGrad = false;
+  #disposed = false;
 
   constructor(storage: Storage, shape: Shape, dtype: DType, strides?: Shape, offset = 0) {
     this.storage = storage;
@@ -41,16 +40,29 @@ export class Tensor {
     this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
     this.offset = offset;
     this.dtype = dtype;
+    storage.retain();
+    trackTensor(this);
   }
 
-  /** Wraps a typed array (not copied) as a contiguous tensor. */
+  /** Wraps a typed array (not copied) as a contiguous CPU tensor. */
   static fromStorage(data: StorageArray, shape: Shape, dtype: DType): Tensor {
     if (data.length !== sizeOf(shape)) {
       throw new ArgumentError(
         `data has ${data.length} elements but shape ${formatShape(shape)} needs ${sizeOf(shape)}`,
       );
     }
-    return new Tensor({ device: "cpu", data }, shape, dtype);
+    return Tensor.fromBuffer("cpu", memoryOf("cpu").upload(data, dtype), data.length, shape, dtype);
+  }
+
+  /** Wraps a buffer of `device` holding `length` elements as a contiguous tensor of `shape` (not copied). */
+  static fromBuffer(
+    device: Device,
+    buffer: import("./device.js").DeviceBuffer,
+    length: number,
+    shape: Shape,
+    dtype: DType,
+  ): Tensor {
+    return new Tensor(new Storage(device, dtype, buffer, length), shape, dtype);
   }
 
   get device(): Device {
@@ -102,58 +114,130 @@ export class Tensor {
   }
 
   /**
-   * The elements in row-major order as a typed array of the storage type (float16/bfloat16 as raw bits).
-   * For a contiguous tensor this is a view of the storage (writes go through); otherwise a fresh copy.
+   * Frees this tensor's memory now (once no other view uses it) instead of when it is garbage-collected. Using
+   * the tensor afterwards is an error. Disposing twice does nothing.
    */
-  dataSync(): StorageArray {
-    const n = this.size;
-    const data = this.storage.data;
-    if (this.isContiguous()) {
-      if (this.offset === 0 && data.length === n) return data;
-      return data.subarray(this.offset, this.offset + n) as StorageArray;
-    }
-    return gatherStrided(data, this.offset, this.shape, this.strides);
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.storage.releaseRef();
   }
 
-  /** Async form of {@link dataSync}; works for every device. */
+  /** @internal whether memory scopes free this tensor (its device's memory is not garbage-collected). */
+  get scoped(): boolean {
+    return memoryOf(this.device).garbageCollected !== true;
+  }
+
+  /** Whether {@link dispose} was called (or a scope disposed it). */
+  get isDisposed(): boolean {
+    return this.#disposed || this.storage.disposed;
+  }
+
+  /** The span of storage elements this view touches: [first, first + length). */
+  #span(): { first: number; length: number } {
+    if (this.size === 0) return { first: this.offset, length: 0 };
+    let first = this.offset;
+    let last = this.offset;
+    for (let i = 0; i < this.shape.length; i++) {
+      const reach = (this.shape[i]! - 1) * this.strides[i]!;
+      if (reach < 0) first += reach;
+      else last += reach;
+    }
+    return { first, length: last - first + 1 };
+  }
+
+  /** Lays the elements of a read span out row-major (a view when already contiguous). */
+  #fromSpan(span: StorageArray, first: number): StorageArray {
+    if (this.isContiguous()) return span;
+    return gatherStrided(span, this.offset - first, this.shape, this.strides);
+  }
+
+  /**
+   * The elements in row-major order as a typed array of the storage type (float16/bfloat16 as raw bits), read
+   * synchronously: CPU tensors only (a contiguous one gives a view of its storage: writes go through). Other
+   * devices throw a DeviceError that says to `await t.data()`.
+   */
+  dataSync(): StorageArray {
+    const memory = memoryOf(this.device);
+    if (!memory.readSync) {
+      throw new DeviceError(
+        `a tensor on device "${this.device}" cannot be read synchronously; use \`await t.data()\` ` +
+          "(or itemAsync() / tolistAsync() / toFloat32ArrayAsync())",
+      );
+    }
+    const { first, length } = this.#span();
+    return this.#fromSpan(memory.readSync(this.storage.buffer, this.dtype, first, length), first);
+  }
+
+  /** The elements in row-major order, read from any device (a copy, except contiguous CPU tensors). */
   async data(): Promise<StorageArray> {
-    return this.dataSync();
+    const memory = memoryOf(this.device);
+    const { first, length } = this.#span();
+    return this.#fromSpan(await memory.read(this.storage.buffer, this.dtype, first, length), first);
   }
 
   /** The elements as float32 numbers in row-major order (widening half types; always a fresh copy or view). */
   toFloat32Array(): Float32Array {
-    const raw = this.dataSync();
-    if (this.dtype === "float32") return raw as Float32Array;
-    if (this.dtype === "float16") return halfArrayToFloat32(raw as Uint16Array);
-    if (this.dtype === "bfloat16") return bfloat16ArrayToFloat32(raw as Uint16Array);
-    const out = new Float32Array(raw.length);
-    for (let i = 0; i < raw.length; i++) out[i] = Number(raw[i]);
-    return out;
+    return widen(this.dataSync(), this.dtype);
   }
 
-  /** The single value of a one-element tensor. */
+  /** Async form of {@link toFloat32Array}; works for every device. */
+  async toFloat32ArrayAsync(): Promise<Float32Array> {
+    return widen(await this.data(), this.dtype);
+  }
+
+  /** The single value of a one-element tensor (CPU tensors; see {@link itemAsync}). */
   item(): number {
-    if (this.size !== 1)
-      throw new ArgumentError(`item() needs a tensor with one element, got shape ${formatShape(this.shape)}`);
+    this.#checkOneElement();
     return this.toFloat32Array()[0]!;
   }
 
-  /** Nested arrays of numbers (PyTorch's `tolist()`). */
+  /** The single value of a one-element tensor on any device. */
+  async itemAsync(): Promise<number> {
+    this.#checkOneElement();
+    return (await this.toFloat32ArrayAsync())[0]!;
+  }
+
+  #checkOneElement(): void {
+    if (this.size !== 1)
+      throw new ArgumentError(`item() needs a tensor with one element, got shape ${formatShape(this.shape)}`);
+  }
+
+  /** Nested arrays of numbers (PyTorch's `tolist()`; CPU tensors, see {@link tolistAsync}). */
   tolist(): unknown {
-    const flat = this.toFloat32Array();
-    const build = (dim: number, start: number): unknown => {
-      if (dim === this.shape.length) return flat[start];
-      const step = sizeOf(this.shape.slice(dim + 1));
-      return Array.from({ length: this.shape[dim]! }, (_, i) => build(dim + 1, start + i * step));
-    };
-    return build(0, 0);
+    return nest(this.toFloat32Array(), this.shape);
+  }
+
+  /** Nested arrays of numbers, from any device. */
+  async tolistAsync(): Promise<unknown> {
+    return nest(await this.toFloat32ArrayAsync(), this.shape);
   }
 
   toString(): string {
     const grad = this.requiresGrad ? ", requiresGrad" : "";
-    const preview = this.size <= 8 ? ` ${JSON.stringify(Array.from(this.toFloat32Array()))}` : "";
-    return `Tensor(${formatShape(this.shape)}, ${this.dtype}${grad})${preview}`;
+    const device = this.device === "cpu" ? "" : `, device ${this.device}`;
+    const readable = !this.isDisposed && memoryOf(this.device).readSync !== undefined;
+    const preview = readable && this.size <= 8 ? ` ${JSON.stringify(Array.from(this.toFloat32Array()))}` : "";
+    return `Tensor(${formatShape(this.shape)}, ${this.dtype}${device}${grad})${preview}`;
   }
+}
+
+function widen(raw: StorageArray, dtype: DType): Float32Array {
+  if (dtype === "float32") return raw as Float32Array;
+  if (dtype === "float16") return halfArrayToFloat32(raw as Uint16Array);
+  if (dtype === "bfloat16") return bfloat16ArrayToFloat32(raw as Uint16Array);
+  const out = new Float32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = Number(raw[i]);
+  return out;
+}
+
+function nest(flat: Float32Array, shape: readonly number[]): unknown {
+  const build = (dim: number, start: number): unknown => {
+    if (dim === shape.length) return flat[start];
+    const step = sizeOf(shape.slice(dim + 1));
+    return Array.from({ length: shape[dim]! }, (_, i) => build(dim + 1, start + i * step));
+  };
+  return build(0, 0);
 }
 
 /** Copies a strided view into a new contiguous array of the same storage type (any dtype). */

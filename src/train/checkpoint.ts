@@ -95,7 +95,7 @@ export async function saveCheckpoint(
       emaStep: trainer.ema.optimizationStep,
       generator: Buffer.from(trainer.generator.getState()).toString("base64"),
       loader: trainer.loader.stateDict(),
-      losses: trainer.losses,
+      losses: await trainer.readLosses(),
       extra: opts.extra ?? {},
     };
     writeFileAtomic(join(tmp, CHECKPOINT_FILES.state), `${JSON.stringify(state)}\n`);

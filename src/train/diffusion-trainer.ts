@@ -5,11 +5,13 @@
 // All randomness comes from two explicit generators (noise and data order), both part of the saved state.
 import type { UNet2DModel } from "../models/unet/unet-2d.js";
 import { AdamW, clipGradNorm, EMA, warmupCosine } from "../nn/optim/index.js";
-import { mse_loss } from "../ops/index.js";
+import { detach, mse_loss, stack, toDevice } from "../ops/index.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { randn } from "../tensor/create.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
+import { release, tidy } from "../tensor/scope.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { DataLoader, type LabeledImages } from "./data/loader.js";
 
 /** Hyperparameters of {@link DiffusionTrainer}. */
@@ -41,11 +43,12 @@ export interface DiffusionTrainOptions {
 export interface TrainStepResult {
   /** Steps done after this one. */
   step: number;
-  loss: number;
+  /** The step's loss, a 0-d tensor on the model's device (read it when you log it: `await loss.itemAsync()`). */
+  loss: Tensor;
   /** Learning rate used by this step. */
   lr: number;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
+  /** Global gradient norm before clipping (0-d, on the model's device). */
+  gradNorm: Tensor;
   /** Epoch of the batch. */
   epoch: number;
 }
@@ -109,8 +112,13 @@ export class DiffusionTrainer {
   readonly generator: Generator;
   /** Steps done. */
   step = 0;
-  /** Loss of every step done, in order. */
+  /**
+   * Loss of every step done, in order, as far as it was read back ({@link readLosses} reads the steps since the
+   * last read in one go).
+   */
   losses: number[] = [];
+  /** Losses of the steps not read back yet (0-d tensors on the model's device). */
+  #pending: Tensor[] = [];
 
   constructor(
     unet: UNet2DModel,
@@ -149,29 +157,47 @@ export class DiffusionTrainer {
     const o = this.options;
     const g = this.generator;
     const batch = this.loader.next();
-    const b = batch.images.shape[0]!;
-    const numTrain = this.noiseScheduler.config.num_train_timesteps;
-    const t = Array.from(g.randint(0, numTrain, b));
-    const noise = randn([...batch.images.shape], { generator: g });
-    const drop = g.uniform(b);
-    const labels = Array.from(batch.labels, (c, i) => (drop[i]! < o.condDropout ? o.nullClass : c));
-    const noisy = this.noiseScheduler.addNoise(batch.images, noise, t);
-    const target =
-      this.noiseScheduler.config.prediction_type === "v_prediction"
-        ? this.noiseScheduler.getVelocity(batch.images, noise, t)
-        : noise;
+    const device = this.unet.device;
     const lr = this.lrAt(this.step);
-    this.optimizer.setLr(lr);
-    this.optimizer.zeroGrad();
-    const loss = mse_loss(this.unet.call(noisy, t, labels), target);
-    loss.backward();
-    const gradNorm = clipGradNorm(this.unet.parameters(), o.gradClip);
-    this.optimizer.step();
-    this.optimizer.zeroGrad();
-    this.ema.update();
-    const value = loss.item();
+    // the step's intermediates (activations, gradients) are freed when it ends: only the loss and norm stay
+    const { loss, gradNorm } = tidy(() => {
+      const images = toDevice(batch.images, device);
+      const b = images.shape[0]!;
+      const numTrain = this.noiseScheduler.config.num_train_timesteps;
+      const t = Array.from(g.randint(0, numTrain, b));
+      const noise = randn([...images.shape], { generator: g, device });
+      const drop = g.uniform(b);
+      const labels = Array.from(batch.labels, (c, i) => (drop[i]! < o.condDropout ? o.nullClass : c));
+      const noisy = this.noiseScheduler.addNoise(images, noise, t);
+      const target =
+        this.noiseScheduler.config.prediction_type === "v_prediction"
+          ? this.noiseScheduler.getVelocity(images, noise, t)
+          : noise;
+      this.optimizer.setLr(lr);
+      this.optimizer.zeroGrad();
+      const stepLoss = mse_loss(this.unet.call(noisy, t, labels), target);
+      stepLoss.backward();
+      const norm = clipGradNorm(this.unet.parameters(), o.gradClip);
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+      this.ema.update();
+      return { loss: detach(stepLoss), gradNorm: norm };
+    });
     this.step++;
-    this.losses.push(value);
-    return { step: this.step, loss: value, lr, gradNorm, epoch: batch.epoch };
+    this.#pending.push(loss);
+    return { step: this.step, loss, lr, gradNorm, epoch: batch.epoch };
+  }
+
+  /** Reads back the losses of the steps since the last read (one readback), appends them to `losses`. */
+  async readLosses(): Promise<number[]> {
+    if (this.#pending.length > 0) {
+      const pending = this.#pending;
+      this.#pending = [];
+      const all = stack(pending);
+      const values = await all.toFloat32ArrayAsync();
+      release(all);
+      this.losses.push(...values);
+    }
+    return this.losses;
   }
 }

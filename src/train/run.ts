@@ -53,6 +53,11 @@ export interface TrainDiffusionOptions {
   sampleEvery?: number;
   /** Write a checkpoint every this many steps (0: only at the end / when stopped). */
   checkpointEvery?: number;
+  /**
+   * Report progress (loss, gradient norm: read back from the device) every this many steps (default 1; a GPU
+   * run reads back less often with a larger value). The last step is always reported.
+   */
+  logEvery?: number;
   samples?: SampleGridOptions;
   /** The sampling default written into the pipeline folder (model_index.json `guidance_interval`). */
   guidanceInterval?: GuidanceInterval;
@@ -140,7 +145,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const samplesDir = join(out, "samples");
   mkdirSync(samplesDir, { recursive: true });
   const total = trainer.options.steps;
-  const writeSamples = (): void => {
+  const writeSamples = async (): Promise<void> => {
     const interval = opts.samples?.guidanceInterval ?? opts.guidanceInterval;
     const grid = sampleGrid(trainer, { ...opts.samples, guidanceInterval: interval }, opts.onProgress);
     const path = join(samplesDir, `step-${String(trainer.step).padStart(6, "0")}.png`);
@@ -159,7 +164,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     writePng(path, grid, { parameters });
     opts.onSaved?.("samples", path, trainer.step);
     const svg = join(samplesDir, "loss.svg");
-    writeFileAtomic(svg, lossCurveSvg(trainer.losses));
+    writeFileAtomic(svg, lossCurveSvg(await trainer.readLosses()));
     opts.onSaved?.("samples", svg, trainer.step);
   };
   const checkpoint = async (): Promise<void> => {
@@ -181,15 +186,26 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     trainSeconds += (performance.now() - t0) / 1000;
     // training throughput only (sample grids and checkpoints excluded)
     const imagesPerSecond = ((r.step - resumedAt) * trainer.options.batchSize) / trainSeconds;
-    opts.onProgress?.({
-      stage: "train",
-      step: r.step,
-      total,
-      values: { loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, epoch: r.epoch, imagesPerSecond },
-    });
+    // the loss and gradient norm are read back only on the steps that report them
+    const logEvery = opts.logEvery ?? 1;
+    if (opts.onProgress && (r.step % logEvery === 0 || r.step === total)) {
+      const losses = await trainer.readLosses();
+      opts.onProgress({
+        stage: "train",
+        step: r.step,
+        total,
+        values: {
+          loss: losses[losses.length - 1]!,
+          lr: r.lr,
+          gradNorm: await r.gradNorm.itemAsync(),
+          epoch: r.epoch,
+          imagesPerSecond,
+        },
+      });
+    }
     const last = r.step === total;
     if (!last && opts.checkpointEvery && r.step % opts.checkpointEvery === 0) await checkpoint();
-    if (!last && opts.sampleEvery && r.step % opts.sampleEvery === 0) writeSamples();
+    if (!last && opts.sampleEvery && r.step % opts.sampleEvery === 0) await writeSamples();
   }
   await checkpoint();
   await saveClassConditionalPipeline(out, trainer.unet, schedulerJson(trainer), {
@@ -197,6 +213,6 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     guidanceInterval: opts.guidanceInterval,
   });
   opts.onSaved?.("pipeline", out, trainer.step);
-  if (!stopped) writeSamples();
+  if (!stopped) await writeSamples();
   return { trainer, stopped, resumedAt };
 }

@@ -14,8 +14,8 @@ function model(w: [number, number], b: number): nn.Linear {
 }
 
 function setWeights(m: nn.Linear, w: [number, number], b: number): void {
-  (m.weight.storage.data as Float32Array).set(w);
-  (m.bias!.storage.data as Float32Array).set([b]);
+  (m.weight.dataSync() as Float32Array).set(w);
+  (m.bias!.dataSync() as Float32Array).set([b]);
 }
 
 describe("EMA", () => {

@@ -85,7 +85,7 @@ describe("normalisation and embedding layers", () => {
     const gn = new GroupNorm(2, 4, { eps: 1e-6 });
     assert.deepEqual(values(gn.weight!), [1, 1, 1, 1]);
     assert.deepEqual(values(gn.bias!), [0, 0, 0, 0]);
-    (gn.weight!.storage.data as Float32Array).set([1, 2, 3, 4]);
+    (gn.weight!.dataSync() as Float32Array).set([1, 2, 3, 4]);
     const x = randomTensor([2, 4, 3, 3], 8);
     assertAllClose(values(gn.call(x)), values(F.group_norm(x, 2, gn.weight, gn.bias, 1e-6)), 0, 0);
     assert.equal(new GroupNorm(2, 4, { affine: false }).weight, null);

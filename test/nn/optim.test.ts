@@ -110,9 +110,9 @@ describe("clipGradNorm", () => {
     const b = param([0]);
     a.grad = tensor([3, 4]);
     b.grad = tensor([12]);
-    assert.equal(clipGradNorm([a, b], 100), 13);
+    assert.equal(clipGradNorm([a, b], 100).item(), 13);
     assert.deepEqual(values(a.grad), [3, 4], "below maxNorm: unchanged");
-    assert.equal(clipGradNorm([a, b], 6.5), 13);
+    assert.equal(clipGradNorm([a, b], 6.5).item(), 13);
     const c = 6.5 / (13 + 1e-6);
     assertAllClose(values(a.grad), [3 * c, 4 * c], 0, 1e-7);
     assertAllClose(values(b.grad), [12 * c], 0, 1e-7);
@@ -124,7 +124,7 @@ describe("clipGradNorm", () => {
     const shared = tensor([-6, 2]);
     a.grad = shared;
     b.grad = shared;
-    assert.equal(clipGradNorm([a, b], 3, { normType: Number.POSITIVE_INFINITY }), 6);
+    assert.equal(clipGradNorm([a, b], 3, { normType: Number.POSITIVE_INFINITY }).item(), 6);
     const c = 3 / (6 + 1e-6);
     assertAllClose(values(a.grad), [-6 * c, 2 * c], 0, 1e-7);
     assertAllClose(values(b.grad), [-6 * c, 2 * c], 0, 1e-7, "scaled once, not twice");

@@ -123,6 +123,7 @@ export function createNativeBackend(addon: NativeAddon): Backend {
   return {
     ...ref,
     name: "native",
+    pooledBytes: typeof addon.poolStats === "function" ? () => addon.poolStats().idleBytes : undefined,
     // small arrays: V8's own allocation is cheaper than a call into the addon (the test mode pools them all)
     allocate:
       typeof addon.allocF32 !== "function"

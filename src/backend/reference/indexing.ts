@@ -1,3 +1,4 @@
+import { ArgumentError } from "../../tensor/errors.js";
 import type { Backend } from "../backend.js";
 
 export const indexingKernels: Pick<
@@ -7,6 +8,7 @@ export const indexingKernels: Pick<
   indexSelect(table, cols, ids, out): void {
     for (let i = 0; i < ids.length; i++) {
       const src = ids[i]! * cols;
+      if (!(src >= 0 && src + cols <= table.length)) throw rowOutOfRange(ids[i]!, table.length / cols);
       out.set(table.subarray(src, src + cols), i * cols);
     }
   },
@@ -14,6 +16,8 @@ export const indexingKernels: Pick<
   indexAdd(gradOut, cols, ids, gradTable): void {
     for (let i = 0; i < ids.length; i++) {
       const dst = ids[i]! * cols;
+      if (!(dst >= 0 && dst + cols <= gradTable.length))
+        throw rowOutOfRange(ids[i]!, gradTable.length / cols);
       const src = i * cols;
       for (let j = 0; j < cols; j++) gradTable[dst + j]! += gradOut[src + j]!;
     }
@@ -56,4 +60,8 @@ export function nearestIndex(inSize: number, outSize: number): Int32Array {
   const idx = new Int32Array(outSize);
   for (let i = 0; i < outSize; i++) idx[i] = Math.min(Math.floor(Math.fround(i * scale)), inSize - 1);
   return idx;
+}
+
+function rowOutOfRange(id: number, rows: number): ArgumentError {
+  return new ArgumentError(`index ${id} is out of range for a table of ${rows} rows (valid: 0..${rows - 1})`);
 }

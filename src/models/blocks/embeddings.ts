@@ -1,7 +1,9 @@
 // Timestep embeddings: the sinusoidal projection of a diffusion timestep (diffusers' `Timesteps`) and the MLP that
 // follows it (`TimestepEmbedding`).
 import { type LayerOptions, Linear, Module } from "../../nn/index.js";
-import { add } from "../../ops/index.js";
+import { add, cat, cos, mul, pad, reshape, sin, to } from "../../ops/index.js";
+import { tensor } from "../../tensor/create.js";
+import type { Device } from "../../tensor/device.js";
 import { ArgumentError, ShapeError } from "../../tensor/errors.js";
 import { formatShape } from "../../tensor/shape.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -17,6 +19,8 @@ export interface TimestepEmbeddingOptions {
   scale?: number;
   /** Default 10000. */
   maxPeriod?: number;
+  /** Where the embeddings go (default: the timesteps' device, "cpu" for numbers). */
+  device?: Device;
 }
 
 /**
@@ -27,7 +31,7 @@ export interface TimestepEmbeddingOptions {
  * timestep like 623.4567 is first rounded to float32.
  */
 export function timestepEmbedding(
-  timesteps: ArrayLike<number>,
+  timesteps: ArrayLike<number> | Tensor,
   dim: number,
   opts: TimestepEmbeddingOptions = {},
 ): Tensor {
@@ -42,13 +46,17 @@ export function timestepEmbedding(
   const denom = f(half - shift);
   const freqs = new Float32Array(half);
   for (let i = 0; i < half; i++) freqs[i] = f(Math.exp(f(f(negLog * i) / denom)));
-  const n = timesteps.length;
+  if (timesteps instanceof Tensor && timesteps.device !== "cpu") {
+    return deviceEmbedding(timesteps, freqs, dim, scale, flip);
+  }
+  const values = timesteps instanceof Tensor ? timesteps.toFloat32Array() : timesteps;
+  const n = values.length;
   const out = new Float32Array(n * dim);
   const [sinAt, cosAt] = flip ? [half, 0] : [0, half];
   for (let r = 0; r < n; r++) {
-    const t = f(timesteps[r]!);
+    const t = f(values[r]!);
     if (!Number.isFinite(t))
-      throw new ArgumentError(`timestepEmbedding: timestep ${timesteps[r]} is not finite`);
+      throw new ArgumentError(`timestepEmbedding: timestep ${values[r]} is not finite`);
     const row = r * dim;
     for (let i = 0; i < half; i++) {
       let arg = f(t * freqs[i]!);
@@ -57,25 +65,63 @@ export function timestepEmbedding(
       out[row + cosAt + i] = Math.cos(arg);
     }
   }
-  return Tensor.fromStorage(out, [n, dim], "float32");
+  return tensor(out, [n, dim], { device: opts.device ?? "cpu" });
 }
 
-/** The float32 values of a 0-d or 1-d timestep tensor (any dtype) or of numbers. */
-export function timestepValues(t: Tensor | number | ArrayLike<number>): Float32Array {
-  if (typeof t === "number") return Float32Array.of(t);
-  if (t instanceof Tensor) {
-    if (t.ndim > 1)
-      throw new ShapeError(`timesteps must be a number or a 0-d/1-d tensor, got ${formatShape(t.shape)}`);
-    return t.toFloat32Array();
+/** The same embedding computed by kernels on the device of `timesteps` (no readback; float32 sin/cos). */
+function deviceEmbedding(
+  timesteps: Tensor,
+  freqs: Float32Array,
+  dim: number,
+  scale: number,
+  flip: boolean,
+): Tensor {
+  const n = timesteps.size;
+  const half = freqs.length;
+  let args = mul(
+    reshape(to(timesteps, "float32"), [n, 1]),
+    tensor(freqs, [1, half], { device: timesteps.device }),
+  );
+  if (scale !== 1) args = mul(args, scale);
+  const parts = flip ? [cos(args), sin(args)] : [sin(args), cos(args)];
+  const emb = cat(parts, 1);
+  return dim % 2 === 1 ? pad(emb, [0, 1]) : emb;
+}
+
+/**
+ * The timesteps of a batch of `batch` samples: numbers (one broadcast, or one per sample) as float32 values, or a
+ * 0-d/1-d tensor on a device other than the CPU, kept there (expanded to the batch).
+ */
+export function batchTimesteps(
+  t: Tensor | number | ArrayLike<number>,
+  batch: number,
+  who: string,
+): Float32Array | Tensor {
+  if (t instanceof Tensor && t.ndim > 1)
+    throw new ShapeError(
+      `${who}: timesteps must be a number or a 0-d/1-d tensor, got ${formatShape(t.shape)}`,
+    );
+  if (t instanceof Tensor && t.device !== "cpu") {
+    if (t.size === batch) return reshape(t, [batch]);
+    if (t.size === 1) return reshape(t, [1]).expand([batch]);
+    throw new ShapeError(`${who}: got ${t.size} timesteps for a batch of ${batch}`);
   }
-  return Float32Array.from(t);
+  const v =
+    typeof t === "number"
+      ? Float32Array.of(t)
+      : t instanceof Tensor
+        ? t.toFloat32Array()
+        : Float32Array.from(t);
+  if (v.length === batch) return v;
+  if (v.length === 1) return new Float32Array(batch).fill(v[0]!);
+  throw new ShapeError(`${who}: got ${v.length} timesteps for a batch of ${batch}`);
 }
 
 /**
  * diffusers' `Timesteps` module: no parameters, maps timesteps [N] to sinusoidal embeddings [N, numChannels]
  * (see {@link timestepEmbedding}).
  */
-export class Timesteps extends Module<[Tensor | number | ArrayLike<number>], Tensor> {
+export class Timesteps extends Module<[Tensor | number | ArrayLike<number>, Device?], Tensor> {
   readonly numChannels: number;
   readonly flipSinToCos: boolean;
   readonly downscaleFreqShift: number;
@@ -89,11 +135,20 @@ export class Timesteps extends Module<[Tensor | number | ArrayLike<number>], Ten
     this.scale = scale;
   }
 
-  override forward(timesteps: Tensor | number | ArrayLike<number>): Tensor {
-    return timestepEmbedding(timestepValues(timesteps), this.numChannels, {
+  /** Embeddings [N, numChannels] of N timesteps, made on `device` (default: the timesteps' own device). */
+  override forward(timesteps: Tensor | number | ArrayLike<number>, device?: Device): Tensor {
+    if (timesteps instanceof Tensor && timesteps.ndim > 1) {
+      throw new ShapeError(
+        `timesteps must be a number or a 0-d/1-d tensor, got ${formatShape(timesteps.shape)}`,
+      );
+    }
+    const values =
+      timesteps instanceof Tensor || typeof timesteps !== "number" ? timesteps : Float32Array.of(timesteps);
+    return timestepEmbedding(values, this.numChannels, {
       flipSinToCos: this.flipSinToCos,
       downscaleFreqShift: this.downscaleFreqShift,
       scale: this.scale,
+      device: device ?? (timesteps instanceof Tensor ? timesteps.device : "cpu"),
     });
   }
 }

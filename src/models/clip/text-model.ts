@@ -11,6 +11,8 @@ import {
   type StateDict,
 } from "../../nn/index.js";
 import { indexSelect, reshape } from "../../ops/index.js";
+import { tensor } from "../../tensor/create.js";
+import { type Device, DeviceError } from "../../tensor/device.js";
 import { ArgumentError, DTypeError, ShapeError } from "../../tensor/errors.js";
 import { formatShape } from "../../tensor/shape.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -74,6 +76,11 @@ export function readTokenIds(
       `${who}: sequence length ${length} exceeds max_position_embeddings (${config.max_position_embeddings}); truncate the prompt to ${config.max_position_embeddings} tokens (tokenizer truncation=true) or encode it in chunks`,
     );
   }
+  if (ids.device !== "cpu") {
+    throw new DeviceError(
+      `${who}: pass the token ids on the CPU, as the tokenizer makes them (they are checked and read there); got ids on ${ids.device}`,
+    );
+  }
   const raw = ids.dataSync();
   const values = new Int32Array(raw.length);
   for (let i = 0; i < raw.length; i++) {
@@ -118,10 +125,15 @@ export function eosPositions(
  * The additive attention bias [B, 1, L, L] of a padding mask combined with causality, as transformers builds it:
  * finfo.min where j > i plus finfo.min where key j is padding (both: -inf after float32 rounding).
  */
-function attentionBias(mask: Tensor, batch: number, length: number, who: string): Tensor {
+function attentionBias(mask: Tensor, batch: number, length: number, who: string, device: Device): Tensor {
   if (mask.ndim !== 2 || mask.shape[0] !== batch || mask.shape[1] !== length) {
     throw new ShapeError(
       `${who}: attentionMask must be [${batch}, ${length}] like the input ids, got ${formatShape(mask.shape)}`,
+    );
+  }
+  if (mask.device !== "cpu") {
+    throw new DeviceError(
+      `${who}: pass the attention mask on the CPU, as the tokenizer makes it; got it on ${mask.device}`,
     );
   }
   const raw = mask.dataSync();
@@ -140,7 +152,7 @@ function attentionBias(mask: Tensor, batch: number, length: number, who: string)
       }
     }
   }
-  return Tensor.fromStorage(out, [batch, 1, length, length], "float32");
+  return tensor(out, [batch, 1, length, length], { device });
 }
 
 /** Embeddings, encoder and final layer norm (transformers' `CLIPTextTransformer`, the `text_model` child). */
@@ -164,7 +176,8 @@ export class CLIPTextTransformer extends Module<[Tensor, CLIPTextForwardOptions?
   override forward(ids: Tensor, opts: CLIPTextForwardOptions = {}): CLIPTextModelOutput {
     const who = "CLIPTextModel";
     const { batch, length, values } = readTokenIds(ids, this.config, who);
-    const mask = opts.attentionMask ? attentionBias(opts.attentionMask, batch, length, who) : null;
+    const device = this.device;
+    const mask = opts.attentionMask ? attentionBias(opts.attentionMask, batch, length, who, device) : null;
     const embedded = this.embeddings.call(ids);
     const hiddenStates = opts.outputHiddenStates ? [embedded] : null;
     const h = this.encoder.call(embedded, mask, hiddenStates ? (x) => hiddenStates.push(x) : undefined);

@@ -17,7 +17,7 @@ import { formatShape } from "../../tensor/shape.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { groupNormSilu } from "../blocks/activation.js";
 import type { RawConfig } from "../blocks/config-values.js";
-import { TimestepEmbedding, Timesteps, timestepEmbedding, timestepValues } from "../blocks/embeddings.js";
+import { batchTimesteps, TimestepEmbedding, Timesteps, timestepEmbedding } from "../blocks/embeddings.js";
 import {
   type FromPretrainedOptions,
   findWeightFiles,
@@ -243,7 +243,8 @@ export class UNet2DConditionModel extends Module<
     if (cfg.center_input_sample) sample = add(sample.mul(2), -1);
 
     // 1. time: sinusoidal projection of the (batch-broadcast) timesteps, then the MLP, plus extra embeddings
-    const tEmb = emit("time_proj", this.time_proj.call(batchTimesteps(timestep, batch)));
+    const steps = batchTimesteps(timestep, batch, "UNet2DConditionModel");
+    const tEmb = emit("time_proj", this.time_proj.call(steps, sample.device));
     let emb = emit("time_embedding", this.time_embedding.call(tEmb, opts.timestepCond ?? null));
     const classEmb = this.#classEmbedding(opts.classLabels, batch);
     if (classEmb) emb = cfg.class_embeddings_concat ? cat([emb, classEmb], -1) : add(emb, classEmb);
@@ -302,7 +303,9 @@ export class UNet2DConditionModel extends Module<
       return ce.call(ids);
     }
     if (type === "timestep")
-      return (ce as TimestepEmbedding).call(this.time_proj.call(batchTimesteps(labels, batch)));
+      return (ce as TimestepEmbedding).call(
+        this.time_proj.call(batchTimesteps(labels, batch, "UNet2DConditionModel"), this.device),
+      );
     // identity / projection / simple_projection: the labels are class vectors [B, D]
     if (!(labels instanceof Tensor) || labels.ndim !== 2 || labels.shape[0] !== batch) {
       throw new ArgumentError(
@@ -326,9 +329,10 @@ export class UNet2DConditionModel extends Module<
       );
     }
     const proj = this.add_time_proj!;
-    const timeEmb = timestepEmbedding(timeIds.toFloat32Array(), proj.numChannels, {
+    const timeEmb = timestepEmbedding(reshape(timeIds, [timeIds.size]), proj.numChannels, {
       flipSinToCos: proj.flipSinToCos,
       downscaleFreqShift: proj.downscaleFreqShift,
+      device: textEmbeds.device,
     });
     const addEmbeds = cat([to(textEmbeds, "float32"), reshape(timeEmb, [batch, -1])], -1);
     const expected = this.add_embedding!.linear_1.inFeatures;
@@ -339,14 +343,6 @@ export class UNet2DConditionModel extends Module<
     }
     return this.add_embedding!.call(addEmbeds);
   }
-}
-
-/** The float32 timesteps of a batch: one value broadcast, or one per sample. */
-function batchTimesteps(t: Timestep, batch: number): Float32Array {
-  const v = timestepValues(t);
-  if (v.length === batch) return v;
-  if (v.length === 1) return new Float32Array(batch).fill(v[0]!);
-  throw new ShapeError(`UNet2DConditionModel: got ${v.length} timesteps for a batch of ${batch}`);
 }
 
 function classEmbedding(

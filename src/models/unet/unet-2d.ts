@@ -8,7 +8,7 @@ import { formatShape } from "../../tensor/shape.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { groupNormSilu } from "../blocks/activation.js";
 import type { RawConfig } from "../blocks/config-values.js";
-import { TimestepEmbedding, Timesteps, timestepValues } from "../blocks/embeddings.js";
+import { batchTimesteps, TimestepEmbedding, Timesteps } from "../blocks/embeddings.js";
 import { UNetMidBlock2D } from "../blocks/mid-block.js";
 import {
   checkpointDType,
@@ -156,7 +156,8 @@ export class UNet2DModel extends Module<[Tensor, Timestep, (ClassLabels | null)?
     }
     let x = sample;
     if (cfg.center_input_sample) x = sub(x.mul(2), 1);
-    let emb = this.time_embedding.call(this.time_proj.call(batchTimesteps(timestep, batch)));
+    const steps = batchTimesteps(timestep as Tensor | number | ArrayLike<number>, batch, "UNet2DModel");
+    let emb = this.time_embedding.call(this.time_proj.call(steps, sample.device));
     if (this.class_embedding) {
       emb = add(emb, this.class_embedding.call(classIds(classLabels, batch, this.numClassEmbeds)));
     } else if (classLabels != null) {
@@ -180,19 +181,19 @@ export class UNet2DModel extends Module<[Tensor, Timestep, (ClassLabels | null)?
   }
 }
 
-function batchTimesteps(t: Timestep, batch: number): Float32Array {
-  const v = timestepValues(t as Tensor | number | ArrayLike<number>);
-  if (v.length === batch) return v;
-  if (v.length === 1) return new Float32Array(batch).fill(v[0]!);
-  throw new ShapeError(`UNet2DModel: got ${v.length} timesteps for a batch of ${batch}`);
-}
-
 /** Checked int32 ids [B] of the class labels. */
 function classIds(labels: ClassLabels | null | undefined, batch: number, n: number): Tensor {
   if (labels == null) {
     throw new ArgumentError(
       `UNet2DModel: this model is class-conditional; pass ${batch} class labels in [0, ${n})`,
     );
+  }
+  // labels already on a device are used as they are (the embedding kernel checks their range there)
+  if (labels instanceof Tensor && labels.device !== "cpu") {
+    if (labels.ndim !== 1 || labels.size !== batch) {
+      throw new ShapeError(`UNet2DModel: expected ${batch} class labels, got ${formatShape(labels.shape)}`);
+    }
+    return labels;
   }
   const values = labels instanceof Tensor ? labels.toFloat32Array() : labels;
   if (values.length !== batch || (labels instanceof Tensor && labels.ndim !== 1)) {

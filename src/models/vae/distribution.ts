@@ -35,7 +35,7 @@ export class DiagonalGaussianDistribution {
 
   /** mean + std * noise, noise ~ N(0, I) drawn from `generator` (as torch.randn with that generator). */
   sample(generator?: Generator): Tensor {
-    return add(this.mean, mul(this.std, randn(this.mean.shape, { generator })));
+    return add(this.mean, mul(this.std, randn(this.mean.shape, { generator, device: this.mean.device })));
   }
 
   /** The most likely latent: the mean. */

@@ -1,3 +1,4 @@
+import { adamwUpdate } from "../../ops/index.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { Optimizer, type ParamGroupInput } from "./optimizer.js";
@@ -17,10 +18,10 @@ export interface AdamWOptions {
 }
 
 interface AdamState {
-  [key: string]: Float32Array | number;
+  [key: string]: Tensor | number;
   step: number;
-  expAvg: Float32Array;
-  expAvgSq: Float32Array;
+  expAvg: Tensor;
+  expAvgSq: Tensor;
 }
 
 /**
@@ -55,34 +56,24 @@ export class AdamW extends Optimizer<AdamWOptions> {
       const { lr, eps, weightDecay, amsgrad } = group;
       const [beta1, beta2] = group.betas;
       for (const p of group.params) {
-        const g = this.gradData(p);
+        const g = this.gradOf(p);
         if (!g) continue;
-        const x = this.paramData(p);
-        const n = x.length;
         const s = this.stateOf<AdamState>(p, () => ({
           step: 0,
-          expAvg: new Float32Array(n),
-          expAvgSq: new Float32Array(n),
-          ...(amsgrad ? { maxExpAvgSq: new Float32Array(n) } : {}),
+          expAvg: this.zerosLike(p),
+          expAvgSq: this.zerosLike(p),
+          ...(amsgrad ? { maxExpAvgSq: this.zerosLike(p) } : {}),
         }));
         s.step += 1;
-        const decay = 1 - lr * weightDecay;
-        const stepSize = lr / (1 - beta1 ** s.step);
-        const bc2Sqrt = Math.sqrt(1 - beta2 ** s.step);
-        const m = s.expAvg;
-        const v = s.expAvgSq;
-        let vmax: Float32Array | null = null;
-        if (amsgrad) {
-          if (!(s.maxExpAvgSq instanceof Float32Array)) s.maxExpAvgSq = new Float32Array(n);
-          vmax = s.maxExpAvgSq as Float32Array;
-        }
-        for (let i = 0; i < n; i++) {
-          const gi = g[i]!;
-          const mi = (m[i] = beta1 * m[i]! + (1 - beta1) * gi);
-          let vi = (v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi);
-          if (vmax) vi = vmax[i] = Math.max(vmax[i]!, vi);
-          x[i] = x[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
-        }
+        if (amsgrad && typeof s.maxExpAvgSq !== "object") s.maxExpAvgSq = this.zerosLike(p);
+        adamwUpdate(p, g, s.expAvg, s.expAvgSq, amsgrad ? (s.maxExpAvgSq as Tensor) : null, {
+          beta1,
+          beta2,
+          eps,
+          decay: 1 - lr * weightDecay,
+          stepSize: lr / (1 - beta1 ** s.step),
+          bc2Sqrt: Math.sqrt(1 - beta2 ** s.step),
+        });
       }
     }
   }

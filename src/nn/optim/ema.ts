@@ -1,7 +1,7 @@
-import { tensor } from "../../tensor/create.js";
-import { convertStorage } from "../../tensor/dtype.js";
+import { clone, contiguous, copy_, detach, lerpTo_, reshape, to, toDevice } from "../../ops/index.js";
 import { ArgumentError, ShapeError } from "../../tensor/errors.js";
-import { formatShape, sizeOf } from "../../tensor/shape.js";
+import { keep } from "../../tensor/scope.js";
+import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { Module } from "../module.js";
 
@@ -39,7 +39,7 @@ export interface EMAStateDict {
  *   t' = max(0, t − updateAfterStep − 1);  decay = 0 if t' = 0, else
  *   warmup ? 1 − (1 + t'/invGamma)^(−power) : (1 + t')/(10 + t'),  clamped to [minDecay, decay]
  * and moves each averaged weight s ← s − (1 − decay)·(s − p); parameters without requiresGrad are copied.
- * The averages are float32 copies keyed by parameter name.
+ * The averages are float32 copies keyed by parameter name, on the parameters' device (updated by a kernel there).
  */
 export class EMA {
   readonly decay: number;
@@ -53,8 +53,8 @@ export class EMA {
   /** The decay used by the last update. */
   curDecay = 0;
   readonly #module: Module;
-  readonly #shadow = new Map<string, Float32Array>();
-  #stored: Map<string, Float32Array> | null = null;
+  readonly #shadow = new Map<string, Tensor>();
+  #stored: Map<string, Tensor> | null = null;
 
   constructor(module: Module, opts: EMAOptions = {}) {
     this.decay = opts.decay ?? 0.9999;
@@ -66,8 +66,7 @@ export class EMA {
     if (!(this.decay >= 0 && this.decay <= 1))
       throw new ArgumentError(`EMA: decay must be in [0, 1], got ${this.decay}`);
     this.#module = module;
-    for (const [name, p] of module.namedParameters())
-      this.#shadow.set(name, Float32Array.from(p.toFloat32Array()));
+    for (const [name, p] of module.namedParameters()) this.#shadow.set(name, float32Copy(p, p.device));
   }
 
   /** The decay applied at optimisation step `step` (diffusers' `get_decay`). */
@@ -86,18 +85,17 @@ export class EMA {
     const oneMinus = 1 - decay;
     for (const [name, p] of module.namedParameters()) {
       const s = this.#shadowFor(name, p);
-      const x = p.toFloat32Array();
-      if (!p.requiresGrad) s.set(x);
-      else for (let i = 0; i < s.length; i++) s[i] = s[i]! - oneMinus * (s[i]! - x[i]!);
+      if (!p.requiresGrad) copy_(s, reshape(detach(p), s.shape));
+      else lerpTo_(s, detach(p), oneMinus);
     }
   }
 
-  #shadowFor(name: string, p: Tensor): Float32Array {
+  #shadowFor(name: string, p: Tensor): Tensor {
     const s = this.#shadow.get(name);
     if (!s) throw new ArgumentError(`EMA: parameter "${name}" was not in the module the EMA was created for`);
-    if (s.length !== p.size) {
+    if (s.size !== p.size) {
       throw new ShapeError(
-        `EMA: parameter "${name}" has ${p.size} elements (${formatShape(p.shape)}), the average ${s.length}`,
+        `EMA: parameter "${name}" has ${p.size} elements (${formatShape(p.shape)}), the average ${s.size}`,
       );
     }
     return s;
@@ -110,9 +108,7 @@ export class EMA {
 
   /** Saves `module`'s current parameters so {@link restore} can put them back (e.g. around an EMA evaluation). */
   store(module: Module = this.#module): void {
-    this.#stored = new Map(
-      module.namedParameters().map(([n, p]) => [n, Float32Array.from(p.toFloat32Array())]),
-    );
+    this.#stored = new Map(module.namedParameters().map(([n, p]) => [n, float32Copy(p, p.device)]));
   }
 
   /** Restores the parameters saved by {@link store}. */
@@ -127,13 +123,7 @@ export class EMA {
 
   /** The averaged weights as a state dict of the module (parameter names to float32 tensors; copies). */
   averagedStateDict(): Map<string, Tensor> {
-    const shapes = new Map(this.#module.namedParameters().map(([n, p]) => [n, p.shape]));
-    return new Map(
-      [...this.#shadow].map(([n, s]) => {
-        const shape = shapes.get(n);
-        return [n, tensor(s.slice(), shape && sizeOf(shape) === s.length ? [...shape] : [s.length])];
-      }),
-    );
+    return new Map([...this.#shadow].map(([n, s]) => [n, clone(s)]));
   }
 
   /** A snapshot of counters, options and averages (copies), for checkpoints. */
@@ -152,25 +142,29 @@ export class EMA {
 
   /** Restores the step counter and averages of {@link stateDict} (options are fixed at construction). */
   loadStateDict(sd: Pick<EMAStateDict, "optimizationStep" | "shadowParams">): void {
-    const next = new Map<string, Float32Array>();
+    const next = new Map<string, Tensor>();
     for (const [name, s] of this.#shadow) {
       const t = sd.shadowParams.get(name);
       if (!t) throw new ArgumentError(`EMA loadStateDict: no average for parameter "${name}"`);
-      if (t.size !== s.length) {
+      if (t.size !== s.size) {
         throw new ShapeError(
-          `EMA loadStateDict: "${name}" has shape ${formatShape(t.shape)}, expected ${s.length} elements`,
+          `EMA loadStateDict: "${name}" has shape ${formatShape(t.shape)}, expected ${s.size} elements`,
         );
       }
-      next.set(name, Float32Array.from(t.toFloat32Array()));
+      next.set(name, reshape(float32Copy(t, s.device), s.shape));
     }
-    for (const [name, s] of next) this.#shadow.set(name, s);
+    for (const [name, s] of next) this.#shadow.set(name, keep(s));
     this.optimizationStep = sd.optimizationStep;
   }
 }
 
+/** A float32 copy of `t` on `device`, kept past memory scopes (an average lives as long as the EMA). */
+function float32Copy(t: Tensor, device: string): Tensor {
+  return keep(clone(contiguous(to(toDevice(detach(t), device), "float32"))));
+}
+
 /** Copies float32 values into a contiguous parameter of any float dtype. */
-function writeInto(p: Tensor, values: Float32Array): void {
+function writeInto(p: Tensor, values: Tensor): void {
   if (!p.isContiguous()) throw new ArgumentError("EMA: parameters must be contiguous");
-  const data = p.dtype === "float32" ? values : convertStorage(values, "float32", p.dtype);
-  (p.storage.data as Float32Array).set(data as Float32Array, p.offset);
+  copy_(p, reshape(values, p.shape));
 }

@@ -1,10 +1,15 @@
-import { tensor } from "../../tensor/create.js";
+import { clone, contiguous, detach, to, toDevice } from "../../ops/index.js";
+import { zeros } from "../../tensor/create.js";
 import { ArgumentError, DTypeError, ShapeError } from "../../tensor/errors.js";
+import { keep, release } from "../../tensor/scope.js";
 import { formatShape, shapesEqual } from "../../tensor/shape.js";
 import { Tensor } from "../../tensor/tensor.js";
 
-/** Per-parameter optimizer state: moment buffers (Float32Array, one value per element) and counters. */
-export type ParamState = Record<string, Float32Array | number>;
+/**
+ * Per-parameter optimizer state: moment buffers (float32 tensors on the parameter's device, one value per
+ * element) and counters.
+ */
+export type ParamState = Record<string, Tensor | number>;
 
 /** A group of parameters sharing hyperparameters; options left out take the optimizer's defaults. */
 export type ParamGroupInput<O> = { params: Iterable<Tensor> } & Partial<O>;
@@ -56,7 +61,12 @@ export abstract class Optimizer<O extends object> {
 
   /** Clears the gradients of all parameters (`.grad = null`). */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad = null;
+    for (const g of this.paramGroups) {
+      for (const p of g.params) {
+        release(p.grad);
+        p.grad = null;
+      }
+    }
   }
 
   /** Sets the learning rate of every group (what an LR schedule calls before each step). */
@@ -64,26 +74,26 @@ export abstract class Optimizer<O extends object> {
     for (const g of this.paramGroups) (g as { lr?: number }).lr = lr;
   }
 
-  /** The float32 storage of parameter `p`, written in place by updates. */
-  protected paramData(p: Tensor): Float32Array {
+  /** The gradient of a float32 parameter `p`, or null when it has none. */
+  protected gradOf(p: Tensor): Tensor | null {
+    if (!p.grad) return null;
     if (p.dtype !== "float32") {
       throw new DTypeError(
         `optimizer: parameters must be float32 to be trained, got ${p.dtype} (convert with module.toDType("float32"))`,
       );
     }
     if (!p.isContiguous()) throw new ArgumentError("optimizer: parameters must be contiguous");
-    return (p.storage.data as Float32Array).subarray(p.offset, p.offset + p.size);
-  }
-
-  /** The gradient of `p` as float32 values (a read-only view or copy), or null when it has none. */
-  protected gradData(p: Tensor): Float32Array | null {
-    if (!p.grad) return null;
     if (!shapesEqual(p.grad.shape, p.shape)) {
       throw new ShapeError(
         `optimizer: gradient shape ${formatShape(p.grad.shape)} does not match parameter ${formatShape(p.shape)}`,
       );
     }
-    return p.grad.toFloat32Array();
+    return p.grad;
+  }
+
+  /** A zero-filled float32 state buffer shaped like `p`, on its device, kept past memory scopes. */
+  protected zerosLike(p: Tensor): Tensor {
+    return keep(zeros(p.shape, { device: p.device }));
   }
 
   /** The state of `p`, created by `init` on first use. */
@@ -108,8 +118,7 @@ export abstract class Optimizer<O extends object> {
         const s = this.state.get(p);
         if (s) {
           const entry: Record<string, Tensor | number> = {};
-          for (const [k, v] of Object.entries(s))
-            entry[k] = typeof v === "number" ? v : tensor(v.slice(), [...p.shape]);
+          for (const [k, v] of Object.entries(s)) entry[k] = typeof v === "number" ? v : detach(clone(v));
           state[String(index)] = entry;
         }
         ids.push(index++);
@@ -152,7 +161,7 @@ export abstract class Optimizer<O extends object> {
               `optimizer loadStateDict: state "${k}" of parameter ${key} has shape ${formatShape(v.shape)}, the parameter ${formatShape(p.shape)}`,
             );
           }
-          s[k] = Float32Array.from(v.toFloat32Array());
+          s[k] = keep(clone(contiguous(toDevice(to(detach(v), "float32"), p.device))));
         }
       }
       restored.set(p, s);

@@ -1,3 +1,4 @@
+import { sgdUpdate } from "../../ops/index.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { Optimizer, type ParamGroupInput } from "./optimizer.js";
@@ -41,23 +42,18 @@ export class SGD extends Optimizer<SGDOptions> {
     for (const group of this.paramGroups) {
       const { lr, momentum, dampening, weightDecay, nesterov } = group;
       for (const p of group.params) {
-        const g = this.gradData(p);
+        const g = this.gradOf(p);
         if (!g) continue;
-        const x = this.paramData(p);
-        const n = x.length;
+        const step = { lr, momentum, dampening, weightDecay, nesterov, first: false };
         if (momentum === 0) {
-          for (let i = 0; i < n; i++) x[i] = x[i]! - lr * (g[i]! + weightDecay * x[i]!);
+          sgdUpdate(p, g, null, step);
           continue;
         }
         const s = this.state.get(p);
         const first = !s;
-        const buf = s ? (s.momentumBuffer as Float32Array) : new Float32Array(n);
+        const buf = s ? (s.momentumBuffer as Tensor) : this.zerosLike(p);
         if (first) this.state.set(p, { momentumBuffer: buf });
-        for (let i = 0; i < n; i++) {
-          const d = g[i]! + weightDecay * x[i]!;
-          const b = (buf[i] = first ? d : momentum * buf[i]! + (1 - dampening) * d);
-          x[i] = x[i]! - lr * (nesterov ? d + momentum * b : b);
-        }
+        sgdUpdate(p, g, buf, { ...step, first });
       }
     }
   }

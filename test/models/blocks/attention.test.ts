@@ -95,8 +95,8 @@ describe("Attention", () => {
       generator: gen(5),
     });
     const g = attn.group_norm!;
-    (g.weight!.storage.data as Float32Array).set([1.5, 0.5, -1, 2]);
-    (g.bias!.storage.data as Float32Array).set([0.1, -0.2, 0.3, 0]);
+    (g.weight!.dataSync() as Float32Array).set([1.5, 0.5, -1, 2]);
+    (g.bias!.dataSync() as Float32Array).set([0.1, -0.2, 0.3, 0]);
     const x = randn([1, 4, 3, 2], { generator: gen(6) });
     const got = noGrad(() => attn.call(x));
     assert.deepEqual(got.shape, [1, 4, 3, 2]);

@@ -25,7 +25,7 @@ const close = (got: Tensor, want: Tensor, what = "output") =>
 function randomizeNorms(m: { namedParameters(): [string, Tensor][] }, seed: number): void {
   for (const [name, p] of m.namedParameters()) {
     if (/norm/.test(name))
-      (p.storage.data as Float32Array).set(randn(p.shape, { generator: gen(seed++) }).toFloat32Array());
+      (p.dataSync() as Float32Array).set(randn(p.shape, { generator: gen(seed++) }).toFloat32Array());
   }
 }
 

@@ -217,8 +217,8 @@ describe("UNet2DConditionModel optional inputs", () => {
       const plain = build({ use_linear_projection: true, transformer_layers_per_block: [2, 1] }, 2);
       copyWeights(xl, plain);
       const lin2 = xl.add_embedding!.linear_2;
-      (lin2.weight.storage.data as Float32Array).fill(0);
-      (lin2.bias!.storage.data as Float32Array).fill(0);
+      (lin2.weight.dataSync() as Float32Array).fill(0);
+      (lin2.bias!.dataSync() as Float32Array).fill(0);
       assert.deepEqual(
         xl.call(sample, 10, ehs, { addedCondKwargs: { textEmbeds, timeIds } }).toFloat32Array(),
         plain.call(sample, 10, ehs).toFloat32Array(),
@@ -239,7 +239,7 @@ describe("UNet2DConditionModel optional inputs", () => {
       assert.notDeepEqual(a.toFloat32Array(), b.toFloat32Array());
       // a zero class embedding leaves the time embedding as it is
       copyWeights(byId, plain);
-      (byId.class_embedding!.parameters()[0]!.storage.data as Float32Array).fill(0);
+      (byId.class_embedding!.parameters()[0]!.dataSync() as Float32Array).fill(0);
       assert.deepEqual(
         byId.call(sample, 10, ehs, { classLabels: [1, 1] }).toFloat32Array(),
         plain.call(sample, 10, ehs).toFloat32Array(),
