@@ -1,10 +1,10 @@
 // Sampling a class-conditional pixel-space diffusion model (a diffusers UNet2DModel with a class-embedding table
 // whose last row is the "null" class), with classifier-free guidance (Ho & Salimans 2022): the conditional and the
 // unconditional prediction come from one batched UNet call and are mixed as e_u + g (e_c - e_u).
-import { mkdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
+import { CheckpointError } from "../io/errors.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import type { FromPretrainedOptions } from "../models/blocks/weights.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
@@ -20,6 +20,7 @@ import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { checkGuidanceInterval, type GuidanceInterval, guidedAt } from "./guidance.js";
+import { MODEL_INDEX, readModelIndex } from "./model-index.js";
 
 /** Options of {@link generateClassImages}. */
 export interface ClassImageOptions {
@@ -54,25 +55,6 @@ export interface ClassConditionalPipeline {
   scheduler: Scheduler;
   /** The folder's default guidance interval (model_index.json `guidance_interval`), if it has one. */
   guidanceInterval?: GuidanceInterval;
-}
-
-/** model_index.json's `guidance_interval`: [sigma_min, sigma_max] with null for no upper bound. */
-function readGuidanceInterval(value: unknown, file: string): GuidanceInterval | undefined {
-  if (value === undefined || value === null) return undefined;
-  const ok =
-    Array.isArray(value) &&
-    value.length === 2 &&
-    typeof value[0] === "number" &&
-    (typeof value[1] === "number" || value[1] === null);
-  if (!ok) {
-    throw new ArgumentError(
-      `${file}: guidance_interval must be [sigma_min, sigma_max or null], got ${JSON.stringify(value)}`,
-    );
-  }
-  return checkedInterval(
-    { sigmaMin: value[0] as number, sigmaMax: (value[1] as number | null) ?? Infinity },
-    file,
-  );
 }
 
 /** `interval` when usable, else an ArgumentError naming `where` (this module's error type for bad input). */
@@ -165,21 +147,14 @@ export async function loadClassConditionalPipeline(
   dir: string,
   opts: FromPretrainedOptions = {},
 ): Promise<ClassConditionalPipeline> {
-  let index: Record<string, unknown> | null = null;
-  try {
-    index = JSON.parse(await readFile(join(dir, "model_index.json"), "utf8")) as Record<string, unknown>;
-  } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") {
-      throw new ArgumentError(`${join(dir, "model_index.json")}: cannot read (${(err as Error).message})`);
-    }
-  }
-  const unetEntry = index?.unet;
-  if (index && !(Array.isArray(unetEntry) && unetEntry[1] === "UNet2DModel")) {
-    throw new ArgumentError(
-      `${join(dir, "model_index.json")}: not a class-conditional UNet2DModel pipeline (unet is ${JSON.stringify(unetEntry)})`,
+  const index = existsSync(join(dir, MODEL_INDEX)) ? await readModelIndex(dir) : null;
+  const unetEntry = index?.components.unet;
+  if (index && unetEntry?.[1] !== "UNet2DModel") {
+    throw new CheckpointError(
+      `${index.path}: not a class-conditional UNet2DModel pipeline (expected unet: ["diffusers", "UNet2DModel"], found ${JSON.stringify(unetEntry ?? null)})`,
     );
   }
-  const guidanceInterval = readGuidanceInterval(index?.guidance_interval, join(dir, "model_index.json"));
+  const guidanceInterval = index?.guidanceInterval;
   const unet = await UNet2DModel.fromPretrained(join(dir, "unet"), opts);
   const scheduler = await loadScheduler(dir);
   return guidanceInterval ? { unet, scheduler, guidanceInterval } : { unet, scheduler };
@@ -225,7 +200,7 @@ export async function saveClassConditionalPipeline(
     json({ _class_name: schedulerClass ?? "DDPMScheduler", _diffusers_version: version, ...sched }),
   );
   writeFileAtomic(
-    join(dir, "model_index.json"),
+    join(dir, MODEL_INDEX),
     json({
       _class_name: CLASS_CONDITIONAL_PIPELINE,
       _diffusers_version: version,

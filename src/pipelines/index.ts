@@ -61,7 +61,6 @@ export {
   type LoadPipelineOptions,
   loadPipelineComponents,
   type PipelineComponents,
-  readModelIndex,
 } from "./load.js";
 export { type ApplyLoraOptions, applyLora, type LoraHandle, LoraMismatchError, loadLora } from "./lora.js";
 export {
@@ -72,6 +71,13 @@ export {
   modelHashFile,
   safetensorsDataSha256,
 } from "./model-hash.js";
+export {
+  MODEL_INDEX,
+  type ModelIndex,
+  type ModelIndexEntry,
+  parseModelIndex,
+  readModelIndex,
+} from "./model-index.js";
 export {
   a1111SamplerName,
   formatParameters,
