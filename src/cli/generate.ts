@@ -15,7 +15,7 @@ import {
   generateClassImages,
   loadClassConditionalPipeline,
 } from "../pipelines/class-conditional.js";
-import type { GuidanceInterval } from "../pipelines/guidance.js";
+import { type GuidanceInterval, usesGuidance } from "../pipelines/guidance.js";
 import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
 import { formatParameters } from "../pipelines/params.js";
 import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
@@ -116,14 +116,14 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
       width,
       height,
       modelName,
-      guidanceInterval: s.guidance !== 1 ? guidanceInterval : undefined,
+      guidanceInterval: usesGuidance(s.guidance) ? guidanceInterval : undefined,
     });
   const images = [];
   for (let i = 0; i < s.numImages; i++) {
     const label = classes[i % classes.length]!;
     const seed = s.seed + i;
     const sampler = samplerFromName(s.sampler, scheduler.config);
-    const x = generateClassImages(unet, sampler, {
+    const x = await generateClassImages(unet, sampler, {
       classLabels: [label],
       guidanceScale: s.guidance,
       guidanceInterval,

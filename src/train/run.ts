@@ -107,7 +107,7 @@ function schedulerJson(trainer: DiffusionTrainer): Record<string, unknown> {
 }
 
 /** Draws a grid of samples with the EMA weights (the training weights are put back afterwards). */
-export function sampleGrid(
+export async function sampleGrid(
   trainer: DiffusionTrainer,
   opts: SampleGridOptions = {},
   onProgress?: ProgressCallback,
@@ -117,7 +117,7 @@ export function sampleGrid(
   trainer.ema.store();
   trainer.ema.copyTo();
   try {
-    const x = generateClassImages(trainer.unet, sampler, {
+    const x = await generateClassImages(trainer.unet, sampler, {
       classLabels: labels,
       steps: opts.steps ?? 20,
       guidanceScale: opts.guidanceScale ?? 3,
@@ -140,9 +140,9 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const samplesDir = join(out, "samples");
   mkdirSync(samplesDir, { recursive: true });
   const total = trainer.options.steps;
-  const writeSamples = (): void => {
+  const writeSamples = async (): Promise<void> => {
     const interval = opts.samples?.guidanceInterval ?? opts.guidanceInterval;
-    const grid = sampleGrid(trainer, { ...opts.samples, guidanceInterval: interval }, opts.onProgress);
+    const grid = await sampleGrid(trainer, { ...opts.samples, guidanceInterval: interval }, opts.onProgress);
     const path = join(samplesDir, `step-${String(trainer.step).padStart(6, "0")}.png`);
     const parameters = formatParameters({
       prompt: "class grid",
@@ -189,7 +189,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     });
     const last = r.step === total;
     if (!last && opts.checkpointEvery && r.step % opts.checkpointEvery === 0) await checkpoint();
-    if (!last && opts.sampleEvery && r.step % opts.sampleEvery === 0) writeSamples();
+    if (!last && opts.sampleEvery && r.step % opts.sampleEvery === 0) await writeSamples();
   }
   await checkpoint();
   await saveClassConditionalPipeline(out, trainer.unet, schedulerJson(trainer), {
@@ -197,6 +197,6 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     guidanceInterval: opts.guidanceInterval,
   });
   opts.onSaved?.("pipeline", out, trainer.step);
-  if (!stopped) writeSamples();
+  if (!stopped) await writeSamples();
   return { trainer, stopped, resumedAt };
 }
