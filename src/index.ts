@@ -109,7 +109,7 @@ export {
 export type { DType } from "./tensor/dtype.js";
 export { ArgumentError, DiffuseError, DTypeError, ShapeError } from "./tensor/errors.js";
 export { defaultGenerator, Generator } from "./tensor/generator.js";
-export type { ProgressCallback, ProgressEvent } from "./tensor/progress.js";
+export { type ProgressCallback, type ProgressEvent, progressJson } from "./tensor/progress.js";
 export type { Shape } from "./tensor/shape.js";
 export { Tensor } from "./tensor/tensor.js";
 export { F };

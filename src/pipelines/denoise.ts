@@ -31,15 +31,6 @@ export interface InpaintState {
   noise: Tensor;
 }
 
-/** What one step reports to {@link DenoiseRun.onStep}. */
-export interface StepInfo {
-  /** 0-based step index. */
-  step: number;
-  timestep: number;
-  /** The latents after this step. */
-  latents: Tensor;
-}
-
 /**
  * The model of one step with its conditioning bound. `input` is the scaled sample batch: [x; x] on a guided step,
  * whose conditioning is then [unconditional; conditional] (diffusers' order), else x alone with the conditional
@@ -62,7 +53,7 @@ export interface DenoiseRun {
   guidanceInterval?: GuidanceInterval;
   generator: Generator;
   inpaint?: InpaintState;
-  onStep?: (info: StepInfo) => void;
+  /** After each step: stage "sample", step i + 1 of the timesteps, `values.t` the timestep, `sample` the latents. */
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -153,8 +144,7 @@ export async function denoise(run: DenoiseRun): Promise<Tensor> {
       `the latents after step ${i + 1} of ${total} (timestep ${t})`,
       "the UNet produced NaN/Inf: check the model weights and dtype, and lower the guidance scale",
     );
-    run.onStep?.({ step: i, timestep: t, latents: x });
-    run.onProgress?.({ stage: "sample", step: i + 1, total, values: { t } });
+    run.onProgress?.({ stage: "sample", step: i + 1, total, values: { t }, sample: x });
     await yieldToEventLoop();
   }
   return x;

@@ -17,7 +17,14 @@ export {
   type TextEncoderPair,
   truncationWarning,
 } from "./conditioning.js";
-export { type DenoiseRun, denoise, type InpaintState, type StepInfo } from "./denoise.js";
+export {
+  type DenoiseRun,
+  denoise,
+  type InpaintState,
+  type NoisePredictor,
+  type UNetConditioning,
+  unetPredictor,
+} from "./denoise.js";
 export { PipelineError } from "./errors.js";
 export type { GenerateOptions, GenerateResult } from "./generate-options.js";
 export {

@@ -307,7 +307,6 @@ export class StableDiffusionPipeline {
       guidanceInterval: opts.guidanceInterval,
       generator,
       inpaint,
-      onStep: opts.onStep,
       onProgress: opts.onProgress,
       signal: opts.signal,
     });
