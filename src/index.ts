@@ -130,8 +130,8 @@ export { type Device, type DeviceBuffer, DeviceError, type DeviceMemory } from "
 export type { DType } from "./tensor/dtype.js";
 export { ArgumentError, DiffuseError, DTypeError, ShapeError } from "./tensor/errors.js";
 export { defaultGenerator, Generator } from "./tensor/generator.js";
-export type { ProgressCallback, ProgressEvent } from "./tensor/progress.js";
-export { inScope, keep, tidy } from "./tensor/scope.js";
+export { type ProgressCallback, type ProgressEvent, progressJson } from "./tensor/progress.js";
+export { inScope, keep, release, tidy } from "./tensor/scope.js";
 export type { Shape } from "./tensor/shape.js";
 export { type MemoryUsage, memoryUsage } from "./tensor/storage.js";
 export { Tensor } from "./tensor/tensor.js";

@@ -22,6 +22,7 @@ import {
   parseParameters,
   type StableDiffusionPipeline,
 } from "../pipelines/index.js";
+import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
 import type { DType } from "../tensor/dtype.js";
 import { CliError } from "./errors.js";
 import {
@@ -105,7 +106,7 @@ export function addSdGenerateOptions(cmd: Command): Command {
 
 /** True when `path` is a Stable Diffusion model: a .safetensors file, or a folder whose model_index.json names a
  * StableDiffusion* pipeline. */
-export function isStableDiffusionModel(path: string): boolean {
+export async function isStableDiffusionModel(path: string): Promise<boolean> {
   let info: ReturnType<typeof statSync>;
   try {
     info = statSync(path);
@@ -113,14 +114,9 @@ export function isStableDiffusionModel(path: string): boolean {
     return false;
   }
   if (info.isFile()) return /\.safetensors$/i.test(path);
-  const index = join(path, "model_index.json");
-  if (!existsSync(index)) return false;
-  try {
-    const name = (JSON.parse(readFileSync(index, "utf8")) as { _class_name?: unknown })._class_name;
-    return typeof name === "string" && name.startsWith("StableDiffusion");
-  } catch {
-    return false;
-  }
+  if (!existsSync(join(path, MODEL_INDEX))) return false;
+  const index = await readModelIndex(path).catch(() => null);
+  return index?.className.startsWith("StableDiffusion") ?? false;
 }
 
 function packageVersion(): string {

@@ -4,7 +4,7 @@
  * models/mnist is the default. Each image i is sampled with seed + i on its own, so any one image can be redone
  * alone; PNGs carry the settings in an A1111-style `parameters` text chunk.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
@@ -15,7 +15,8 @@ import {
   generateClassImages,
   loadClassConditionalPipeline,
 } from "../pipelines/class-conditional.js";
-import type { GuidanceInterval } from "../pipelines/guidance.js";
+import { type GuidanceInterval, usesGuidance } from "../pipelines/guidance.js";
+import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
 import { formatParameters } from "../pipelines/params.js";
 import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
 import type { ProgressCallback } from "../tensor/progress.js";
@@ -115,14 +116,14 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
       width,
       height,
       modelName,
-      guidanceInterval: s.guidance !== 1 ? guidanceInterval : undefined,
+      guidanceInterval: usesGuidance(s.guidance) ? guidanceInterval : undefined,
     });
   const images = [];
   for (let i = 0; i < s.numImages; i++) {
     const label = classes[i % classes.length]!;
     const seed = s.seed + i;
     const sampler = samplerFromName(s.sampler, scheduler.config);
-    const x = generateClassImages(unet, sampler, {
+    const x = await generateClassImages(unet, sampler, {
       classLabels: [label],
       guidanceScale: s.guidance,
       guidanceInterval,
@@ -160,27 +161,21 @@ const PIPELINES: Record<string, (s: GenerateSettings) => Promise<void>> = {
 };
 
 /** The `_class_name` of a model folder's model_index.json, with clear errors for what is not a model folder. */
-export function pipelineClassOf(dir: string): string {
+export async function pipelineClassOf(dir: string): Promise<string> {
   if (!existsSync(dir)) throw new CliError(`model folder ${dir} not found`);
   if (!statSync(dir).isDirectory()) throw new CliError(`--model ${dir} is not a folder`);
-  const index = join(dir, "model_index.json");
-  if (!existsSync(index)) {
+  if (!existsSync(join(dir, MODEL_INDEX))) {
     throw new CliError(
-      `${dir} is not a pipeline folder: it has no model_index.json (train one with "diffuse train mnist")`,
+      `${dir} is not a pipeline folder: it has no ${MODEL_INDEX} (train one with "diffuse train mnist")`,
     );
   }
-  let name: unknown;
-  try {
-    name = (JSON.parse(readFileSync(index, "utf8")) as { _class_name?: unknown })._class_name;
-  } catch (err) {
-    throw new CliError(`${index} is not valid JSON (${(err as Error).message})`);
-  }
-  if (typeof name !== "string" || !(name in PIPELINES)) {
+  const index = await readModelIndex(dir);
+  if (!(index.className in PIPELINES)) {
     throw new CliError(
-      `${index}: pipeline ${JSON.stringify(name)} is not supported by generate (supported: ${Object.keys(PIPELINES).join(", ")})`,
+      `${index.path}: pipeline ${JSON.stringify(index.className)} is not supported by generate (supported: ${Object.keys(PIPELINES).join(", ")})`,
     );
   }
-  return name;
+  return index.className;
 }
 
 /** Defaults of the class-conditional path (the SD path has its own; see generate-sd.ts). */
@@ -205,7 +200,7 @@ export async function runGenerate(o: Partial<GenerateCliOptions>): Promise<void>
     throw new CliError(`--guidance must be a number, got "${v.guidance}"`);
   }
   const modelDir = o.model ?? SHIPPED_MODEL_DIR;
-  const pipeline = PIPELINES[pipelineClassOf(modelDir)]!;
+  const pipeline = PIPELINES[await pipelineClassOf(modelDir)]!;
   const reporter = progressReporter({ json: o.json });
   try {
     await pipeline({
@@ -265,7 +260,8 @@ export function registerGenerate(program: Command): void {
     .option("--json", "print progress and written files as JSON lines");
   addSdGenerateOptions(cmd);
   cmd.action(async (prompt: string | undefined, o: AllGenerateOptions) => {
-    if (o.from || (o.model !== undefined && isStableDiffusionModel(o.model))) return runSdGenerate(prompt, o);
+    if (o.from || (o.model !== undefined && (await isStableDiffusionModel(o.model))))
+      return runSdGenerate(prompt, o);
     if (prompt !== undefined) {
       throw new CliError(
         `a prompt was given, but ${o.model ?? "the shipped MNIST model"} is not a Stable Diffusion model (class-conditional models take --class)`,

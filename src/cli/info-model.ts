@@ -12,8 +12,9 @@ import { LDM_UNET_PREFIX } from "../io/ldm/unet.js";
 import { openSafetensors } from "../io/safetensors.js";
 import { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import { type PipelineConfigs, resolveConfigs } from "../pipelines/family-configs.js";
-import { componentWeightFiles, folderFamily, readModelIndex } from "../pipelines/load.js";
+import { componentWeightFiles, folderFamily } from "../pipelines/load.js";
 import { shapeMap } from "../pipelines/load-single-file.js";
+import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
 import { CliError } from "./errors.js";
 import { formatBytes, formatCount, formatTable } from "./format.js";
 import type { Inspector } from "./info.js";
@@ -93,7 +94,7 @@ function componentRows(components: Record<string, unknown>[]): string[][] {
 }
 
 async function describeFolder(dir: string): Promise<{ json: Record<string, unknown>; text: string }> {
-  if (!existsSync(join(dir, "model_index.json"))) {
+  if (!existsSync(join(dir, MODEL_INDEX))) {
     const c = await describeComponent(dir, ".");
     const json = { path: dir, format: "diffusers-component", component: c };
     const lines = [`${dir}: ${c.kind} folder (${c.class})`];
@@ -153,8 +154,8 @@ export const modelFolderInspector: Inspector = {
   kind: "diffusers model folder",
   folders: true,
   detect(path) {
-    return ["model_index.json", "config.json", "scheduler_config.json", "vocab.json", "tokenizer.json"].some(
-      (f) => existsSync(join(path, f)),
+    return [MODEL_INDEX, "config.json", "scheduler_config.json", "vocab.json", "tokenizer.json"].some((f) =>
+      existsSync(join(path, f)),
     );
   },
   inspect: describeFolder,

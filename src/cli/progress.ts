@@ -1,5 +1,5 @@
 import cliProgress from "cli-progress";
-import type { ProgressCallback, ProgressEvent } from "../tensor/progress.js";
+import { type ProgressCallback, type ProgressEvent, progressJson } from "../tensor/progress.js";
 
 /** Options for {@link progressReporter}. */
 export interface ReporterOptions {
@@ -20,7 +20,8 @@ export function progressReporter(opts: ReporterOptions = {}): {
   const stream = opts.stream ?? process.stderr;
   if (opts.json) {
     return {
-      onProgress: (e) => process.stdout.write(`${JSON.stringify({ type: "progress", ...e })}\n`),
+      onProgress: (e) =>
+        process.stdout.write(`${JSON.stringify({ type: "progress", ...progressJson(e) })}\n`),
       stop: () => {},
     };
   }

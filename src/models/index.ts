@@ -23,7 +23,16 @@ export {
   Transformer2DModel,
   type Transformer2DModelOptions,
 } from "./blocks/transformer.js";
-export { type FromPretrainedOptions, type LoadWeightsOptions, loadWeights } from "./blocks/weights.js";
+export {
+  type FindWeightFilesOptions,
+  type FromPretrainedOptions,
+  findWeightFiles,
+  type LoadWeightsOptions,
+  loadPretrained,
+  loadWeights,
+  type PretrainedSpec,
+  type WeightNaming,
+} from "./blocks/weights.js";
 export * from "./clip/index.js";
 export { CLIPTokenizer, TokenizerError } from "./clip/tokenizer.js";
 export { planUNet, UNet2DConditionConfig, type UNetBlockPlan, type UNetPlan } from "./unet/config.js";

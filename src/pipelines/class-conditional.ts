@@ -1,15 +1,16 @@
 // Sampling a class-conditional pixel-space diffusion model (a diffusers UNet2DModel with a class-embedding table
-// whose last row is the "null" class), with classifier-free guidance (Ho & Salimans 2022): the conditional and the
-// unconditional prediction come from one batched UNet call and are mixed as e_u + g (e_c - e_u).
-import { mkdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+// whose last row is the "null" class), with classifier-free guidance (Ho & Salimans 2022) in the pipelines' one
+// denoising loop (denoise.ts): the unconditional and the conditional prediction come from one batched UNet call and
+// are mixed as e_u + g (e_c - e_u).
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
+import { CheckpointError } from "../io/errors.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import type { FromPretrainedOptions } from "../models/blocks/weights.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
 import { unet2DConfigJson } from "../models/unet/unet-2d-config.js";
-import { add, cat, clamp, mul, narrow, sub } from "../ops/index.js";
+import { clamp, mul } from "../ops/index.js";
 import { loadScheduler } from "../schedulers/registry.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { noGrad } from "../tensor/autograd.js";
@@ -19,15 +20,17 @@ import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { checkGuidanceInterval, type GuidanceInterval, guidedAt } from "./guidance.js";
+import { denoise, type NoisePredictor } from "./denoise.js";
+import { checkGuidance, checkGuidanceInterval, type GuidanceInterval, usesGuidance } from "./guidance.js";
+import { MODEL_INDEX, readModelIndex } from "./model-index.js";
 
 /** Options of {@link generateClassImages}. */
 export interface ClassImageOptions {
   /** One image per label, each in [0, numClasses). */
   classLabels: readonly number[];
   /**
-   * Classifier-free guidance scale g (default 3; 1 = the conditional model alone, 0 = the unconditional one; with a
-   * guidance interval only its steps use g, the others the conditional model).
+   * Classifier-free guidance scale g >= 0 (default 3). As diffusers, g <= 1 runs the conditional model alone; with a
+   * guidance interval only its steps use g, the others the conditional model.
    */
   guidanceScale?: number;
   /**
@@ -42,7 +45,7 @@ export interface ClassImageOptions {
   generator?: Generator;
   /** Called after each step with stage "sample". */
   onProgress?: ProgressCallback;
-  /** Aborts between steps (throws the signal's reason). */
+  /** Aborts between steps (rejects with the signal's reason). */
   signal?: AbortSignal;
   /** Index of the unconditional class (default num_class_embeds - 1). */
   nullClass?: number;
@@ -54,25 +57,6 @@ export interface ClassConditionalPipeline {
   scheduler: Scheduler;
   /** The folder's default guidance interval (model_index.json `guidance_interval`), if it has one. */
   guidanceInterval?: GuidanceInterval;
-}
-
-/** model_index.json's `guidance_interval`: [sigma_min, sigma_max] with null for no upper bound. */
-function readGuidanceInterval(value: unknown, file: string): GuidanceInterval | undefined {
-  if (value === undefined || value === null) return undefined;
-  const ok =
-    Array.isArray(value) &&
-    value.length === 2 &&
-    typeof value[0] === "number" &&
-    (typeof value[1] === "number" || value[1] === null);
-  if (!ok) {
-    throw new ArgumentError(
-      `${file}: guidance_interval must be [sigma_min, sigma_max or null], got ${JSON.stringify(value)}`,
-    );
-  }
-  return checkedInterval(
-    { sigmaMin: value[0] as number, sigmaMax: (value[1] as number | null) ?? Infinity },
-    file,
-  );
 }
 
 /** `interval` when usable, else an ArgumentError naming `where` (this module's error type for bad input). */
@@ -96,15 +80,28 @@ function sampleSize(unet: UNet2DModel): [number, number] {
 }
 
 /**
- * Samples one image per class label with any scheduler (setTimesteps / scaleModelInput / step): returns
- * [N, out_channels, H, W] clamped to [-1, 1]. With guidance (g != 1) each step runs the UNet once on a batch of 2N:
- * the labels and N null labels.
+ * The {@link NoisePredictor} of a class-conditional UNet: the guidance batch gets N null labels then the labels
+ * ([uncond; cond], diffusers' order), a step without guidance the labels alone.
  */
-export function generateClassImages(
+export function classPredictor(
+  unet: UNet2DModel,
+  labels: readonly number[],
+  nullClass: number,
+): NoisePredictor {
+  const batchLabels = [...new Array<number>(labels.length).fill(nullClass), ...labels];
+  return (input, t, guided) => unet.call(input, t, guided ? batchLabels : labels);
+}
+
+/**
+ * Samples one image per class label with any scheduler (setTimesteps / scaleModelInput / step) in the pipelines'
+ * one loop ({@link denoise}): returns [N, out_channels, H, W] clamped to [-1, 1]. With guidance (g > 1, as
+ * diffusers) each guided step runs the UNet once on a batch of 2N: N null labels, then the labels.
+ */
+export async function generateClassImages(
   unet: UNet2DModel,
   scheduler: Scheduler,
   opts: ClassImageOptions,
-): Tensor {
+): Promise<Tensor> {
   const labels = opts.classLabels;
   const nEmbeds = unet.numClassEmbeds;
   if (nEmbeds < 2) {
@@ -122,39 +119,31 @@ export function generateClassImages(
   }
   const g = opts.guidanceScale ?? 3;
   const steps = opts.steps ?? 20;
-  if (!Number.isFinite(g))
-    throw new ArgumentError(`generateClassImages: guidanceScale must be finite, got ${g}`);
+  checkGuidance(g, 0);
   if (opts.guidanceInterval) checkedInterval(opts.guidanceInterval, "generateClassImages");
   if (!Number.isInteger(steps) || steps < 1) {
     throw new ArgumentError(`generateClassImages: steps must be a positive integer, got ${steps}`);
   }
+  opts.signal?.throwIfAborted();
   const generator = opts.generator ?? new Generator(opts.seed ?? 0);
-  const n = labels.length;
   const [h, w] = sampleSize(unet);
-  const guided = g !== 1;
-  const batchLabels = guided ? [...labels, ...new Array<number>(n).fill(nullClass)] : [...labels];
-  return noGrad(() => {
-    scheduler.setTimesteps(steps);
-    let x = randn([n, unet.config.in_channels, h, w], { generator });
-    if (scheduler.initNoiseSigma !== 1) x = mul(x, scheduler.initNoiseSigma);
-    const timesteps = scheduler.timesteps;
-    for (let i = 0; i < timesteps.length; i++) {
-      opts.signal?.throwIfAborted();
-      const t = timesteps[i]!;
-      const input = scheduler.scaleModelInput(x, t);
-      // outside the guidance interval the conditional branch runs alone
-      const guidedStep = guided && guidedAt(scheduler, t, opts.guidanceInterval);
-      let out = unet.call(guidedStep ? cat([input, input], 0) : input, t, guidedStep ? batchLabels : labels);
-      if (guidedStep) {
-        const cond = narrow(out, 0, 0, n);
-        const uncond = narrow(out, 0, n, n);
-        out = add(uncond, mul(sub(cond, uncond), g));
-      }
-      x = scheduler.step(out, t, x, { generator }).prevSample;
-      opts.onProgress?.({ stage: "sample", step: i + 1, total: timesteps.length, values: { t } });
-    }
-    return clamp(x, -1, 1);
+  scheduler.setTimesteps(steps);
+  let x = randn([labels.length, unet.config.in_channels, h, w], { generator, device: unet.device });
+  if (scheduler.initNoiseSigma !== 1) x = noGrad(() => mul(x, scheduler.initNoiseSigma));
+  const final = await denoise({
+    predict: classPredictor(unet, labels, nullClass),
+    scheduler,
+    timesteps: scheduler.timesteps,
+    latents: x,
+    guided: usesGuidance(g),
+    guidanceScale: g,
+    guidanceRescale: 0,
+    guidanceInterval: opts.guidanceInterval,
+    generator,
+    onProgress: opts.onProgress,
+    signal: opts.signal,
   });
+  return noGrad(() => clamp(final, -1, 1));
 }
 
 /**
@@ -165,21 +154,14 @@ export async function loadClassConditionalPipeline(
   dir: string,
   opts: FromPretrainedOptions = {},
 ): Promise<ClassConditionalPipeline> {
-  let index: Record<string, unknown> | null = null;
-  try {
-    index = JSON.parse(await readFile(join(dir, "model_index.json"), "utf8")) as Record<string, unknown>;
-  } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") {
-      throw new ArgumentError(`${join(dir, "model_index.json")}: cannot read (${(err as Error).message})`);
-    }
-  }
-  const unetEntry = index?.unet;
-  if (index && !(Array.isArray(unetEntry) && unetEntry[1] === "UNet2DModel")) {
-    throw new ArgumentError(
-      `${join(dir, "model_index.json")}: not a class-conditional UNet2DModel pipeline (unet is ${JSON.stringify(unetEntry)})`,
+  const index = existsSync(join(dir, MODEL_INDEX)) ? await readModelIndex(dir) : null;
+  const unetEntry = index?.components.unet;
+  if (index && unetEntry?.[1] !== "UNet2DModel") {
+    throw new CheckpointError(
+      `${index.path}: not a class-conditional UNet2DModel pipeline (expected unet: ["diffusers", "UNet2DModel"], found ${JSON.stringify(unetEntry ?? null)})`,
     );
   }
-  const guidanceInterval = readGuidanceInterval(index?.guidance_interval, join(dir, "model_index.json"));
+  const guidanceInterval = index?.guidanceInterval;
   const unet = await UNet2DModel.fromPretrained(join(dir, "unet"), opts);
   const scheduler = await loadScheduler(dir);
   return guidanceInterval ? { unet, scheduler, guidanceInterval } : { unet, scheduler };
@@ -225,7 +207,7 @@ export async function saveClassConditionalPipeline(
     json({ _class_name: schedulerClass ?? "DDPMScheduler", _diffusers_version: version, ...sched }),
   );
   writeFileAtomic(
-    join(dir, "model_index.json"),
+    join(dir, MODEL_INDEX),
     json({
       _class_name: CLASS_CONDITIONAL_PIPELINE,
       _diffusers_version: version,

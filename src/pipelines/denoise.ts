@@ -1,6 +1,7 @@
-// The denoising loop of the latent-diffusion pipelines (diffusers' StableDiffusion*Pipeline.__call__ loop): per
-// timestep, one UNet call on the guidance batch, guidance, a scheduler step, and for inpainting either the extra
-// mask channels (9-channel UNets) or the known region pasted back (4-channel UNets).
+// The one denoising loop of every pipeline (diffusers' StableDiffusion*Pipeline.__call__ loop): per timestep, one
+// model call on the guidance batch [uncond; cond], guidance, a scheduler step, and for inpainting either the extra
+// mask channels (9-channel UNets) or the known region pasted back (4-channel UNets). The model and its
+// conditioning come in as a NoisePredictor: a text-conditioned UNet (unetPredictor) or a class-conditional one.
 import type { AddedCondKwargs, UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import { cat } from "../ops/index.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
@@ -31,36 +32,77 @@ export interface InpaintState {
   noise: Tensor;
 }
 
-/** What one step reports to {@link DenoiseRun.onStep}. */
-export interface StepInfo {
-  /** 0-based step index. */
-  step: number;
-  timestep: number;
-  /** The latents after this step. */
-  latents: Tensor;
-}
+/**
+ * The model of one step with its conditioning bound. `input` is the scaled sample batch: [x; x] on a guided step,
+ * whose conditioning is then [unconditional; conditional] (diffusers' order), else x alone with the conditional
+ * conditioning. Returns the model output for that batch.
+ */
+export type NoisePredictor = (input: Tensor, t: number, guided: boolean) => Tensor;
 
 /** Everything the loop needs. */
 export interface DenoiseRun {
-  unet: UNet2DConditionModel;
+  /** The model with its conditioning (see {@link unetPredictor}). */
+  predict: NoisePredictor;
   scheduler: Scheduler;
   timesteps: readonly number[];
   latents: Tensor;
+  /** Classifier-free guidance is on (diffusers: guidance scale > 1, see usesGuidance). */
+  guided: boolean;
+  guidanceScale: number;
+  guidanceRescale: number;
+  /** Guide only the steps in this noise interval; the others run the conditional branch alone. */
+  guidanceInterval?: GuidanceInterval;
+  generator: Generator;
+  inpaint?: InpaintState;
+  /** After each step: stage "sample", step i + 1 of the timesteps, `values.t` the timestep, `sample` the latents. */
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+}
+
+/** The conditioning of a text-conditioned UNet (UNet2DConditionModel) in the loop. */
+export interface UNetConditioning {
   /** [2B, L, D] ([uncond; cond]) with guidance, else [B, L, D]. */
   embeds: Tensor;
   addedCondKwargs?: AddedCondKwargs;
   /** Guidance embedding of guidance-distilled UNets (time_cond_proj_dim). */
   timestepCond?: Tensor;
-  guided: boolean;
-  guidanceScale: number;
-  guidanceRescale: number;
-  /** Guide only the steps in this noise interval; the others run the conditional half of the batch alone. */
-  guidanceInterval?: GuidanceInterval;
-  generator: Generator;
-  inpaint?: InpaintState;
-  onStep?: (info: StepInfo) => void;
-  onProgress?: ProgressCallback;
-  signal?: AbortSignal;
+  /** 9-channel inpainting UNets: the mask and the masked image's latents ([B, ...]), added as input channels. */
+  extraChannels?: readonly Tensor[];
+}
+
+/**
+ * The {@link NoisePredictor} of a text-conditioned UNet. With `guided`, `cond` holds the guidance batch and the
+ * conditional halves are made once, for the steps outside a guidance interval.
+ */
+export function unetPredictor(
+  unet: UNet2DConditionModel,
+  cond: UNetConditioning,
+  guided: boolean,
+): NoisePredictor {
+  // the extra channels, doubled for the guidance batch once
+  const extra = cond.extraChannels
+    ? noGrad(() => cond.extraChannels!.map((c) => guidanceBatch(c, guided)))
+    : null;
+  const full = { embeds: cond.embeds, extra, addedCondKwargs: cond.addedCondKwargs };
+  // made here, not inside a step: a step's memory scope would free them when it ends
+  const condOnly = guided
+    ? noGrad(() => ({
+        embeds: conditionalHalf(full.embeds),
+        extra: full.extra?.map(conditionalHalf) ?? null,
+        addedCondKwargs: full.addedCondKwargs && {
+          textEmbeds: conditionalHalf(full.addedCondKwargs.textEmbeds),
+          timeIds: conditionalHalf(full.addedCondKwargs.timeIds),
+        },
+      }))
+    : full;
+  return (input, t, guidedStep) => {
+    const branch = guidedStep || !guided ? full : condOnly;
+    const x = branch.extra ? cat([input, ...branch.extra], 1) : input;
+    return unet.call(x, t, branch.embeds, {
+      addedCondKwargs: branch.addedCondKwargs,
+      timestepCond: cond.timestepCond,
+    });
+  };
 }
 
 /** Lets timers and I/O (e.g. an abort request) run between steps. */
@@ -71,49 +113,26 @@ function yieldToEventLoop(): Promise<void> {
 }
 
 /**
- * Runs the loop and returns the final latents. On the CPU every step's latents are checked for NaN/Inf; on other
- * devices nothing is read back until the caller reads the result. Each step runs in a memory scope: what the
- * UNet computes is freed when the step ends.
+ * Runs the loop of every pipeline and returns the final sample: per timestep one model call (on the guidance batch
+ * when the step is guided), guidance, a scheduler step, the known region pasted back for 4-channel inpainting.
+ * Yields to the event loop between steps. Each step runs in a memory scope: what the model computes is freed when
+ * the step ends. On the CPU every step's sample is checked for NaN/Inf; on other devices nothing is read back until
+ * the caller reads the result.
  */
 export async function denoise(run: DenoiseRun): Promise<Tensor> {
-  const { unet, scheduler, timesteps, inpaint, guided } = run;
+  const { scheduler, timesteps, inpaint, guided } = run;
   let x = run.latents;
   const total = timesteps.length;
-  // the mask inputs of a 9-channel UNet, doubled for the guidance batch once
-  const extra =
-    inpaint?.maskedImageLatents !== undefined
-      ? [guidanceBatch(inpaint.mask, guided), guidanceBatch(inpaint.maskedImageLatents, guided)]
-      : null;
-  // the conditional halves, for the steps outside a guidance interval
-  const condOnly =
-    guided && run.guidanceInterval
-      ? noGrad(() => ({
-          embeds: conditionalHalf(run.embeds),
-          extra: extra?.map(conditionalHalf) ?? null,
-          addedCondKwargs: run.addedCondKwargs && {
-            textEmbeds: conditionalHalf(run.addedCondKwargs.textEmbeds),
-            timeIds: conditionalHalf(run.addedCondKwargs.timeIds),
-          },
-        }))
-      : null;
   for (let i = 0; i < total; i++) {
     run.signal?.throwIfAborted();
     const t = timesteps[i]!;
+    // outside a guidance interval the conditional branch runs alone
     const guidedStep = guided && guidedAt(scheduler, t, run.guidanceInterval);
-    // condOnly exists only for guided runs with an interval
-    const branch =
-      condOnly && !guidedStep
-        ? condOnly
-        : { embeds: run.embeds, extra, addedCondKwargs: run.addedCondKwargs };
-    // each step's intermediates (the UNet's activations) are freed when it ends; its latents stay
+    // each step's intermediates (the model's activations) are freed when it ends; its sample stays
     x = tidy(() =>
       noGrad(() => {
-        let input = scheduler.scaleModelInput(guidanceBatch(x, guidedStep), t);
-        if (branch.extra) input = cat([input, ...branch.extra], 1);
-        const out = unet.call(input, t, branch.embeds, {
-          addedCondKwargs: branch.addedCondKwargs,
-          timestepCond: run.timestepCond,
-        });
+        const input = scheduler.scaleModelInput(guidanceBatch(x, guidedStep), t);
+        const out = run.predict(input, t, guidedStep);
         const eps = guidedStep ? applyGuidance(out, run.guidanceScale, run.guidanceRescale).guided : out;
         let next = scheduler.step(eps, t, x, { generator: run.generator }).prevSample;
         if (inpaint?.imageLatents) {
@@ -127,8 +146,7 @@ export async function denoise(run: DenoiseRun): Promise<Tensor> {
       }),
     );
     assertFiniteOnCpu(x, `the latents after step ${i + 1} of ${total} (timestep ${t})`, NON_FINITE_HINT);
-    run.onStep?.({ step: i, timestep: t, latents: x });
-    run.onProgress?.({ stage: "sample", step: i + 1, total, values: { t } });
+    run.onProgress?.({ stage: "sample", step: i + 1, total, values: { t }, sample: x });
     await yieldToEventLoop();
   }
   return x;

@@ -3,7 +3,6 @@ import type { Image } from "../io/image.js";
 import type { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
-import type { StepInfo } from "./denoise.js";
 import type { GuidanceInterval } from "./guidance.js";
 import type { GenerationSettings } from "./params.js";
 
@@ -48,9 +47,11 @@ export interface GenerateOptions {
   mask?: Image | Tensor;
   /** Text-encoder layers to skip from the end (default 0; A1111's "Clip skip 2" is 1). */
   clipSkip?: number;
+  /**
+   * Progress: stage "sample" after every step (`values.t` the timestep, `sample` the latents after it), then
+   * "decode".
+   */
   onProgress?: ProgressCallback;
-  /** Called after every step with the latents. */
-  onStep?: (info: StepInfo) => void;
   /** Receives warnings (also returned in the result). */
   onWarning?: (message: string) => void;
   /** Stops between steps (throws the signal's reason). */

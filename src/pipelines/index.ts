@@ -17,7 +17,14 @@ export {
   type TextEncoderPair,
   truncationWarning,
 } from "./conditioning.js";
-export { type DenoiseRun, denoise, type InpaintState, type StepInfo } from "./denoise.js";
+export {
+  type DenoiseRun,
+  denoise,
+  type InpaintState,
+  type NoisePredictor,
+  type UNetConditioning,
+  unetPredictor,
+} from "./denoise.js";
 export { PipelineError } from "./errors.js";
 export type { GenerateOptions, GenerateResult } from "./generate-options.js";
 export {
@@ -61,7 +68,6 @@ export {
   type LoadPipelineOptions,
   loadPipelineComponents,
   type PipelineComponents,
-  readModelIndex,
 } from "./load.js";
 export { type ApplyLoraOptions, applyLora, type LoraHandle, LoraMismatchError, loadLora } from "./lora.js";
 export {
@@ -72,6 +78,13 @@ export {
   modelHashFile,
   safetensorsDataSha256,
 } from "./model-hash.js";
+export {
+  MODEL_INDEX,
+  type ModelIndex,
+  type ModelIndexEntry,
+  parseModelIndex,
+  readModelIndex,
+} from "./model-index.js";
 export {
   a1111SamplerName,
   formatParameters,

@@ -76,6 +76,7 @@ function planSources(file: SafetensorsFile, plan: ConversionPlan): Map<string, T
     const entry = file.entry(m.source);
     sources.set(target, {
       shape: m.shape,
+      dtype: entry.dtype,
       byteLength: m.transform.kind === "chunk" ? entry.byteLength / m.transform.count : entry.byteLength,
       read: async () => applyTransform(await read(m.source), m.transform),
     });

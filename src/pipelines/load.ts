@@ -12,7 +12,6 @@ import {
 } from "../io/ldm/detect.js";
 import type { RawConfig } from "../models/blocks/config-values.js";
 import { findWeightFiles, readConfigJson } from "../models/blocks/weights.js";
-import { findWeightFiles as findTextWeightFiles } from "../models/clip/load.js";
 import { CLIPTextModel, CLIPTextModelWithProjection } from "../models/clip/text-model.js";
 import { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
@@ -22,6 +21,7 @@ import type { Scheduler } from "../schedulers/scheduler.js";
 import type { DType } from "../tensor/dtype.js";
 import type { PipelineConfigs } from "./family-configs.js";
 import { loadSingleFileModels, openCheckpointFile, shapeMap } from "./load-single-file.js";
+import { MODEL_INDEX, type ModelIndex, readModelIndex } from "./model-index.js";
 
 /** Options of {@link loadPipelineComponents}. */
 export interface LoadPipelineOptions {
@@ -72,6 +72,8 @@ export interface PipelineComponents {
   dtypes: { unet: DType; vae: DType; textEncoder: DType | null; textEncoder2: DType | null };
   /** Single files: what detection found (family, layouts, ignored tensors); null for folders. */
   detection: CheckpointDetection | null;
+  /** Diffusers folders: their model_index.json; null for single files. */
+  modelIndex: ModelIndex | null;
 }
 
 /** Pipelines `_class_name`s this loader reads. */
@@ -83,58 +85,6 @@ export const PIPELINE_CLASSES = [
   "StableDiffusionXLImg2ImgPipeline",
   "StableDiffusionXLInpaintPipeline",
 ] as const;
-
-/** A component of model_index.json: `[library, class]`, or null when absent (`[null, null]`). */
-export type ModelIndexEntry = readonly [string, string] | null;
-
-/** A parsed model_index.json: the pipeline class and its components. */
-export interface ModelIndex {
-  className: string;
-  components: Record<string, ModelIndexEntry>;
-}
-
-async function readJsonObject(path: string, what: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    const missing = (err as { code?: string }).code === "ENOENT";
-    throw new CheckpointError(
-      missing ? `${path}: ${what} not found` : `${path}: cannot read ${what}: ${err}`,
-      {
-        cause: err,
-      },
-    );
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (err) {
-    throw new CheckpointError(`${path}: ${what} is not valid JSON (${(err as Error).message})`, {
-      cause: err,
-    });
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new CheckpointError(`${path}: ${what} must hold a JSON object`);
-  return v as Record<string, unknown>;
-}
-
-/** Reads `<dir>/model_index.json`. */
-export async function readModelIndex(dir: string): Promise<ModelIndex> {
-  const path = join(dir, "model_index.json");
-  const raw = await readJsonObject(path, "model_index.json");
-  const className = raw._class_name;
-  if (typeof className !== "string") throw new CheckpointError(`${path}: no "_class_name"`);
-  const components: Record<string, ModelIndexEntry> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith("_")) continue;
-    if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === "string"))
-      components[k] = [v[0], v[1]] as const;
-    else if (Array.isArray(v) && v.every((x) => x === null)) components[k] = null;
-    // other keys (e.g. requires_safety_checker, force_zeros_for_empty_prompt) are pipeline options
-  }
-  return { className, components };
-}
 
 /** The family of a diffusers pipeline: SDXL by its UNet's text_time embedding, SD 2.x by a 1024-wide context. */
 export function folderFamily(unetConfig: RawConfig, hasTextEncoder: boolean): CheckpointFamily {
@@ -181,7 +131,7 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     index = await readModelIndex(dir);
   } catch (err) {
     if (
-      !(await stat(join(dir, "model_index.json")).catch(() => null)) &&
+      !(await stat(join(dir, MODEL_INDEX)).catch(() => null)) &&
       (await stat(join(dir, "config.json")).catch(() => null))
     ) {
       throw new CheckpointError(
@@ -190,7 +140,7 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     }
     throw err;
   }
-  const where = join(dir, "model_index.json");
+  const where = index.path;
   if (!(PIPELINE_CLASSES as readonly string[]).includes(index.className)) {
     throw new CheckpointError(
       `${where}: pipeline class ${JSON.stringify(index.className)} is not a Stable Diffusion pipeline; expected one of ${PIPELINE_CLASSES.join(", ")}`,
@@ -273,7 +223,7 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
   const textEncoder2 = hasTE2
     ? await CLIPTextModelWithProjection.fromPretrained(join(dir, "text_encoder_2"), fp)
     : null;
-  const unetFiles = await findWeightFiles(unetDir, "UNet2DConditionModel", opts.variant);
+  const unetFiles = await findWeightFiles(unetDir, { who: "UNet2DConditionModel", variant: opts.variant });
   const dtypeOf = (m: { parameters(): { dtype: DType }[] } | null): DType | null =>
     m?.parameters()[0]?.dtype ?? null;
   return {
@@ -298,6 +248,7 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
       textEncoder2: dtypeOf(textEncoder2),
     },
     detection: null,
+    modelIndex: index,
   };
 }
 
@@ -334,6 +285,7 @@ async function loadFile(path: string, opts: LoadPipelineOptions): Promise<Pipeli
       scheduler,
       dtypes: m.dtypes,
       detection: m.detection,
+      modelIndex: null,
     };
   } finally {
     file.close();
@@ -365,7 +317,9 @@ export async function componentWeightFiles(
   className: string,
   variant?: string,
 ): Promise<string[]> {
-  return className.startsWith("CLIP")
-    ? findTextWeightFiles(dir, variant)
-    : findWeightFiles(dir, className, variant);
+  return findWeightFiles(dir, {
+    who: className,
+    variant,
+    naming: className.startsWith("CLIP") ? "transformers" : "diffusers",
+  });
 }

@@ -30,24 +30,16 @@ export function sdxlTimeIds(height: number, width: number): number[] {
   return [height, width, 0, 0, height, width];
 }
 
-/** SDXL pipeline components from what loadPipelineComponents returned. */
-export async function sdxlComponentsOf(c: PipelineComponents): Promise<StableDiffusionXLComponents> {
-  let forceZeros = true;
-  if (c.format === "diffusers") {
-    const { readFile } = await import("node:fs/promises");
-    const { join } = await import("node:path");
-    const index = JSON.parse(await readFile(join(c.path, "model_index.json"), "utf8")) as Record<
-      string,
-      unknown
-    >;
-    if (typeof index.force_zeros_for_empty_prompt === "boolean")
-      forceZeros = index.force_zeros_for_empty_prompt;
-  }
+/**
+ * SDXL pipeline components from what loadPipelineComponents returned (`force_zeros_for_empty_prompt` from the
+ * folder's model_index.json; default true).
+ */
+export function sdxlComponentsOf(c: PipelineComponents): StableDiffusionXLComponents {
   return {
     ...componentsOf(c),
     textEncoder2: c.textEncoder2 as CLIPTextModelWithProjection,
     tokenizer2: c.tokenizer2 as CLIPTokenizer,
-    forceZerosForEmptyPrompt: forceZeros,
+    forceZerosForEmptyPrompt: c.modelIndex?.forceZerosForEmptyPrompt ?? true,
   };
 }
 
@@ -104,7 +96,7 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
         `${dirOrFile} is not an SDXL model (${c.family}); load it with StableDiffusionPipeline`,
       );
     }
-    return new StableDiffusionXLPipeline(await sdxlComponentsOf(c));
+    return new StableDiffusionXLPipeline(sdxlComponentsOf(c));
   }
 
   protected override textWidth(components: StableDiffusionComponents): { width: number; what: string } {
@@ -167,6 +159,6 @@ export async function loadStableDiffusionPipeline(
     );
   }
   return c.family === "sdxl"
-    ? new StableDiffusionXLPipeline(await sdxlComponentsOf(c))
+    ? new StableDiffusionXLPipeline(sdxlComponentsOf(c))
     : new StableDiffusionPipeline(componentsOf(c));
 }

@@ -14,7 +14,7 @@ import { noGrad } from "../tensor/autograd.js";
 import { Generator } from "../tensor/generator.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { encodeSdPrompt, type PromptConditioning, repeatRows } from "./conditioning.js";
-import { denoise } from "./denoise.js";
+import { denoise, unetPredictor } from "./denoise.js";
 import { PipelineError } from "./errors.js";
 import type { GenerateOptions, GenerateResult } from "./generate-options.js";
 import {
@@ -294,21 +294,27 @@ export class StableDiffusionPipeline {
       const noise = opts.latents ? toDevice(opts.latents, device) : initialNoise(shape, generator, device);
       latents = scheduler.initNoiseSigma === 1 ? noise : noGrad(() => mul(noise, scheduler.initNoiseSigma));
     }
+    const inpaint = image?.inpaint;
     const final = await denoise({
-      unet: this.unet,
+      predict: unetPredictor(
+        this.unet,
+        {
+          embeds: cond.embeds,
+          addedCondKwargs: cond.addedCondKwargs,
+          timestepCond,
+          extraChannels: inpaint?.maskedImageLatents && [inpaint.mask, inpaint.maskedImageLatents],
+        },
+        guided,
+      ),
       scheduler,
       timesteps,
       latents,
-      embeds: cond.embeds,
-      addedCondKwargs: cond.addedCondKwargs,
-      timestepCond,
       guided,
       guidanceScale,
       guidanceRescale,
       guidanceInterval: opts.guidanceInterval,
       generator,
-      inpaint: image?.inpaint,
-      onStep: opts.onStep,
+      inpaint,
       onProgress: opts.onProgress,
       signal: opts.signal,
     });

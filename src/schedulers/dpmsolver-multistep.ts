@@ -12,7 +12,7 @@ import {
   type SchedulerOptions,
 } from "./config.js";
 import { SchedulerError } from "./errors.js";
-import { type Denoiser, type SamplerOptions, stepNoise } from "./kdiffusion.js";
+import { type Denoiser, reportStep, type SamplerOptions, stepNoise } from "./kdiffusion.js";
 import { type MultistepConfig, MultistepScheduler } from "./multistep-scheduler.js";
 import { f32 } from "./numerics.js";
 import { denoisedFromOutputVP, type PredictionType } from "./predictions.js";
@@ -136,7 +136,7 @@ export function sampleDpmSolverPlusPlus(
       solverType: opts.solverType ?? "midpoint",
       noise,
     });
-    opts.callback?.({ i, sigma: sigmas[i]!, sigmaNext: sigmas[i + 1]!, x, denoised });
+    reportStep(opts, i, sigmas, x, denoised);
   }
   return x;
 }

@@ -5,7 +5,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { DiscreteSigmaScheduler } from "./discrete-sigma-scheduler.js";
 import { eulerStep } from "./euler.js";
-import { type Denoiser, getAncestralStep, type SamplerOptions, stepNoise } from "./kdiffusion.js";
+import { type Denoiser, getAncestralStep, reportStep, type SamplerOptions, stepNoise } from "./kdiffusion.js";
 import { f32 } from "./numerics.js";
 import { denoisedFromOutputVE, type PredictionType } from "./predictions.js";
 import type { CommonSchedulerConfig, StepOptions, StepResult } from "./scheduler.js";
@@ -38,7 +38,7 @@ export function sampleEulerAncestral(
     const denoised = denoiser(x, sigmas[i]!);
     const noise = sigmas[i + 1]! > 0 ? stepNoise(opts, i, x) : null;
     x = eulerAncestralStep(x, denoised, sigmas[i]!, sigmas[i + 1]!, noise, opts.eta ?? 1);
-    opts.callback?.({ i, sigma: sigmas[i]!, sigmaNext: sigmas[i + 1]!, x, denoised });
+    reportStep(opts, i, sigmas, x, denoised);
   }
   return x;
 }

@@ -4,7 +4,7 @@ import { add, mul } from "../ops/elementwise.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { checkOneOf, type SchedulerConfigInput, type SchedulerOptions } from "./config.js";
 import { DiscreteSigmaScheduler } from "./discrete-sigma-scheduler.js";
-import { type Denoiser, eulerMove, type SamplerOptions, stepNoise, toD } from "./kdiffusion.js";
+import { type Denoiser, eulerMove, reportStep, type SamplerOptions, stepNoise, toD } from "./kdiffusion.js";
 import { f32 } from "./numerics.js";
 import { denoisedFromOutputVE, type PredictionType } from "./predictions.js";
 import type { CommonSchedulerConfig, StepOptions, StepResult } from "./scheduler.js";
@@ -50,7 +50,7 @@ export function sampleEuler(
     if (gamma > 0) x = churn(x, sigma, sigmaHat, stepNoise(opts, i, x), opts.sNoise);
     const denoised = denoiser(x, sigmaHat);
     x = eulerStep(x, denoised, sigmaHat, sigmas[i + 1]!);
-    opts.callback?.({ i, sigma, sigmaNext: sigmas[i + 1]!, x, denoised });
+    reportStep(opts, i, sigmas, x, denoised);
   }
   return x;
 }

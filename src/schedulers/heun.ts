@@ -6,7 +6,7 @@ import { keep } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { DiscreteSigmaScheduler } from "./discrete-sigma-scheduler.js";
-import { type Denoiser, eulerMove, type SamplerOptions, toD } from "./kdiffusion.js";
+import { type Denoiser, eulerMove, reportStep, type SamplerOptions, toD } from "./kdiffusion.js";
 import { f32 } from "./numerics.js";
 import { denoisedFromOutputVE, type PredictionType } from "./predictions.js";
 import type { CommonSchedulerConfig, StepOptions, StepResult } from "./scheduler.js";
@@ -37,7 +37,7 @@ export function sampleHeun(
       const d2 = toD(x2, sigmaNext, denoiser(x2, sigmaNext));
       x = eulerMove(x, heunDerivative(d, d2), dt);
     }
-    opts.callback?.({ i, sigma, sigmaNext, x, denoised });
+    reportStep(opts, i, sigmas, x, denoised);
   }
   return x;
 }

@@ -51,7 +51,6 @@ export {
   eulerMove,
   getAncestralStep,
   type SamplerOptions,
-  type SamplerProgress,
   stepNoise,
   toD,
 } from "./kdiffusion.js";

@@ -5,6 +5,7 @@
 import { add, div, mul, sub } from "../ops/elementwise.js";
 import { randn } from "../tensor/create.js";
 import type { Generator } from "../tensor/generator.js";
+import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { trainSigmas } from "./betas.js";
 import { denoisedFromOutputVE, type PredictionType } from "./predictions.js";
@@ -13,28 +14,35 @@ import { logSigmasF32, sigmaToT } from "./sigmas.js";
 /** D(x, sigma): the denoised estimate of a VE sample `x` at noise level `sigma`. */
 export type Denoiser = (x: Tensor, sigma: number) => Tensor;
 
-/** What a sampler reports after each step. */
-export interface SamplerProgress {
-  /** Step number (0-based). */
-  i: number;
-  /** Noise level of this step. */
-  sigma: number;
-  /** Noise level the step ended at. */
-  sigmaNext: number;
-  /** The sample after the step. */
-  x: Tensor;
-  /** The denoiser's estimate at this step. */
-  denoised: Tensor;
-}
-
 /** Options shared by the functional samplers. */
 export interface SamplerOptions {
-  /** Called after every step (progress bars, previews). */
-  callback?: (progress: SamplerProgress) => void;
+  /**
+   * Called after every step i (0-based) with stage "sample", step i + 1 of sigmas.length - 1, values `sigma` (this
+   * step's noise level) and `sigmaNext` (where it ended), the sample after the step and the denoiser's estimate.
+   */
+  onProgress?: ProgressCallback;
   /** Source of the random draws of stochastic samplers. */
   generator?: Generator;
   /** Supplies the random tensor of step i instead of drawing one (same shape as x). */
   noise?: (i: number, like: Tensor) => Tensor;
+}
+
+/** Reports step `i` of a functional sampler over `sigmas` to `opts.onProgress` (see {@link SamplerOptions}). */
+export function reportStep(
+  opts: SamplerOptions,
+  i: number,
+  sigmas: readonly number[] | Float64Array,
+  x: Tensor,
+  denoised: Tensor,
+): void {
+  opts.onProgress?.({
+    stage: "sample",
+    step: i + 1,
+    total: sigmas.length - 1,
+    values: { sigma: sigmas[i]!, sigmaNext: sigmas[i + 1]! },
+    sample: x,
+    denoised,
+  });
 }
 
 /** The ODE derivative dx/dsigma = (x - D(x, sigma)) / sigma (Karras et al. 2022, eq. 3 with sigma(t) = t). */

@@ -7,7 +7,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { DiscreteSigmaScheduler } from "./discrete-sigma-scheduler.js";
 import { SchedulerError } from "./errors.js";
-import { type Denoiser, type SamplerOptions, toD } from "./kdiffusion.js";
+import { type Denoiser, reportStep, type SamplerOptions, toD } from "./kdiffusion.js";
 import { f32 } from "./numerics.js";
 import { denoisedFromOutputVE, type PredictionType } from "./predictions.js";
 import type { CommonSchedulerConfig, StepOptions, StepResult } from "./scheduler.js";
@@ -63,7 +63,7 @@ export function sampleLms(
     const order = Math.min(i + 1, maxOrder);
     const coeffs = Array.from({ length: order }, (_, j) => lmsCoefficient(order, sigmas, i, j));
     x = lmsStep(x, ds, coeffs);
-    opts.callback?.({ i, sigma: sigmas[i]!, sigmaNext: sigmas[i + 1]!, x, denoised });
+    reportStep(opts, i, sigmas, x, denoised);
   }
   return x;
 }

@@ -12,7 +12,7 @@ import {
   type SchedulerOptions,
 } from "./config.js";
 import { SchedulerError } from "./errors.js";
-import type { Denoiser, SamplerOptions } from "./kdiffusion.js";
+import { type Denoiser, reportStep, type SamplerOptions } from "./kdiffusion.js";
 import { type MultistepConfig, MultistepScheduler } from "./multistep-scheduler.js";
 import { f32 } from "./numerics.js";
 import { denoisedFromOutputVP, epsilonFromOutputVP, type PredictionType } from "./predictions.js";
@@ -167,7 +167,7 @@ export function sampleUniPc(
         variant: opts.variant,
       },
     );
-    opts.callback?.({ i, sigma: sigmas[i]!, sigmaNext: sigmas[i + 1]!, x, denoised });
+    reportStep(opts, i, sigmas, x, denoised);
   }
   return x;
 }

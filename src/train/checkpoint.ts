@@ -8,6 +8,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import type { OptimizerStateDict } from "../nn/optim/index.js";
 import { ArgumentError } from "../tensor/errors.js";
+import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { DataLoaderState } from "./data/loader.js";
 import type { DiffusionTrainer, ResolvedTrainOptions } from "./diffusion-trainer.js";
@@ -46,8 +47,8 @@ export interface TrainerStateJson {
 export interface SaveCheckpointOptions {
   /** Stored in trainer_state.json as `extra`. */
   extra?: Record<string, unknown>;
-  /** Called before each file is written (progress messages). */
-  onFile?: (name: string) => void;
+  /** Called before each file is written: stage "save", step k of the files, `message` the file name. */
+  onProgress?: ProgressCallback;
 }
 
 /**
@@ -67,8 +68,12 @@ export async function saveCheckpoint(
   const old = join(parent, `${basename(dir)}.old-${tag}`);
   mkdirSync(tmp);
   try {
+    const files = Object.values(CHECKPOINT_FILES);
+    let written = 0;
+    const report = (name: string) =>
+      opts.onProgress?.({ stage: "save", step: ++written, total: files.length, message: name });
     const write = async (name: string, tensors: Map<string, Tensor>): Promise<void> => {
-      opts.onFile?.(name);
+      report(name);
       await saveSafetensors(join(tmp, name), tensors);
     };
     await write(CHECKPOINT_FILES.model, trainer.unet.stateDict());
@@ -83,7 +88,7 @@ export async function saveCheckpoint(
       }
     }
     await write(CHECKPOINT_FILES.optimizer, moments);
-    opts.onFile?.(CHECKPOINT_FILES.state);
+    report(CHECKPOINT_FILES.state);
     const state: TrainerStateJson = {
       format: "diffuse-train-checkpoint",
       version: 1,

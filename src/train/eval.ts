@@ -221,7 +221,7 @@ async function runSettings(
       opts.signal?.throwIfAborted();
       const batchLabels = labels.slice(start, start + batchSize);
       const base = done;
-      const images = generateClassImages(opts.unet, scheduler, {
+      const images = await generateClassImages(opts.unet, scheduler, {
         classLabels: batchLabels,
         guidanceScale: setting.guidance,
         guidanceInterval: opts.guidanceInterval,

@@ -112,7 +112,7 @@ function schedulerJson(trainer: DiffusionTrainer): Record<string, unknown> {
 }
 
 /** Draws a grid of samples with the EMA weights (the training weights are put back afterwards). */
-export function sampleGrid(
+export async function sampleGrid(
   trainer: DiffusionTrainer,
   opts: SampleGridOptions = {},
   onProgress?: ProgressCallback,
@@ -122,7 +122,7 @@ export function sampleGrid(
   trainer.ema.store();
   trainer.ema.copyTo();
   try {
-    const x = generateClassImages(trainer.unet, sampler, {
+    const x = await generateClassImages(trainer.unet, sampler, {
       classLabels: labels,
       steps: opts.steps ?? 20,
       guidanceScale: opts.guidanceScale ?? 3,
@@ -147,7 +147,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const total = trainer.options.steps;
   const writeSamples = async (): Promise<void> => {
     const interval = opts.samples?.guidanceInterval ?? opts.guidanceInterval;
-    const grid = sampleGrid(trainer, { ...opts.samples, guidanceInterval: interval }, opts.onProgress);
+    const grid = await sampleGrid(trainer, { ...opts.samples, guidanceInterval: interval }, opts.onProgress);
     const path = join(samplesDir, `step-${String(trainer.step).padStart(6, "0")}.png`);
     const parameters = formatParameters({
       prompt: "class grid",

@@ -62,7 +62,11 @@ before(async () => {
   );
   writeFileSync(
     join(modelDir, "model_index.json"),
-    JSON.stringify({ unet: ["diffusers", "UNet2DModel"], scheduler: ["diffusers", "DDPMScheduler"] }),
+    JSON.stringify({
+      _class_name: "ClassConditionalPipeline",
+      unet: ["diffusers", "UNet2DModel"],
+      scheduler: ["diffusers", "DDPMScheduler"],
+    }),
   );
   classifierDir = join(dir, "classifier");
   const classifier = new DigitClassifier(

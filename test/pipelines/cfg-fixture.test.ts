@@ -112,9 +112,10 @@ describe("StableDiffusionPipeline: pipeline/cfg fixture", { skip: skipWithoutFix
         width: c.width,
         height: c.height,
         latents: get(`${id}.initial_latents`),
-        onStep: ({ latents, timestep }) => {
-          steps.push(latents);
-          seen.push(timestep);
+        onProgress: (e) => {
+          if (e.stage !== "sample") return;
+          steps.push(e.sample!);
+          seen.push(e.values!.t!);
         },
       });
       assert.deepEqual(seen, c.timesteps);
@@ -170,8 +171,8 @@ describe("StableDiffusionPipeline: pipeline/cfg fixture", { skip: skipWithoutFix
         width: c.width,
         height: c.height,
         generator,
-        onStep: ({ step, latents }) => {
-          if (step === 0) first = latents;
+        onProgress: (e) => {
+          if (e.stage === "sample" && e.step === 1) first = e.sample!;
         },
       });
       assertClose(

@@ -28,9 +28,9 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("generateClassImages", () => {
-  it("mixes one batched cond + null-class UNet call as e_u + g (e_c - e_u) (one DDIM step, checked by hand)", () => {
+  it("mixes one batched null-class + cond UNet call as e_u + g (e_c - e_u) (one DDIM step, checked by hand)", async () => {
     const g = 2.5;
-    const out = generateClassImages(unet, new DDIMScheduler(ddpmConfig), {
+    const out = await generateClassImages(unet, new DDIMScheduler(ddpmConfig), {
       classLabels: [4, 7],
       guidanceScale: g,
       steps: 1,
@@ -54,7 +54,7 @@ describe("generateClassImages", () => {
     assert.ok(err < 1e-5, `max difference ${err}`);
   });
 
-  it("runs with every scheduler class through the scaleModelInput / step protocol, in [-1, 1]", () => {
+  it("runs with every scheduler class through the scaleModelInput / step protocol, in [-1, 1]", async () => {
     for (const name of [
       "ddpm",
       "ddim",
@@ -68,7 +68,7 @@ describe("generateClassImages", () => {
       "unipc",
     ]) {
       const events: number[] = [];
-      const x = generateClassImages(unet, samplerFromName(name, ddpmConfig), {
+      const x = await generateClassImages(unet, samplerFromName(name, ddpmConfig), {
         classLabels: [1],
         steps: 3,
         seed: 0,
@@ -83,25 +83,25 @@ describe("generateClassImages", () => {
     }
   });
 
-  it("is reproducible from a seed or a generator, and guidance 1 needs no null class", () => {
-    const a = generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
+  it("is reproducible from a seed or a generator, and guidance <= 1 needs no null class", async () => {
+    const a = await generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
       classLabels: [2, 3],
       steps: 2,
       seed: 9,
     });
-    const b = generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
+    const b = await generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
       classLabels: [2, 3],
       steps: 2,
       generator: new Generator(9),
     });
     assert.deepEqual(a.toFloat32Array(), b.toFloat32Array());
-    const c = generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
+    const c = await generateClassImages(unet, samplerFromName("euler-a", ddpmConfig), {
       classLabels: [2, 3],
       steps: 2,
       seed: 10,
     });
     assert.notDeepEqual(a.toFloat32Array(), c.toFloat32Array());
-    const one = generateClassImages(unet, samplerFromName("ddim", ddpmConfig), {
+    const one = await generateClassImages(unet, samplerFromName("ddim", ddpmConfig), {
       classLabels: [5],
       steps: 2,
       guidanceScale: 1,
@@ -109,56 +109,72 @@ describe("generateClassImages", () => {
     assert.deepEqual(one.shape, [1, 1, 32, 32]);
   });
 
-  it("guidance interval: guided steps run [cond; null], the others the conditional branch alone", () => {
-    const run = (opts: { guidanceScale?: number; guidanceInterval?: GuidanceInterval }) => {
+  it("guidance interval: guided steps run [null; cond], the others the conditional branch alone", async () => {
+    const run = async (opts: { guidanceScale?: number; guidanceInterval?: GuidanceInterval }) => {
       const batches: number[] = [];
+      const labelBatches: unknown[] = [];
       const spy = Object.create(unet) as UNet2DModel;
       spy.call = (x, t, labels) => {
         batches.push(x.shape[0]!);
+        labelBatches.push(labels);
         return unet.call(x, t, labels);
       };
-      const x = generateClassImages(spy, samplerFromName("dpmpp-2m", ddpmConfig), {
+      const x = await generateClassImages(spy, samplerFromName("dpmpp-2m", ddpmConfig), {
         classLabels: [2, 5],
         steps: 4,
         seed: 3,
         ...opts,
       });
-      return { x: x.toFloat32Array(), batches };
+      return { x: x.toFloat32Array(), batches, labels: labelBatches };
     };
-    const everyStep = run({ guidanceScale: 3 });
+    const everyStep = await run({ guidanceScale: 3 });
     assert.deepEqual(everyStep.batches, [4, 4, 4, 4]);
-    const all = run({ guidanceScale: 3, guidanceInterval: { sigmaMin: 0, sigmaMax: Infinity } });
+    assert.deepEqual(
+      everyStep.labels[0],
+      [10, 10, 2, 5],
+      "the null class first, as diffusers' [uncond; cond]",
+    );
+    const weak = await run({ guidanceScale: 0.5 });
+    assert.deepEqual(weak.batches, [2, 2, 2, 2], "guidance <= 1 runs no guided batch (diffusers)");
+    assert.deepEqual(weak.x, (await run({ guidanceScale: 1 })).x);
+    const all = await run({ guidanceScale: 3, guidanceInterval: { sigmaMin: 0, sigmaMax: Infinity } });
     assert.deepEqual(all.x, everyStep.x, "an interval holding every sigma is no interval");
-    const none = run({ guidanceScale: 3, guidanceInterval: { sigmaMin: 1e6, sigmaMax: 2e6 } });
+    const none = await run({ guidanceScale: 3, guidanceInterval: { sigmaMin: 1e6, sigmaMax: 2e6 } });
     assert.deepEqual(none.batches, [2, 2, 2, 2]);
-    assert.deepEqual(none.x, run({ guidanceScale: 1 }).x, "no step guided = the conditional model");
+    assert.deepEqual(none.x, (await run({ guidanceScale: 1 })).x, "no step guided = the conditional model");
     // dpmpp-2m, 4 steps, leading spacing: timesteps 800, 600, 400, 200
     const sampler = samplerFromName("dpmpp-2m", ddpmConfig);
     sampler.setTimesteps(4);
     const sigmas = sampler.timesteps.map((t) => timestepSigma(sampler, t));
-    const mid = run({ guidanceScale: 3, guidanceInterval: { sigmaMin: sigmas[2]!, sigmaMax: sigmas[1]! } });
+    const mid = await run({
+      guidanceScale: 3,
+      guidanceInterval: { sigmaMin: sigmas[2]!, sigmaMax: sigmas[1]! },
+    });
     assert.deepEqual(mid.batches, [2, 4, 2, 2], "only the step with sigma in (lo, hi] is guided");
-    assert.throws(
-      () =>
-        generateClassImages(unet, sampler, {
-          classLabels: [1],
-          guidanceInterval: { sigmaMin: 2, sigmaMax: 1 },
-        }),
+    await assert.rejects(
+      generateClassImages(unet, sampler, {
+        classLabels: [1],
+        guidanceInterval: { sigmaMin: 2, sigmaMax: 1 },
+      }),
       /sigmaMin < sigmaMax/,
     );
   });
 
-  it("rejects labels outside the classes, the null class itself, and an aborted signal", () => {
+  it("rejects labels outside the classes, the null class itself, a negative guidance and an aborted signal", async () => {
     const s = samplerFromName("ddim", ddpmConfig);
-    assert.throws(() => generateClassImages(unet, s, { classLabels: [10] }), /classes 0\.\.9/);
-    assert.throws(() => generateClassImages(unet, s, { classLabels: [-1] }), /out of range/);
-    assert.throws(() => generateClassImages(unet, s, { classLabels: [] }), /empty/);
+    await assert.rejects(generateClassImages(unet, s, { classLabels: [10] }), /classes 0\.\.9/);
+    await assert.rejects(generateClassImages(unet, s, { classLabels: [-1] }), /out of range/);
+    await assert.rejects(generateClassImages(unet, s, { classLabels: [] }), /empty/);
+    await assert.rejects(
+      generateClassImages(unet, s, { classLabels: [0], guidanceScale: -1 }),
+      /guidanceScale must be a finite number >= 0, got -1/,
+    );
     const plain = new UNet2DModel({ ...TINY_UNET, num_class_embeds: null }, { skipInit: true });
-    assert.throws(() => generateClassImages(plain, s, { classLabels: [0] }), /not class-conditional/);
+    await assert.rejects(generateClassImages(plain, s, { classLabels: [0] }), /not class-conditional/);
     const controller = new AbortController();
     controller.abort(new Error("stop"));
-    assert.throws(
-      () => generateClassImages(unet, s, { classLabels: [0], signal: controller.signal }),
+    await assert.rejects(
+      generateClassImages(unet, s, { classLabels: [0], signal: controller.signal }),
       /stop/,
     );
   });

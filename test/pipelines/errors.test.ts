@@ -127,11 +127,12 @@ describe("pipeline errors", { skip: skipWithoutFixtures() }, () => {
         steps: 10,
         seed: 0,
         signal: controller.signal,
-        onStep: ({ step }) => {
+        onProgress: (e) => {
+          progress.push(e.step);
+          if (e.stage !== "sample") return;
           steps++;
-          if (step === 2) setImmediate(() => controller.abort(new Error("stop requested")));
+          if (e.step === 3) setImmediate(() => controller.abort(new Error("stop requested")));
         },
-        onProgress: (e) => progress.push(e.step),
       }),
       /stop requested/,
     );

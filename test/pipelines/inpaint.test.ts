@@ -135,7 +135,9 @@ describe("inpainting pipelines", { skip: skipWithoutFixtures() }, () => {
       mask: leftHalf(),
       steps: 4,
       seed: 21,
-      onStep: ({ latents }) => seen.push(latents),
+      onProgress: (e) => {
+        if (e.sample) seen.push(e.sample);
+      },
     });
     assert.equal(r.settings.strength, 1, "inpainting defaults to strength 1 (diffusers)");
     // draws: posterior sample of the init image, then the noise

@@ -29,6 +29,7 @@ import {
   trainSigmas,
   UniPCMultistepScheduler,
 } from "../../src/schedulers/index.js";
+import { type ProgressEvent, progressJson } from "../../src/tensor/progress.js";
 import { assertClose } from "../helpers.js";
 import { SD15_CONFIG, seededNoise } from "./toy.js";
 
@@ -102,6 +103,22 @@ describe("functional samplers agree with the scheduler classes", () => {
 });
 
 describe("helpers", () => {
+  it("functional samplers report each step as a ProgressEvent with the sample and the denoised estimate", () => {
+    const sigmas = [2, 1, 0];
+    const x0 = F.mul(seededNoise(SHAPE, 5), 2);
+    const denoiser: Denoiser = (x) => F.mul(x, 0.5);
+    const events: ProgressEvent[] = [];
+    sampleEuler(denoiser, x0, sigmas, { onProgress: (e) => events.push(e) });
+    assert.deepEqual(events.map(progressJson), [
+      { stage: "sample", step: 1, total: 2, values: { sigma: 2, sigmaNext: 1 } },
+      { stage: "sample", step: 2, total: 2, values: { sigma: 1, sigmaNext: 0 } },
+    ]);
+    assert.ok(events.every((e) => e.sample?.shape.length === 4 && e.denoised?.shape.length === 4));
+    let last: Tensor | undefined;
+    const out = sampleHeun(denoiser, x0, sigmas, { onProgress: (e) => (last = e.sample) });
+    assert.deepEqual(last!.toFloat32Array(), out.toFloat32Array());
+  });
+
   it("karrasSigmas runs from sigma_max to sigma_min, denser at the low end", () => {
     const s = karrasSigmas(0.03, 14.6, 10);
     assert.equal(s.length, 10);

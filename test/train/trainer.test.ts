@@ -210,8 +210,8 @@ describe("saveCheckpoint", () => {
     trainer.trainStep();
     await assert.rejects(
       saveCheckpoint(trainer, ckpt, {
-        onFile: (name) => {
-          if (name === "optimizer.safetensors") throw new Error("disk full");
+        onProgress: (e) => {
+          if (e.message === "optimizer.safetensors") throw new Error("disk full");
         },
       }),
       /disk full/,

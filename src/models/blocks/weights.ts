@@ -1,6 +1,8 @@
-// Loading diffusers model folders (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`, or sharded with an
-// `.index.json`): keys and shapes are checked against the safetensors headers before any tensor data is read, then
-// tensors are read a few at a time and copied into the module, so a checkpoint never sits in memory twice.
+// The one checkpoint loader of the models: diffusers model folders (`config.json` +
+// `diffusion_pytorch_model[.fp16].safetensors`), transformers folders (`config.json` + `model[.fp16].safetensors`),
+// either sharded with an `.index.json`, and the tensor sources of single-file checkpoints. Keys and shapes are
+// checked against the safetensors headers before any tensor data is read, then tensors are read a few at a time
+// and copied into the module, so a checkpoint never sits in memory twice.
 import { existsSync, readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -10,7 +12,7 @@ import {
   type SafetensorsEntry,
   type SafetensorsFile,
 } from "../../io/safetensors.js";
-import { type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
+import { type LayerOptions, type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
 import { reshape } from "../../ops/index.js";
 import type { DType } from "../../tensor/dtype.js";
 import { shapesEqual } from "../../tensor/shape.js";
@@ -35,18 +37,32 @@ export interface FromPretrainedOptions {
   strict?: boolean;
 }
 
-/** Reads `<dir>/config.json` as a JSON object. */
-export async function readConfigJson(dir: string, who: string): Promise<Record<string, unknown>> {
-  const path = join(dir, "config.json");
+/** How a model folder names its weights: diffusers models or transformers models (the CLIP text encoders). */
+export type WeightNaming = "diffusers" | "transformers";
+
+/** The weights file stem of each naming (`<stem>[.variant].safetensors`). */
+const WEIGHT_STEMS: Record<WeightNaming, string> = {
+  diffusers: "diffusion_pytorch_model",
+  transformers: "model",
+};
+
+/**
+ * Reads a JSON file that must hold one object. Errors are CheckpointErrors naming the file and what it should be
+ * (`what`, e.g. "config.json"), prefixed with `who` (the model being loaded) when given.
+ */
+export async function readJsonObject(
+  path: string,
+  what: string,
+  who?: string,
+): Promise<Record<string, unknown>> {
+  const where = who ? `${who}: ${path}` : path;
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     const code = (err as { code?: string }).code;
     throw new CheckpointError(
-      code === "ENOENT"
-        ? `${who}: ${path} not found (a diffusers model folder has config.json next to its weights)`
-        : `${who}: cannot read ${path}: ${String(err)}`,
+      code === "ENOENT" ? `${where}: ${what} not found` : `${where}: cannot read ${what}: ${String(err)}`,
       { cause: err },
     );
   }
@@ -54,36 +70,48 @@ export async function readConfigJson(dir: string, who: string): Promise<Record<s
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new CheckpointError(`${who}: ${path} is not valid JSON (${(err as Error).message})`, {
+    throw new CheckpointError(`${where}: ${what} is not a valid JSON object (${(err as Error).message})`, {
       cause: err,
     });
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new CheckpointError(`${who}: ${path} must hold a JSON object`);
+    const found = Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`;
+    throw new CheckpointError(`${where}: ${what} is not a valid JSON object (found ${found})`);
   }
   return value as Record<string, unknown>;
 }
 
+/** Reads `<dir>/config.json` as a JSON object (`who`: the model, for errors). */
+export function readConfigJson(dir: string, who: string): Promise<Record<string, unknown>> {
+  return readJsonObject(join(dir, "config.json"), "config.json", who);
+}
+
+/** Options of {@link findWeightFiles}. */
+export interface FindWeightFilesOptions {
+  /** The model being loaded, for errors. */
+  who: string;
+  /** diffusers' `variant`: "fp16" reads `<stem>.fp16.safetensors`. */
+  variant?: string;
+  /** File naming of the folder (default "diffusers"). */
+  naming?: WeightNaming;
+}
+
 /**
- * The safetensors file(s) of a diffusers model folder, in diffusers' order: `<stem>[.variant].safetensors`, then
- * its sharded `.index.json`; without a variant the `.fp16` files are the fallback when they are all there is.
+ * The safetensors file(s) of a model folder, in diffusers' order: `<stem>[.variant].safetensors`, then its sharded
+ * `.index.json`; without a variant the `.fp16` files are the fallback when they are all there is. The stem is
+ * `diffusion_pytorch_model` (diffusers) or `model` (transformers).
  */
-export async function findWeightFiles(dir: string, who: string, variant?: string): Promise<string[]> {
-  const base = "diffusion_pytorch_model";
-  const stems = variant ? [`${base}.${variant}`] : [base, `${base}.fp16`];
+export async function findWeightFiles(dir: string, opts: FindWeightFilesOptions): Promise<string[]> {
+  const base = WEIGHT_STEMS[opts.naming ?? "diffusers"];
+  const stems = opts.variant ? [`${base}.${opts.variant}`] : [base, `${base}.fp16`];
   for (const stem of stems) {
     const single = join(dir, `${stem}.safetensors`);
     if (existsSync(single)) return [single];
     const index = join(dir, `${stem}.safetensors.index.json`);
     if (existsSync(index)) {
-      let map: unknown;
-      try {
-        map = JSON.parse(await readFile(index, "utf8")).weight_map;
-      } catch (err) {
-        throw new CheckpointError(`${who}: cannot read ${index}: ${(err as Error).message}`, { cause: err });
-      }
-      if (typeof map !== "object" || map === null)
-        throw new CheckpointError(`${who}: ${index} has no "weight_map" object`);
+      const map = (await readJsonObject(index, "safetensors index", opts.who)).weight_map;
+      if (typeof map !== "object" || map === null || Array.isArray(map))
+        throw new CheckpointError(`${opts.who}: ${index} has no "weight_map" object`);
       return [...new Set(Object.values(map as Record<string, unknown>).map(String))].map((f) => join(dir, f));
     }
   }
@@ -91,14 +119,14 @@ export async function findWeightFiles(dir: string, who: string, variant?: string
   try {
     present = readdirSync(dir).filter((f) => /\.(safetensors|bin|ckpt|pt|json)$/.test(f));
   } catch (err) {
-    throw new CheckpointError(`${who}: folder ${dir} not found`, { cause: err });
+    throw new CheckpointError(`${opts.who}: folder ${dir} not found`, { cause: err });
   }
   const tried = stems.flatMap((s) => [`${s}.safetensors`, `${s}.safetensors.index.json`]).join(", ");
   const pickle = present.some((f) => /\.(bin|ckpt|pt)$/.test(f))
     ? " (PyTorch pickle checkpoints are not read; convert them to safetensors)"
     : "";
   throw new CheckpointError(
-    `${who}: no weights in ${dir}; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${pickle}`,
+    `${opts.who}: no weights in ${dir}; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${pickle}`,
   );
 }
 
@@ -110,6 +138,8 @@ export interface LoadWeightsOptions {
   renameKey?: (key: string) => string;
   /** Accept [out, in, 1, 1] (a 1x1 conv kernel) where the module has a Linear weight [out, in]. */
   squeezeConv1x1?: boolean;
+  /** Leaves a checkpoint key (after renaming) out, as if the file did not hold it. */
+  skipKey?: (key: string) => boolean;
   /** Name of the model in error messages. */
   label: string;
 }
@@ -144,28 +174,11 @@ export function dominantDType(entries: Iterable<Pick<SafetensorsEntry, "dtype" |
   return best;
 }
 
-/** The float dtype of most bytes of the files: what `fromPretrained` keeps by default. */
-export async function checkpointDType(paths: readonly string[]): Promise<DType> {
-  const entries: SafetensorsEntry[] = [];
-  for (const path of paths) {
-    const file = await openSafetensors(path);
-    entries.push(...file.entries);
-    file.close();
-  }
-  return dominantDType(entries);
-}
-
-/** The parameter dtype of a `fromPretrained` call: `opts.dtype`, else the checkpoint's (see FromPretrainedOptions). */
-export async function resolveLoadDType(
-  opts: FromPretrainedOptions,
-  paths: readonly string[],
-): Promise<DType> {
-  return opts.dtype ?? (await checkpointDType(paths));
-}
-
 /** One tensor to load: its shape (known before reading) and how to read it. */
 export interface TensorSource {
   readonly shape: readonly number[];
+  /** Its dtype in the file. */
+  readonly dtype: SafetensorsDType;
   /** Bytes it occupies in the file (bounds how much is read before it is copied into the module). */
   readonly byteLength: number;
   read(): Promise<Tensor>;
@@ -214,17 +227,25 @@ export async function loadTensorSources(
   flush();
 }
 
+/** The tensors of a set of safetensors files, by (renamed) key, and the files to close after reading them. */
+export interface WeightSources {
+  sources: Map<string, TensorSource>;
+  /** Closes every file; call it once the tensors are read. */
+  close(): void;
+}
+
 /**
- * Loads safetensors files into `module` with Module.loadStateDict semantics: every key and shape is checked from
- * the headers first and all problems are reported in one StateDictError; then the tensors are read and copied in
- * (converted to the parameters' dtype).
+ * Opens safetensors files (headers only) and maps their tensors by key, renamed by `opts.renameKey` and without
+ * the keys `opts.skipKey` drops. A key in two files is a CheckpointError naming both.
  */
-export async function loadWeights(
-  module: Module,
+export async function openWeightSources(
   paths: readonly string[],
-  opts: LoadWeightsOptions,
-): Promise<void> {
+  opts: Pick<LoadWeightsOptions, "renameKey" | "skipKey" | "label">,
+): Promise<WeightSources> {
   const files: SafetensorsFile[] = [];
+  const close = () => {
+    for (const f of files) f.close();
+  };
   try {
     const sources = new Map<string, TensorSource & { file: SafetensorsFile; key: string }>();
     for (const path of paths) {
@@ -232,6 +253,7 @@ export async function loadWeights(
       files.push(file);
       for (const e of file.entries) {
         const key = opts.renameKey ? opts.renameKey(e.name) : e.name;
+        if (opts.skipKey?.(key)) continue;
         const prev = sources.get(key);
         if (prev) {
           throw new CheckpointError(
@@ -244,12 +266,87 @@ export async function loadWeights(
           key: name,
           shape: e.shape,
           byteLength: e.byteLength,
+          dtype: e.dtype,
           read: () => file.getAsync(name),
         });
       }
     }
+    return { sources, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
+
+/**
+ * Loads safetensors files into `module` with Module.loadStateDict semantics: every key and shape is checked from
+ * the headers first and all problems are reported in one StateDictError; then the tensors are read and copied in
+ * (converted to the parameters' dtype).
+ */
+export async function loadWeights(
+  module: Module,
+  paths: readonly string[],
+  opts: LoadWeightsOptions,
+): Promise<void> {
+  const { sources, close } = await openWeightSources(paths, opts);
+  try {
     await loadTensorSources(module, sources, opts);
   } finally {
-    for (const f of files) f.close();
+    close();
+  }
+}
+
+/** How {@link loadPretrained} reads one model class's folders. */
+export interface PretrainedSpec<C, M extends Module> {
+  /** The model class, for errors ("UNet2DConditionModel"). */
+  who: string;
+  /** File naming of the folder (default "diffusers"). */
+  naming?: WeightNaming;
+  /** Checks `config.json`'s contents (`path`: the file, for errors). */
+  config: (raw: Record<string, unknown>, path: string) => C;
+  /** Builds the model (no random init: `layer.skipInit` is set). */
+  build: (config: C, layer: LayerOptions) => M;
+  /** Checkpoint keys to leave out (e.g. other towers of a combined checkpoint); the config is at hand. */
+  skipKey?: (key: string, config: C) => boolean;
+  /** See {@link LoadWeightsOptions}. */
+  renameKey?: (key: string) => string;
+  /** See {@link LoadWeightsOptions}. */
+  squeezeConv1x1?: boolean;
+}
+
+/**
+ * The one folder loader of every model's `fromPretrained`: reads `config.json`, finds the weights (variant, fp16
+ * fallback, shards), opens their headers, builds the model in `opts.dtype` or else the dtype of most of the
+ * checkpoint's bytes (float16 files stay float16), checks every key and shape before any data is read, then reads
+ * the tensors a few at a time into the model. Returns the model in eval mode.
+ */
+export async function loadPretrained<C, M extends Module>(
+  dir: string,
+  opts: FromPretrainedOptions,
+  spec: PretrainedSpec<C, M>,
+): Promise<M> {
+  const { who } = spec;
+  const configPath = join(dir, "config.json");
+  const config = spec.config(await readConfigJson(dir, who), configPath);
+  const paths = await findWeightFiles(dir, { who, variant: opts.variant, naming: spec.naming });
+  const label = `${who} (${paths.length === 1 ? paths[0] : `${paths.length} shards in ${dir}`})`;
+  const skipKey = spec.skipKey;
+  const { sources, close } = await openWeightSources(paths, {
+    label,
+    renameKey: spec.renameKey,
+    skipKey: skipKey && ((key) => skipKey(key, config)),
+  });
+  try {
+    const dtype = opts.dtype ?? dominantDType(sources.values());
+    const model = spec.build(config, { dtype, skipInit: true });
+    model.eval();
+    await loadTensorSources(model, sources, {
+      strict: opts.strict,
+      squeezeConv1x1: spec.squeezeConv1x1,
+      label,
+    });
+    return model;
+  } finally {
+    close();
   }
 }

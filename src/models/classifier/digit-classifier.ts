@@ -14,7 +14,7 @@ import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { groupNormSilu } from "../blocks/activation.js";
 import { ConfigChecker, type RawConfig } from "../blocks/config-values.js";
-import { loadWeights, readConfigJson } from "../blocks/weights.js";
+import { loadPretrained } from "../blocks/weights.js";
 
 /** The classifier's `config.json` (snake_case keys, as the other model configs). */
 export interface DigitClassifierConfig {
@@ -155,10 +155,12 @@ export class DigitClassifier extends Module<[Tensor], Tensor> {
   }
 
   /** Loads a classifier folder written by {@link save} (in eval mode). */
-  static async fromPretrained(dir: string, opts: { dtype?: DType } = {}): Promise<DigitClassifier> {
-    const config = DigitClassifierConfig.from(await readConfigJson(dir, WHO));
-    const model = new DigitClassifier(config, { dtype: opts.dtype, skipInit: true }).eval();
-    await loadWeights(model, [join(dir, CLASSIFIER_WEIGHTS)], { label: `${WHO} (${dir})` });
-    return model;
+  static fromPretrained(dir: string, opts: { dtype?: DType } = {}): Promise<DigitClassifier> {
+    return loadPretrained(dir, opts, {
+      who: WHO,
+      naming: "transformers", // CLASSIFIER_WEIGHTS
+      config: (raw) => DigitClassifierConfig.from(raw),
+      build: (config, layer) => new DigitClassifier(config, layer),
+    });
   }
 }

@@ -1,9 +1,9 @@
 import { CheckpointError } from "../blocks/errors.js";
 
 /**
- * A text-encoder folder could not be loaded: `config.json` or the weights file is missing or unreadable, or the
- * config is invalid. The message names the path and what was expected there. A {@link CheckpointError}, so one
- * `catch` handles every model's loading errors. (Key and shape mismatches between checkpoint and model are
- * reported as nn's `StateDictError`.)
+ * @deprecated Text-encoder folders load through the models' one loader, which throws {@link CheckpointError} (the
+ * same class: `instanceof CLIPLoadError` still holds). Key and shape mismatches are nn's `StateDictError`.
  */
-export class CLIPLoadError extends CheckpointError {}
+export const CLIPLoadError = CheckpointError;
+/** @deprecated See the value {@link CLIPLoadError}. */
+export type CLIPLoadError = CheckpointError;

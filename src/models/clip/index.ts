@@ -20,7 +20,7 @@ export {
   CLIPMLP,
   CLIPTextEmbeddings,
 } from "./layers.js";
-export { type CLIPFromPretrainedOptions, findWeightFiles, readCLIPTextConfig } from "./load.js";
+export { type CLIPFromPretrainedOptions, readCLIPTextConfig } from "./load.js";
 export { type TextEmbeddings, type TextEmbeddingsOptions, textEmbeddings } from "./prompt.js";
 export {
   type CLIPTextForwardOptions,

@@ -1,16 +1,12 @@
-// Loading transformers text-encoder folders (`config.json` + safetensors weights) into the CLIP models. Keys and
-// shapes are checked from the safetensors headers before any tensor data is read; tensors are then read and
-// copied one at a time, so a checkpoint never sits in memory twice.
-import { existsSync, readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+// The CLIP text encoders' part of loading transformers folders (`config.json` + `model[.fp16].safetensors`, or
+// sharded): the config check and which keys of the checkpoint belong to the text tower. Reading the files is the
+// models' one loader (blocks/weights.ts).
 import { join } from "node:path";
-import { openSafetensors, type SafetensorsFile } from "../../io/safetensors.js";
-import { type LayerOptions, type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
+import type { LayerOptions, Module } from "../../nn/index.js";
 import { ArgumentError } from "../../tensor/errors.js";
-import { shapesEqual } from "../../tensor/shape.js";
-import { dominantDType, type FromPretrainedOptions } from "../blocks/weights.js";
+import { CheckpointError } from "../blocks/errors.js";
+import { type FromPretrainedOptions, loadPretrained, readConfigJson } from "../blocks/weights.js";
 import { type CLIPTextConfig, clipTextConfig } from "./config.js";
-import { CLIPLoadError } from "./errors.js";
 
 /**
  * Options of `CLIPTextModel.fromPretrained` / `CLIPTextModelWithProjection.fromPretrained`: the same as every
@@ -22,130 +18,46 @@ export type CLIPFromPretrainedOptions = FromPretrainedOptions;
 /** The buffer older transformers versions saved; the models compute positions themselves. */
 const POSITION_IDS = "text_model.embeddings.position_ids";
 
-async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new CLIPLoadError(
-      code === "ENOENT" ? `${path}: ${what} not found` : `${path}: cannot read ${what}: ${String(err)}`,
-      { cause: err },
-    );
-  }
-  try {
-    const v: unknown = JSON.parse(text);
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not a JSON object");
-    return v as Record<string, unknown>;
-  } catch (err) {
-    throw new CLIPLoadError(`${path}: ${what} is not a valid JSON object (${(err as Error).message})`, {
-      cause: err,
-    });
-  }
+/** A checked text config, and whether `config.json` was a whole CLIPConfig (with `text_config`). */
+interface ReadCLIPConfig {
+  config: CLIPTextConfig;
+  full: boolean;
 }
 
-/** Reads and checks `<dir>/config.json`; `full` tells whether it was a whole CLIPConfig (with `text_config`). */
-export async function readCLIPTextConfig(dir: string): Promise<{ config: CLIPTextConfig; full: boolean }> {
-  const path = join(dir, "config.json");
-  const raw = await readJson(path, "config.json");
+/** Checks a text encoder's `config.json` contents; `path` names the file in errors. */
+function clipConfigOf(raw: Record<string, unknown>, path: string): ReadCLIPConfig {
   try {
     return { config: clipTextConfig(raw), full: raw.text_config != null };
   } catch (err) {
-    if (err instanceof ArgumentError) throw new CLIPLoadError(`${path}: ${err.message}`, { cause: err });
+    if (err instanceof ArgumentError) throw new CheckpointError(`${path}: ${err.message}`, { cause: err });
     throw err;
   }
 }
 
-/**
- * The safetensors file(s) of a folder, in diffusers' order of preference: `model[.variant].safetensors`, then
- * its sharded `.index.json`; without a variant, the fp16 files are the fallback.
- */
-export async function findWeightFiles(dir: string, variant?: string): Promise<string[]> {
-  const stems = variant ? [`model.${variant}`] : ["model", "model.fp16"];
-  for (const stem of stems) {
-    const single = join(dir, `${stem}.safetensors`);
-    if (existsSync(single)) return [single];
-    const index = join(dir, `${stem}.safetensors.index.json`);
-    if (existsSync(index)) {
-      const weightMap = (await readJson(index, "safetensors index")).weight_map;
-      if (typeof weightMap !== "object" || weightMap === null)
-        throw new CLIPLoadError(`${index}: no "weight_map" object`);
-      const shards = [...new Set(Object.values(weightMap as Record<string, unknown>).map(String))];
-      return shards.map((s) => join(dir, s));
-    }
-  }
-  let present: string[] = [];
-  try {
-    present = readdirSync(dir).filter((f) => /\.(safetensors|bin|json)$/.test(f));
-  } catch {
-    throw new CLIPLoadError(`${dir}: folder not found`);
-  }
-  const tried = stems.flatMap((s) => [`${s}.safetensors`, `${s}.safetensors.index.json`]).join(", ");
-  const bin = present.some((f) => f.endsWith(".bin"))
-    ? " (PyTorch .bin checkpoints are not read; convert them to safetensors)"
-    : "";
-  throw new CLIPLoadError(
-    `${dir}: no weights found; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${bin}`,
-  );
+/** Reads and checks `<dir>/config.json`; `full` tells whether it was a whole CLIPConfig (with `text_config`). */
+export async function readCLIPTextConfig(dir: string): Promise<ReadCLIPConfig> {
+  return clipConfigOf(await readConfigJson(dir, "CLIPTextModel"), join(dir, "config.json"));
 }
 
 /**
- * Builds a model from a transformers folder: reads the config, builds the model with `build` (no random init),
- * checks every key and shape against the file headers, then copies the tensors in one by one.
+ * Builds a text encoder from a transformers folder with the models' one loader: a saved `position_ids` buffer is
+ * ignored, and of a whole CLIPModel checkpoint only the text tower (and its projection where the model has one) is
+ * read.
  */
-export async function loadPretrained<M extends Module>(
+export function loadCLIPPretrained<M extends Module>(
   dir: string,
   opts: CLIPFromPretrainedOptions,
   className: string,
   withProjection: boolean,
   build: (config: CLIPTextConfig, layerOpts: LayerOptions) => M,
 ): Promise<M> {
-  const { config, full } = await readCLIPTextConfig(dir);
-  const paths = await findWeightFiles(dir, opts.variant);
-  const files: SafetensorsFile[] = [];
-  try {
-    const where = new Map<string, SafetensorsFile>();
-    for (const path of paths) {
-      const file = await openSafetensors(path);
-      files.push(file);
-      for (const e of file.entries) {
-        if (where.has(e.name))
-          throw new CLIPLoadError(`${path}: tensor ${e.name} also appears in ${where.get(e.name)!.path}`);
-        where.set(e.name, file);
-      }
-    }
-    where.delete(POSITION_IDS);
-    if (full) {
-      // a whole CLIPModel checkpoint: keep the text tower (and its projection where the model has one)
-      for (const name of [...where.keys()]) {
-        const keep =
-          name.startsWith("text_model.") || (withProjection && name.startsWith("text_projection."));
-        if (!keep) where.delete(name);
-      }
-    }
-    const dtype = opts.dtype ?? dominantDType([...where].map(([name, file]) => file.entry(name)));
-    const model = build(config, { dtype, skipInit: true });
-    model.eval();
-    const label = `${className} (${paths.length === 1 ? paths[0] : `${paths.length} shards in ${dir}`})`;
-    const expected = model.stateDict();
-    const missing = [...expected.keys()].filter((k) => !where.has(k));
-    const unexpected = [...where.keys()].filter((k) => !expected.has(k));
-    const mismatched: ShapeMismatch[] = [];
-    for (const [name, t] of expected) {
-      const found = where.get(name)?.entry(name).shape;
-      if (found && !shapesEqual(found, t.shape)) mismatched.push({ key: name, expected: t.shape, found });
-    }
-    const strict = opts.strict ?? true;
-    if (mismatched.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
-      throw new StateDictError(label, missing, unexpected, mismatched);
-    }
-    for (const name of expected.keys()) {
-      const file = where.get(name);
-      if (!file) continue;
-      model.loadStateDict(new Map([[name, await file.getAsync(name)]]), { strict: false });
-    }
-    return model;
-  } finally {
-    for (const f of files) f.close();
-  }
+  return loadPretrained(dir, opts, {
+    who: className,
+    naming: "transformers",
+    config: clipConfigOf,
+    build: (c, layer) => build(c.config, layer),
+    skipKey: (key, c) =>
+      key === POSITION_IDS ||
+      (c.full && !(key.startsWith("text_model.") || (withProjection && key.startsWith("text_projection.")))),
+  });
 }

@@ -18,7 +18,7 @@ import { formatShape } from "../../tensor/shape.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { type CLIPTextConfig, type CLIPTextConfigInput, clipTextConfig } from "./config.js";
 import { CLIPEncoder, CLIPTextEmbeddings } from "./layers.js";
-import { type CLIPFromPretrainedOptions, loadPretrained } from "./load.js";
+import { type CLIPFromPretrainedOptions, loadCLIPPretrained } from "./load.js";
 
 /** Options of a CLIP text model's forward pass. */
 export interface CLIPTextForwardOptions {
@@ -235,7 +235,7 @@ export class CLIPTextModel extends Module<[Tensor, CLIPTextForwardOptions?], CLI
    * sharded `*.safetensors.index.json`). Keys and shapes are checked strictly before any data is read.
    */
   static fromPretrained(dir: string, opts: CLIPFromPretrainedOptions = {}): Promise<CLIPTextModel> {
-    return loadPretrained(dir, opts, "CLIPTextModel", false, (c, o) => new CLIPTextModel(c, o));
+    return loadCLIPPretrained(dir, opts, "CLIPTextModel", false, (c, o) => new CLIPTextModel(c, o));
   }
 }
 
@@ -277,7 +277,7 @@ export class CLIPTextModelWithProjection extends Module<
     dir: string,
     opts: CLIPFromPretrainedOptions = {},
   ): Promise<CLIPTextModelWithProjection> {
-    return loadPretrained(
+    return loadCLIPPretrained(
       dir,
       opts,
       "CLIPTextModelWithProjection",

@@ -18,13 +18,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { groupNormSilu } from "../blocks/activation.js";
 import type { RawConfig } from "../blocks/config-values.js";
 import { batchTimesteps, TimestepEmbedding, Timesteps, timestepEmbedding } from "../blocks/embeddings.js";
-import {
-  type FromPretrainedOptions,
-  findWeightFiles,
-  loadWeights,
-  readConfigJson,
-  resolveLoadDType,
-} from "../blocks/weights.js";
+import { type FromPretrainedOptions, loadPretrained } from "../blocks/weights.js";
 import { planUNet, UNet2DConditionConfig, type UNetBlockPlan, type UNetPlan } from "./config.js";
 import {
   CrossAttnDownBlock2D,
@@ -202,14 +196,12 @@ export class UNet2DConditionModel extends Module<
    * file, or a sharded index). Every key and shape is checked before any weight is read. The parameters keep the
    * checkpoint's dtype unless `opts.dtype` says otherwise (a float16 file stays float16 in memory).
    */
-  static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<UNet2DConditionModel> {
-    const who = "UNet2DConditionModel";
-    const config = UNet2DConditionConfig.from(await readConfigJson(dir, who));
-    const paths = await findWeightFiles(dir, who, opts.variant);
-    const dtype = await resolveLoadDType(opts, paths);
-    const model = new UNet2DConditionModel(config, { dtype, skipInit: true }).eval();
-    await loadWeights(model, paths, { strict: opts.strict, label: `${who} (${dir})` });
-    return model;
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<UNet2DConditionModel> {
+    return loadPretrained(dir, opts, {
+      who: "UNet2DConditionModel",
+      config: (raw) => UNet2DConditionConfig.from(raw),
+      build: (config, layer) => new UNet2DConditionModel(config, layer),
+    });
   }
 
   /**

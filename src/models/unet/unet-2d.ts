@@ -10,13 +10,7 @@ import { groupNormSilu } from "../blocks/activation.js";
 import type { RawConfig } from "../blocks/config-values.js";
 import { batchTimesteps, TimestepEmbedding, Timesteps } from "../blocks/embeddings.js";
 import { UNetMidBlock2D } from "../blocks/mid-block.js";
-import {
-  checkpointDType,
-  type FromPretrainedOptions,
-  findWeightFiles,
-  loadWeights,
-  readConfigJson,
-} from "../blocks/weights.js";
+import { type FromPretrainedOptions, loadPretrained } from "../blocks/weights.js";
 import { AttnDownBlock2D, AttnUpBlock2D } from "./unet-2d-blocks.js";
 import type { Timestep } from "./unet-2d-condition.js";
 import { resolveUNet2DConfig, type UNet2DConfig } from "./unet-2d-config.js";
@@ -115,20 +109,22 @@ export class UNet2DModel extends Module<[Tensor, Timestep, (ClassLabels | null)?
     this.conv_out = new Conv2d(ch0, cfg.out_channels, 3, { ...layer, padding: 1 });
   }
 
-  /** Loads a diffusers `unet` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`). */
-  static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<UNet2DModel> {
+  /**
+   * Loads a diffusers `unet` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`). The parameters
+   * keep the checkpoint's dtype unless `opts.dtype` says otherwise.
+   */
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<UNet2DModel> {
     const who = "UNet2DModel";
-    const raw = await readConfigJson(dir, who);
-    if (raw._class_name !== undefined && raw._class_name !== who) {
-      throw new ArgumentError(
-        `${who}: ${dir}/config.json describes a ${String(raw._class_name)}, not a ${who}`,
-      );
-    }
-    const paths = await findWeightFiles(dir, who, opts.variant);
-    const dtype = opts.dtype ?? (opts.keepDtype ? await checkpointDType(paths) : "float32");
-    const model = new UNet2DModel(raw, { dtype, skipInit: true }).eval();
-    await loadWeights(model, paths, { strict: opts.strict, label: `${who} (${dir})` });
-    return model;
+    return loadPretrained(dir, opts, {
+      who,
+      config: (raw, path) => {
+        if (raw._class_name !== undefined && raw._class_name !== who) {
+          throw new ArgumentError(`${who}: ${path} describes a ${String(raw._class_name)}, not a ${who}`);
+        }
+        return raw;
+      },
+      build: (config, layer) => new UNet2DModel(config, layer),
+    });
   }
 
   /** Number of classes a class-conditional model embeds (num_class_embeds), or 0. */

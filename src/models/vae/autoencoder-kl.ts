@@ -6,13 +6,7 @@ import type { Generator } from "../../tensor/generator.js";
 import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { RawConfig } from "../blocks/config-values.js";
-import {
-  type FromPretrainedOptions,
-  findWeightFiles,
-  loadWeights,
-  readConfigJson,
-  resolveLoadDType,
-} from "../blocks/weights.js";
+import { type FromPretrainedOptions, loadPretrained } from "../blocks/weights.js";
 import { AutoencoderKLConfig } from "./config.js";
 import { DiagonalGaussianDistribution } from "./distribution.js";
 import { Decoder, Encoder, type StageHook } from "./encoder-decoder.js";
@@ -99,19 +93,14 @@ export class AutoencoderKL extends Module<
    * the old attention names (query/key/value/proj_attn) and 1x1-conv attention kernels [C, C, 1, 1] (LDM layout).
    * The parameters keep the checkpoint's dtype unless `opts.dtype` says otherwise.
    */
-  static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<AutoencoderKL> {
-    const who = "AutoencoderKL";
-    const config = AutoencoderKLConfig.from(await readConfigJson(dir, who));
-    const paths = await findWeightFiles(dir, who, opts.variant);
-    const dtype = await resolveLoadDType(opts, paths);
-    const model = new AutoencoderKL(config, { dtype, skipInit: true }).eval();
-    await loadWeights(model, paths, {
-      strict: opts.strict,
-      label: `${who} (${dir})`,
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<AutoencoderKL> {
+    return loadPretrained(dir, opts, {
+      who: "AutoencoderKL",
+      config: (raw) => AutoencoderKLConfig.from(raw),
+      build: (config, layer) => new AutoencoderKL(config, layer),
       renameKey: renameDeprecatedVAEKey,
       squeezeConv1x1: true,
     });
-    return model;
   }
 
   /** Downsampling factor between image and latent (2^(number of blocks - 1); 8 for Stable Diffusion). */

@@ -6,13 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { arange, F, loadSafetensors, nn, noGrad, saveSafetensors, type Tensor } from "../../../src/index.js";
-import {
-  CLIPLoadError,
-  CLIPTextModel,
-  CLIPTextModelWithProjection,
-  findWeightFiles,
-} from "../../../src/models/clip/index.js";
-import { CheckpointError } from "../../../src/models/index.js";
+import { CLIPLoadError, CLIPTextModel, CLIPTextModelWithProjection } from "../../../src/models/clip/index.js";
+import { CheckpointError, findWeightFiles } from "../../../src/models/index.js";
 import { assertClose, fixturesDir, randomTensor, skipWithoutFixtures } from "../../helpers.js";
 
 describe("CLIP text encoder fromPretrained", { skip: skipWithoutFixtures() }, () => {
@@ -84,8 +79,10 @@ describe("CLIP text encoder fromPretrained", { skip: skipWithoutFixtures() }, ()
 
   it("prefers model.safetensors over the fp16 file; variant picks the other", async () => {
     const dir = await folder({ "model.safetensors": weights, "model.fp16.safetensors": half(weights) });
-    assert.deepEqual(await findWeightFiles(dir), [join(dir, "model.safetensors")]);
-    assert.deepEqual(await findWeightFiles(dir, "fp16"), [join(dir, "model.fp16.safetensors")]);
+    const find = (variant?: string) =>
+      findWeightFiles(dir, { who: "CLIPTextModel", variant, naming: "transformers" });
+    assert.deepEqual(await find(), [join(dir, "model.safetensors")]);
+    assert.deepEqual(await find("fp16"), [join(dir, "model.fp16.safetensors")]);
     const m = await CLIPTextModel.fromPretrained(dir, { dtype: "float16" });
     assert.equal(m.text_model.encoder.layers[1]!.mlp.fc2.weight.dtype, "float16");
   });
@@ -191,7 +188,7 @@ describe("CLIP text encoder fromPretrained", { skip: skipWithoutFixtures() }, ()
     writeFileSync(join(empty, "pytorch_model.bin"), "");
     await assert.rejects(
       CLIPTextModel.fromPretrained(empty),
-      /no weights found; looked for model\.safetensors, [\s\S]*pytorch_model\.bin[\s\S]*not read/,
+      /no weights in .*; looked for model\.safetensors, [\s\S]*pytorch_model\.bin[\s\S]*not read/,
     );
     await assert.rejects(CLIPTextModel.fromPretrained(join(tmp, "nowhere")), CLIPLoadError);
     // one error type for every model's loading problems
