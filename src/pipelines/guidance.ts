@@ -7,8 +7,10 @@
 
 import { add, cat, div, mul, narrow, sqrt, sub, variance } from "../ops/index.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
+import { tensor } from "../tensor/create.js";
+import type { Device } from "../tensor/device.js";
 import { formatShape } from "../tensor/shape.js";
-import { Tensor } from "../tensor/tensor.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { PipelineError } from "./errors.js";
 
 /** Guidance scales above this burn images out (over-saturated, high contrast); 7-10 is the usual range. */
@@ -157,7 +159,11 @@ export function rescaleGuidance(guided: Tensor, cond: Tensor, phi: number): Tens
  * 2023 "On Distillation of Guided Diffusion Models"): sinusoids of w * 1000 with `dim` channels, [sin | cos], for
  * each w in `scales` (diffusers feeds guidance_scale - 1). Returns [B, dim].
  */
-export function guidanceScaleEmbedding(scales: readonly number[], dim: number): Tensor {
+export function guidanceScaleEmbedding(
+  scales: readonly number[],
+  dim: number,
+  device: Device = "cpu",
+): Tensor {
   const half = Math.floor(dim / 2);
   const out = new Float32Array(scales.length * dim);
   const step = Math.fround(Math.log(10000) / (half - 1));
@@ -169,5 +175,5 @@ export function guidanceScaleEmbedding(scales: readonly number[], dim: number): 
       out[b * dim + half + i] = Math.cos(arg);
     }
   });
-  return Tensor.fromStorage(out, [scales.length, dim], "float32");
+  return tensor(out, [scales.length, dim], { device });
 }

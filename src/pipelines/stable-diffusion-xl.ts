@@ -5,7 +5,7 @@
 import type { CLIPTextModelWithProjection } from "../models/clip/text-model.js";
 import type { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import type { AddedCondKwargs } from "../models/unet/unet-2d-condition.js";
-import { Tensor } from "../tensor/tensor.js";
+import { tensor } from "../tensor/create.js";
 import { encodeSdxlPrompt, type PromptConditioning } from "./conditioning.js";
 import { PipelineError } from "./errors.js";
 import type { LoadPipelineOptions, PipelineComponents } from "./load.js";
@@ -138,7 +138,7 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
       ...cond,
       addedCondKwargs: {
         textEmbeds: cond.pooled!,
-        timeIds: Tensor.fromStorage(timeIds, [rows, ids.length], "float32"),
+        timeIds: tensor(timeIds, [rows, ids.length], { device: cond.pooled!.device }),
       },
     };
   }

@@ -258,7 +258,7 @@ export class StableDiffusionPipeline {
     const guided = usesGuidance(guidanceScale) && distilled == null;
     const timestepCond =
       distilled != null
-        ? repeatRows(guidanceScaleEmbedding([guidanceScale - 1], distilled), numImages)
+        ? repeatRows(guidanceScaleEmbedding([guidanceScale - 1], distilled, this.unet.device), numImages)
         : undefined;
 
     const cond = noGrad(() =>

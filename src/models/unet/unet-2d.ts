@@ -3,6 +3,7 @@
 // diffusers' state-dict keys, so `diffusion_pytorch_model.safetensors` loads without renaming.
 import { Conv2d, Embedding, GroupNorm, type LayerOptions, Module, ModuleList } from "../../nn/index.js";
 import { add, sub } from "../../ops/index.js";
+import type { Device } from "../../tensor/device.js";
 import { ArgumentError, ShapeError } from "../../tensor/errors.js";
 import { formatShape } from "../../tensor/shape.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -125,6 +126,11 @@ export class UNet2DModel extends Module<[Tensor, Timestep, (ClassLabels | null)?
       },
       build: (config, layer) => new UNet2DModel(config, layer),
     });
+  }
+
+  /** The device of the model's weights (that of its first convolution). */
+  override get device(): Device {
+    return this.conv_in.weight.device;
   }
 
   /** Number of classes a class-conditional model embeds (num_class_embeds), or 0. */

@@ -1,10 +1,12 @@
 // Tiled VAE decoding (diffusers' `AutoencoderKL.tiled_decode` / `enable_tiling()`): the latent is cut into
 // overlapping tiles, each tile is decoded on its own, and neighbouring tiles are blended linearly over their
 // overlap, so the memory of a decode is that of one tile however large the image. Tiles are visited row by row
-// and only the previous row of decoded tiles is kept (diffusers keeps them all); the result is the same.
-import { narrow } from "../../ops/index.js";
+// and only the previous row of decoded tiles is kept (diffusers keeps them all); the result is the same. Blending and
+// placing run as ops on the latent's device: no tile is read back.
+import { add, clone, copy_, mul, narrow, sub } from "../../ops/index.js";
+import { tensor, zeros } from "../../tensor/create.js";
 import { ArgumentError } from "../../tensor/errors.js";
-import { Tensor } from "../../tensor/tensor.js";
+import type { Tensor } from "../../tensor/tensor.js";
 
 /** Options of a tiled decode. */
 export interface VAETilingOptions {
@@ -14,42 +16,27 @@ export interface VAETilingOptions {
   overlap?: number;
 }
 
-/** A decoded tile: [B, C, th, tw] values, contiguous. */
-interface DecodedTile {
-  data: Float32Array;
-  h: number;
-  w: number;
-}
-
 /**
- * b = a * (1 - t) + b * t over the first `extent` rows (vertical) or columns of b, t = y / extent, with a's last
- * `extent` rows/columns (diffusers' blend_v / blend_h), in place in b.
+ * b with its first `extent` rows (dim 2) or columns (dim 3) replaced by a * (1 - t) + b * t, t = y / extent, where a
+ * contributes its last `extent` rows/columns (diffusers' blend_v / blend_h). Computed on the tiles' device.
  */
-function blend(a: DecodedTile, b: DecodedTile, planes: number, extent: number, vertical: boolean): void {
-  const e = Math.min(vertical ? a.h : a.w, vertical ? b.h : b.w, extent);
-  for (let p = 0; p < planes; p++) {
-    const ao = p * a.h * a.w;
-    const bo = p * b.h * b.w;
-    if (vertical) {
-      const w = Math.min(a.w, b.w);
-      for (let y = 0; y < e; y++) {
-        const t = y / e;
-        const ar = ao + (a.h - e + y) * a.w;
-        const br = bo + y * b.w;
-        for (let x = 0; x < w; x++) b.data[br + x] = a.data[ar + x]! * (1 - t) + b.data[br + x]! * t;
-      }
-    } else {
-      const h = Math.min(a.h, b.h);
-      for (let y = 0; y < h; y++) {
-        const ar = ao + y * a.w + a.w - e;
-        const br = bo + y * b.w;
-        for (let x = 0; x < e; x++) {
-          const t = x / e;
-          b.data[br + x] = a.data[ar + x]! * (1 - t) + b.data[br + x]! * t;
-        }
-      }
-    }
-  }
+function blend(a: Tensor, b: Tensor, extent: number, dim: 2 | 3): Tensor {
+  const e = Math.min(a.shape[dim]!, b.shape[dim]!, extent);
+  if (e === 0) return b;
+  const other = dim === 2 ? 3 : 2;
+  const span = Math.min(a.shape[other]!, b.shape[other]!);
+  const region = (t: Tensor, start: number) => narrow(narrow(t, dim, start, e), other, 0, span);
+  // the weight of a, 1 - t; b + (a - b)(1 - t) equals a * (1 - t) + b * t and is exact where the tiles agree
+  const weightOfA = tensor(
+    Float32Array.from({ length: e }, (_, y) => 1 - y / e),
+    dim === 2 ? [1, 1, e, 1] : [1, 1, 1, e],
+    { device: b.device },
+  );
+  const head = region(b, 0);
+  const mixed = add(head, mul(sub(region(a, a.shape[dim]! - e), head), weightOfA));
+  const out = clone(b);
+  copy_(region(out, 0), mixed);
+  return out;
 }
 
 /**
@@ -82,34 +69,26 @@ export function tiledDecode(
   const extent = tileSize - keep; // blend width (diffusers' blend_extent)
   const outH = h * factor;
   const outW = w * factor;
-  let channels = 0;
-  let out: Float32Array | null = null;
-  let above: DecodedTile[] = [];
+  let out: Tensor | null = null;
+  let above: Tensor[] = [];
   for (let i = 0; i < h; i += stride) {
-    const row: DecodedTile[] = [];
+    const row: Tensor[] = [];
     for (let j = 0, col = 0; j < w; j += stride, col++) {
       const latent = narrow(narrow(z, 2, i, Math.min(lt, h - i)), 3, j, Math.min(lt, w - j));
-      const img = decodeTile(latent);
-      channels = img.shape[1]!;
-      const tile: DecodedTile = { data: img.toFloat32Array(), h: img.shape[2]!, w: img.shape[3]! };
-      const planes = batch * channels;
-      if (i > 0) blend(above[col]!, tile, planes, extent, true);
-      if (j > 0) blend(row[col - 1]!, tile, planes, extent, false);
+      let tile = decodeTile(latent);
+      if (i > 0) tile = blend(above[col]!, tile, extent, 2);
+      if (j > 0) tile = blend(row[col - 1]!, tile, extent, 3);
       row.push(tile);
       // place the kept top-left part of the tile
-      out ??= new Float32Array(batch * channels * outH * outW);
-      const y0 = i * factor;
-      const x0 = j * factor;
-      const rows = Math.min(keep, tile.h, outH - y0);
-      const cols = Math.min(keep, tile.w, outW - x0);
-      for (let p = 0; p < planes; p++) {
-        for (let y = 0; y < rows; y++) {
-          const src = p * tile.h * tile.w + y * tile.w;
-          out.set(tile.data.subarray(src, src + cols), (p * outH + y0 + y) * outW + x0);
-        }
-      }
+      out ??= zeros([batch, tile.shape[1]!, outH, outW], { device: tile.device });
+      const rows = Math.min(keep, tile.shape[2]!, outH - i * factor);
+      const cols = Math.min(keep, tile.shape[3]!, outW - j * factor);
+      copy_(
+        narrow(narrow(out, 2, i * factor, rows), 3, j * factor, cols),
+        narrow(narrow(tile, 2, 0, rows), 3, 0, cols),
+      );
     }
     above = row;
   }
-  return Tensor.fromStorage(out!, [batch, channels, outH, outW], "float32");
+  return out!;
 }
