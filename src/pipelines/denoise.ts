@@ -8,7 +8,7 @@ import type { Scheduler } from "../schedulers/scheduler.js";
 import { noGrad } from "../tensor/autograd.js";
 import type { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
-import { tidy } from "../tensor/scope.js";
+import { release, tidy } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   applyGuidance,
@@ -54,7 +54,10 @@ export interface DenoiseRun {
   guidanceInterval?: GuidanceInterval;
   generator: Generator;
   inpaint?: InpaintState;
-  /** After each step: stage "sample", step i + 1 of the timesteps, `values.t` the timestep, `sample` the latents. */
+  /**
+   * After each step: stage "sample", step i + 1 of the timesteps, `values.t` the timestep, `sample` the latents. On a
+   * device with its own memory (a GPU) the sample is freed after the next step: clone() it to keep it.
+   */
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -128,7 +131,9 @@ export async function denoise(run: DenoiseRun): Promise<Tensor> {
     const t = timesteps[i]!;
     // outside a guidance interval the conditional branch runs alone
     const guidedStep = guided && guidedAt(scheduler, t, run.guidanceInterval);
-    // each step's intermediates (the model's activations) are freed when it ends; its sample stays
+    // each step's intermediates (the model's activations) are freed when it ends; its sample stays until the next
+    // step is done (schedulers copy what they keep of it)
+    const previous = x;
     x = tidy(() =>
       noGrad(() => {
         const input = scheduler.scaleModelInput(guidanceBatch(x, guidedStep), t);
@@ -145,6 +150,7 @@ export async function denoise(run: DenoiseRun): Promise<Tensor> {
         return next;
       }),
     );
+    if (previous !== run.latents) release(previous);
     assertFiniteOnCpu(x, `the latents after step ${i + 1} of ${total} (timestep ${t})`, NON_FINITE_HINT);
     run.onProgress?.({ stage: "sample", step: i + 1, total, values: { t }, sample: x });
     await yieldToEventLoop();

@@ -2,7 +2,8 @@
 // then the average of the derivatives at both ends (k-diffusion's `sample_heun`, diffusers' HeunDiscreteScheduler,
 // which spreads the two model calls over two `step()` calls).
 import { add, div } from "../ops/elementwise.js";
-import { keep } from "../tensor/scope.js";
+import { clone } from "../ops/view.js";
+import { keep, release } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { DiscreteSigmaScheduler } from "./discrete-sigma-scheduler.js";
@@ -92,6 +93,8 @@ export class HeunDiscreteScheduler extends DiscreteSigmaScheduler<HeunDiscreteCo
   }
 
   protected override resetState(): void {
+    release(this.prevDerivative);
+    release(this.savedSample);
     this.prevDerivative = null;
     this.dt = null;
     this.savedSample = null;
@@ -122,7 +125,8 @@ export class HeunDiscreteScheduler extends DiscreteSigmaScheduler<HeunDiscreteCo
       this.dt = f32(sigmaNext - sigma);
       // state kept for the second half of the step outlives this call's memory scope
       this.prevDerivative = keep(d);
-      this.savedSample = keep(sample);
+      // a copy: the caller may free its sample once this step is done
+      this.savedSample = keep(clone(sample));
       prevSample = eulerMove(sample, d, this.dt);
     } else {
       const d = heunDerivative(this.prevDerivative!, toD(sample, sigmaNext, x0));

@@ -2,7 +2,8 @@
 // of eq. 9; optionally warmed up with Runge-Kutta (PRK) steps, or (skip_prk_steps, Stable Diffusion's PLMS) with a
 // second-order start. diffusers' PNDMScheduler.
 import { add, div, mul, sub } from "../ops/elementwise.js";
-import { keep } from "../tensor/scope.js";
+import { clone } from "../ops/view.js";
+import { keep, release } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { SchedulerError } from "./errors.js";
@@ -163,18 +164,23 @@ export class PNDMScheduler extends Scheduler<PNDMConfig> {
     const phase = this.counter % 4;
     const acc = (w: number) => {
       const term = mul(modelOutput, w);
-      this.curModelOutput = keep(this.curModelOutput ? add(this.curModelOutput, term) : term);
+      const previous = this.curModelOutput;
+      this.curModelOutput = keep(previous ? add(previous, term) : term);
+      release(previous);
     };
     if (phase === 0) {
       acc(f32(1 / 6));
       // state kept across calls outlives each call's memory scope
       this.ets.push(keep(modelOutput));
-      this.curSample = keep(sample);
+      // a copy: the caller may free its sample once this step is done
+      this.curSample = keep(clone(sample));
     } else if (phase === 1 || phase === 2) {
       acc(f32(1 / 3));
     } else {
-      modelOutput = add(this.curModelOutput!, mul(modelOutput, f32(1 / 6)));
+      const sum = this.curModelOutput!;
+      modelOutput = add(sum, mul(modelOutput, f32(1 / 6)));
       this.curModelOutput = null;
+      release(sum);
     }
     const prevSample = this.prevSample(this.curSample ?? sample, t, prevT, modelOutput);
     this.counter += 1;
@@ -191,6 +197,7 @@ export class PNDMScheduler extends Scheduler<PNDMConfig> {
     const ratio = Math.floor(this.config.num_train_timesteps / this.numInferenceSteps!);
     let prevT = timestep - ratio;
     if (this.counter !== 1) {
+      for (const dropped of this.ets.slice(0, -3)) release(dropped);
       this.ets = this.ets.slice(-3);
       this.ets.push(keep(modelOutput));
     } else {
@@ -200,7 +207,7 @@ export class PNDMScheduler extends Scheduler<PNDMConfig> {
     let eps: Tensor;
     if (this.ets.length === 1 && this.counter === 0) {
       eps = modelOutput;
-      this.curSample = keep(sample);
+      this.curSample = keep(clone(sample));
     } else if (this.ets.length === 1 && this.counter === 1) {
       eps = div(add(modelOutput, this.ets[0]!), 2);
       sample = this.curSample!;

@@ -2,7 +2,8 @@
 // Models", Algorithms 1-3, B(h) variants bh1/bh2): a multistep predictor UniP and a corrector UniC that reuses the
 // model evaluation of the next step. Written for any noise-level pair (alpha, sigma) like DPM-Solver.
 import { add, mul, sub } from "../ops/elementwise.js";
-import { keep } from "../tensor/scope.js";
+import { clone } from "../ops/view.js";
+import { keep, release } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   checkInteger,
@@ -314,7 +315,9 @@ export class UniPCMultistepScheduler extends MultistepScheduler<UniPCMultistepCo
       cfg.solver_order,
       cfg.lower_order_final,
     );
-    this.lastSample = keep(sample);
+    // a copy: the caller may free its sample once this step is done
+    release(this.lastSample);
+    this.lastSample = keep(clone(sample));
     const p = this.thisOrder;
     const prevSample = uniPcUpdate(
       sample,
