@@ -2,6 +2,7 @@
 import { clamp, div, maximum, minimum, neg } from "../ops/elementwise.js";
 import { reshape } from "../ops/view.js";
 import { tensor } from "../tensor/create.js";
+import { DeviceError } from "../tensor/device.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 /** The `ratio` quantile of each row of `rows` (torch.quantile, linear interpolation), in float32. */
@@ -29,6 +30,11 @@ function rowQuantiles(data: Float32Array, rows: number, cols: number, ratio: num
  * [-s, s] and divided by s.
  */
 export function dynamicThreshold(x0: Tensor, ratio: number, maxValue: number): Tensor {
+  if (x0.device !== "cpu") {
+    throw new DeviceError(
+      `dynamic thresholding (thresholding: true) takes a quantile on the CPU and would read the sample back every step; it is not available on device ${x0.device} (turn it off, or sample on the CPU)`,
+    );
+  }
   const batch = x0.shape[0] ?? 1;
   const per = x0.size / batch;
   const abs = x0.toFloat32Array().map(Math.abs);
