@@ -1,8 +1,8 @@
 // Same-run A/B of this tree against another checkout (e.g. the previous commit) on the sd15 worker's cases: the two
 // trees' workers alternate, one process per measurement, over rounds; each side keeps its best wall time.
 //   node --import tsx bench/ab.ts --base=<dir of the other checkout> [--rounds=N] [--threads=1,2] [case ...]
-// cases: down (SD 1.5 down_blocks.0), unet (the whole SD 1.5 UNet, fp32 weights), vae (512x512 decode); default
-// down unet. The other checkout needs its node_modules and native build (symlinks to this tree's will do).
+// cases: down (SD 1.5 down_blocks.0), unet (the whole SD 1.5 UNet, fp32 weights), vae (512x512 decode), overhead
+// (one 16-element F.add through the ops layer); default down unet. The other checkout needs its node_modules and native build (symlinks to this tree's will do).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
@@ -39,8 +39,10 @@ function job(name: string, t: number): JobSpec {
       return { case: "unet", dtype: "float32", threads: t, repeats: 1 };
     case "vae":
       return { case: "vae", size: 512, threads: t, repeats: 1 };
+    case "overhead":
+      return { case: "overhead", impl: "native", threads: t, repeats: 3 };
     default:
-      console.error(`bench/ab: unknown case "${name}" (down, unet, vae)`);
+      console.error(`bench/ab: unknown case "${name}" (down, unet, vae, overhead)`);
       process.exit(2);
   }
 }
@@ -71,12 +73,15 @@ for (const name of chosen) {
       // alternate which side goes first, so neither always gets the quieter half of a round
       const order = round % 2 === 0 ? [base, resolve(here, "..")] : [resolve(here, ".."), base];
       for (const root of order) {
-        const wall = measure(root, spec).wall;
+        // overhead: the time of one small F.add through the whole ops layer (tensor, storage, dispatch)
+        const r = measure(root, spec);
+        const wall = name === "overhead" ? r.extra! : r.wall;
         if (root === base) a = Math.min(a, wall);
         else b = Math.min(b, wall);
       }
     }
-    rows.push([name, t, `${fmt(a, 3)} s`, `${fmt(b, 3)} s`, fmt(b / a, 3)]);
+    const show = (v: number) => (name === "overhead" ? `${fmt(v * 1e6, 2)} µs` : `${fmt(v, 3)} s`);
+    rows.push([name, t, show(a), show(b), fmt(b / a, 3)]);
   }
 }
 console.log(

@@ -90,10 +90,13 @@ export function backendFor(device: Device): DeviceBackend {
 /** Memory of one device: what tensors hold and, where the backend pools memory, what it keeps for reuse. */
 export interface MemoryReport {
   readonly device: Device;
-  /** Bytes of the buffers tensors hold now (disposed ones subtracted at once, collected ones after GC). */
-  readonly bytesInUse: number;
-  readonly buffers: number;
-  readonly peakBytes: number;
+  /**
+   * Bytes of the buffers tensors hold now (disposed ones subtracted at once, collected ones after GC); null where
+   * JavaScript's garbage collector owns the memory (the CPU), which is not counted.
+   */
+  readonly bytesInUse: number | null;
+  readonly buffers: number | null;
+  readonly peakBytes: number | null;
   /** Bytes the backend keeps on free lists for reuse (0 where it does not pool). */
   readonly bytesPooled: number;
 }
@@ -101,9 +104,12 @@ export interface MemoryReport {
 /** A memory report per registered device. */
 export function memoryReport(): MemoryReport[] {
   return listDevices().map((device) => {
-    const used = deviceMemoryUsage(device);
     const backend = backendFor(device);
-    return { ...used, bytesPooled: backend.pooledBytes?.() ?? 0 };
+    const bytesPooled = backend.pooledBytes?.() ?? 0;
+    if (backend.memory.garbageCollected) {
+      return { device, bytesInUse: null, buffers: null, peakBytes: null, bytesPooled };
+    }
+    return { ...deviceMemoryUsage(device), bytesPooled };
   });
 }
 

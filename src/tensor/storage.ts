@@ -46,12 +46,18 @@ export class Storage {
   #buffer: DeviceBuffer | null;
   /** Live tensors that use this storage (a dispose takes one away; the last one frees the buffer). */
   #refs = 0;
+  /** Whether the bytes are counted and the buffer freed by this class (not by the garbage collector). */
+  readonly #tracked: boolean;
 
   constructor(device: Device, dtype: DType, buffer: DeviceBuffer, length: number) {
     this.device = device;
     this.dtype = dtype;
     this.length = length;
     this.#buffer = buffer;
+    // memory the garbage collector owns (the CPU's typed arrays) needs no bookkeeping; registering every op's
+    // output with the finalizer would cost more than a small op itself
+    this.#tracked = memoryOf(device).garbageCollected !== true;
+    if (!this.#tracked) return;
     const bytes = byteSize(dtype, length);
     const u = usageOf(device);
     u.bytes += bytes;
@@ -86,12 +92,16 @@ export class Storage {
     if (--this.#refs > 0) return;
     const buffer = this.#buffer;
     this.#buffer = null;
+    if (!this.#tracked) return;
     finalizer.unregister(this);
     release({ device: this.device, dtype: this.dtype, buffer, bytes: byteSize(this.dtype, this.length) });
   }
 }
 
-/** Bytes held by the live storages of each device (freed ones subtracted at once, collected ones when the GC runs). */
+/**
+ * Bytes held by the live storages of each device with its own memory (freed ones subtracted at once, collected
+ * ones when the GC runs). Garbage-collected memory (the CPU's) is not counted.
+ */
 export interface MemoryUsage {
   readonly device: Device;
   /** Bytes of the buffers tensors hold now. */
@@ -102,7 +112,10 @@ export interface MemoryUsage {
   readonly peakBytes: number;
 }
 
-/** Memory held by tensors' storages, per device (see the backend layer's `memoryReport` for pooled bytes too). */
+/**
+ * Memory held by tensors' storages, per device with its own memory (see the backend layer's `memoryReport` for
+ * pooled bytes too).
+ */
 export function memoryUsage(): MemoryUsage[] {
   return [...usage].map(([device, u]) => ({
     device,

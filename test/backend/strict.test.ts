@@ -146,15 +146,15 @@ describe("strict device", () => {
   });
 
   it("frees a disposed tensor's buffer, counts it in the memory report, and refuses later use", () => {
-    const before = memoryReport().find((r) => r.device === "strict")!.bytesInUse;
+    const before = memoryReport().find((r) => r.device === "strict")!.bytesInUse!;
     const t = strict(zeros([256]));
-    assert.equal(memoryReport().find((r) => r.device === "strict")!.bytesInUse, before + 1024);
+    assert.equal(memoryReport().find((r) => r.device === "strict")!.bytesInUse!, before + 1024);
     const view = F.reshape(t, [16, 16]);
     t.dispose();
     // the view still holds the storage
-    assert.equal(memoryReport().find((r) => r.device === "strict")!.bytesInUse, before + 1024);
+    assert.equal(memoryReport().find((r) => r.device === "strict")!.bytesInUse!, before + 1024);
     view.dispose();
-    assert.equal(memoryReport().find((r) => r.device === "strict")!.bytesInUse, before);
+    assert.equal(memoryReport().find((r) => r.device === "strict")!.bytesInUse!, before);
     assert.throws(() => F.add(view, 1), /disposed/);
   });
 });

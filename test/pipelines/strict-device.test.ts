@@ -96,7 +96,7 @@ describe("the denoising loop on the strict device", () => {
         guidanceScale: 1,
         guidanceRescale: 0,
         generator,
-        onProgress: () => bytes.push(memoryReport().find((r) => r.device === "strict")!.bytesInUse),
+        onProgress: () => bytes.push(memoryReport().find((r) => r.device === "strict")!.bytesInUse!),
       });
       assert.equal(strictCounters().readbacks, 0, spec.name);
       assert.equal(bytes.length, scheduler.timesteps.length);

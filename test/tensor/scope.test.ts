@@ -10,7 +10,7 @@ import { randn, zeros } from "../../src/tensor/create.js";
 import { Generator } from "../../src/tensor/generator.js";
 import { keep, tidy } from "../../src/tensor/scope.js";
 
-const strictBytes = (): number => memoryReport().find((r) => r.device === "strict")!.bytesInUse;
+const strictBytes = (): number => memoryReport().find((r) => r.device === "strict")!.bytesInUse!;
 
 describe("tidy", () => {
   it("disposes the tensors a scope made on the device, except its result and what was kept", () => {

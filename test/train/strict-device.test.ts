@@ -10,7 +10,7 @@ import { tinyUNet } from "./tiny.js";
 
 const digits = subsetPerClass(loadMnist().train, 1);
 const options = { steps: 4, batchSize: 1, seed: 3 };
-const strictBytes = (): number => memoryReport().find((r) => r.device === "strict")!.bytesInUse;
+const strictBytes = (): number => memoryReport().find((r) => r.device === "strict")!.bytesInUse!;
 
 describe("DiffusionTrainer on the strict device", () => {
   it("trains without readbacks but the logged loss, with the CPU's losses and flat memory", async () => {
