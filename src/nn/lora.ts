@@ -8,7 +8,7 @@
 //     in W's dtype. The original weight tensor is kept, so removing the last merged adapter puts it back bit-exactly
 //     (no subtraction).
 // Several adapters of either kind can sit on one layer, each with its own scale.
-import { add, conv2d, linear, matmul, mul, reshape, to } from "../ops/index.js";
+import { add, conv2d, linear, matmul, mul, reshape, to, toDevice } from "../ops/index.js";
 import { noGrad } from "../tensor/autograd.js";
 import { isFloating } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
@@ -123,8 +123,10 @@ export class LoraAdapter {
     this.layer = layer;
     this.name = name;
     this.mode = mode;
-    this.down = weights.down;
-    this.up = weights.up;
+    // factors read from a file are on the CPU: they go where the layer's weight is (trained ones already are)
+    const device = layer.weight.device;
+    this.down = toDevice(weights.down, device);
+    this.up = toDevice(weights.up, device);
     this.rank = weights.down.shape[0]!;
     this.alpha = weights.alpha ?? this.rank;
     this.#scale = scale;

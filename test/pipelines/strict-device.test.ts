@@ -2,19 +2,22 @@
 // cannot read synchronously. A whole text-to-image run reads back once (the image), and its pixels are the
 // reference backend's on the CPU.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { memoryReport, resetStrictCounters, setBackend, strictCounters } from "../../src/backend/index.js";
 import { tensorToImages } from "../../src/io/image.js";
+import { loadSafetensors } from "../../src/io/safetensors.js";
 import * as F from "../../src/ops/index.js";
 import { generateClassImages, loadClassConditionalPipeline } from "../../src/pipelines/class-conditional.js";
 import { denoise } from "../../src/pipelines/denoise.js";
 import { SAMPLERS, samplerFromName } from "../../src/schedulers/index.js";
+import { noGrad } from "../../src/tensor/autograd.js";
 import { randn } from "../../src/tensor/create.js";
 import { Generator } from "../../src/tensor/generator.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { skipWithoutFixtures } from "../helpers.js";
+import { assertClose, fixturesDir, skipWithoutFixtures } from "../helpers.js";
 import { SD15_CONFIG } from "../schedulers/toy.js";
 import { tinyParts, tinyPipeline } from "./tiny-pipeline.js";
 
@@ -105,6 +108,32 @@ describe("the denoising loop on the strict device", () => {
       const early = Math.max(...bytes.slice(0, 20));
       const late = Math.max(...bytes.slice(bytes.length / 2));
       assert.ok(late <= early, `${spec.name}: ${early} bytes in the first 20 steps, ${late} later`);
+    }
+  });
+});
+
+describe("LoRA on the strict device", { skip }, () => {
+  it("a fixture LoRA merged or as an adapter gives diffusers' UNet output on the device", async () => {
+    const dir = fixturesDir()!;
+    const unetIo = (await loadSafetensors(join(dir, "models", "unet_io.safetensors"))).tensors;
+    const want = (await loadSafetensors(join(dir, "lora", "lora_io.safetensors"))).tensors.get(
+      "out_scale_0p5",
+    )!;
+    for (const mode of ["merge", "adapter"] as const) {
+      const parts = await tinyParts();
+      parts.unet.toDevice("strict");
+      parts.vae.toDevice("strict");
+      parts.textEncoder.toDevice("strict");
+      const pipe = tinyPipeline(parts);
+      await pipe.loadLora(join(dir, "lora", "lora_peft.safetensors"), { scale: 0.5, mode });
+      const out = noGrad(() =>
+        pipe.unet.call(
+          F.toDevice(unetIo.get("sample")!, "strict"),
+          500,
+          F.toDevice(unetIo.get("ehs1")!, "strict"),
+        ),
+      );
+      assertClose(await out.toFloat32ArrayAsync(), want.toFloat32Array(), 1e-4, mode);
     }
   });
 });
