@@ -1,7 +1,7 @@
 // In-place parameter updates on the parameters' device: the optimizer and weight-averaging kernels behind the
 // ops layer's checks (float32, contiguous, one device, matching sizes). Autograd does not see these writes.
 
-import type { DeviceBackend } from "../backend/index.js";
+import type { AdamWParams, DeviceBackend, SgdParams } from "../backend/index.js";
 import type { DeviceBuffer } from "../tensor/device.js";
 import { ArgumentError, DTypeError, ShapeError } from "../tensor/errors.js";
 import { formatShape } from "../tensor/shape.js";
@@ -29,14 +29,7 @@ function sameSize(p: Tensor, other: Tensor, op: string, what: string): void {
 }
 
 /** Hyper-parameters of one AdamW step (see the backend's `adamw`). */
-export interface AdamWStep {
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly eps: number;
-  readonly decay: number;
-  readonly stepSize: number;
-  readonly bc2Sqrt: number;
-}
+export type AdamWStep = Pick<AdamWParams, "beta1" | "beta2" | "eps" | "decay" | "stepSize" | "bc2Sqrt">;
 
 /** One AdamW step on `param` with `grad`, updating param and the moment tensors in place. */
 export function adamwUpdate(
@@ -60,16 +53,8 @@ export function adamwUpdate(
   });
 }
 
-/** Hyper-parameters of one SGD step. */
-export interface SgdStep {
-  readonly lr: number;
-  readonly momentum: number;
-  readonly dampening: number;
-  readonly weightDecay: number;
-  readonly nesterov: boolean;
-  /** the first step with momentum: the buffer starts as the gradient */
-  readonly first: boolean;
-}
+/** Hyper-parameters of one SGD step (see the backend's `sgd`). */
+export type SgdStep = Pick<SgdParams, "lr" | "momentum" | "dampening" | "weightDecay" | "nesterov" | "first">;
 
 /** One SGD step on `param` with `grad` (and the momentum buffer, when momentum is used), in place. */
 export function sgdUpdate(param: Tensor, grad: Tensor, momentumBuffer: Tensor | null, step: SgdStep): void {
