@@ -1,6 +1,5 @@
 import { ArgumentError } from "../tensor/errors.js";
 import type { Backend } from "./backend.js";
-import { nativeBackend } from "./native/index.js";
 import { referenceBackend } from "./reference/index.js";
 
 export type {
@@ -19,17 +18,19 @@ export type {
   UnaryOp,
 } from "./backend.js";
 export { contiguousHeads } from "./backend.js";
-export { nativeBackend } from "./native/index.js";
 export { referenceBackend } from "./reference/index.js";
 
+// The native CPU backend is registered by the Node entry (src/platform-node.ts) when its addon is built; it then
+// becomes the default. The browser entry never imports it.
 const registry = new Map<string, Backend>([["reference", referenceBackend]]);
-// the native CPU backend is registered when its addon is built (it then becomes the default)
-if (nativeBackend) registry.set(nativeBackend.name, nativeBackend);
 let current: Backend | undefined;
+/** True while `current` is the automatic choice (no setBackend yet): registering may change it. */
+let currentIsDefault = false;
 
 /** Makes a backend selectable by name (`setBackend(name)`, `DIFFUSE_BACKEND=name`). */
 export function registerBackend(backend: Backend): void {
   registry.set(backend.name, backend);
+  if (currentIsDefault) current = undefined;
 }
 
 /** Names of the registered backends. */
@@ -39,7 +40,10 @@ export function listBackends(): string[] {
 
 /** The backend that ops dispatch to. Chosen by `DIFFUSE_BACKEND` when set, else the fastest registered one. */
 export function getBackend(): Backend {
-  if (!current) current = pickDefault();
+  if (!current) {
+    current = pickDefault();
+    currentIsDefault = true;
+  }
   return current;
 }
 
@@ -54,16 +58,20 @@ export function setBackend(backend: Backend | string): Backend {
   } else {
     current = backend;
   }
+  currentIsDefault = false;
   return previous;
 }
 
 /** Runs `fn` with `backend` selected, restoring the previous one afterwards. */
 export function withBackend<T>(backend: Backend | string, fn: () => T): T {
+  getBackend();
+  const wasDefault = currentIsDefault;
   const previous = setBackend(backend);
   try {
     return fn();
   } finally {
     current = previous;
+    currentIsDefault = wasDefault;
   }
 }
 

@@ -283,7 +283,7 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     format: "diffusers",
     path: dir,
     modelName: basename(dir),
-    hashPath: unetFiles[0]!,
+    hashPath: unetFiles[0] as string, // a folder path yields file paths
     unet,
     vae,
     textEncoder,
@@ -366,6 +366,6 @@ export async function componentWeightFiles(
   variant?: string,
 ): Promise<string[]> {
   return className.startsWith("CLIP")
-    ? findTextWeightFiles(dir, variant)
-    : findWeightFiles(dir, className, variant);
+    ? (findTextWeightFiles(dir, variant) as Promise<string[]>) // a folder path yields file paths
+    : (findWeightFiles(dir, className, variant) as Promise<string[]>); // a folder path yields file paths
 }

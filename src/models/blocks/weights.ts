@@ -1,15 +1,14 @@
 // Loading diffusers model folders (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`, or sharded with an
 // `.index.json`): keys and shapes are checked against the safetensors headers before any tensor data is read, then
 // tensors are read a few at a time and copied into the module, so a checkpoint never sits in memory twice.
-import { existsSync, readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { type ModelSource, modelFolder } from "../../io/folder.js";
 import {
   openSafetensors,
   type SafetensorsDType,
   type SafetensorsEntry,
   type SafetensorsFile,
-} from "../../io/safetensors.js";
+} from "../../io/safetensors-read.js";
+import { describeInput, type FileInput } from "../../io/source.js";
 import { type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
 import { reshape } from "../../ops/index.js";
 import type { DType } from "../../tensor/dtype.js";
@@ -35,19 +34,19 @@ export interface FromPretrainedOptions {
   strict?: boolean;
 }
 
-/** Reads `<dir>/config.json` as a JSON object. */
-export async function readConfigJson(dir: string, who: string): Promise<Record<string, unknown>> {
-  const path = join(dir, "config.json");
-  let text: string;
+/** Reads `<dir>/config.json` as a JSON object (`dir`: a path, URL or map of files). */
+export async function readConfigJson(dir: ModelSource, who: string): Promise<Record<string, unknown>> {
+  const folder = modelFolder(dir);
+  const path = folder.describe("config.json");
+  let text: string | null;
   try {
-    text = await readFile(path, "utf8");
+    text = await folder.readText("config.json");
   } catch (err) {
-    const code = (err as { code?: string }).code;
+    throw new CheckpointError(`${who}: cannot read ${path}: ${String(err)}`, { cause: err });
+  }
+  if (text === null) {
     throw new CheckpointError(
-      code === "ENOENT"
-        ? `${who}: ${path} not found (a diffusers model folder has config.json next to its weights)`
-        : `${who}: cannot read ${path}: ${String(err)}`,
-      { cause: err },
+      `${who}: ${path} not found (a diffusers model folder has config.json next to its weights)`,
     );
   }
   let value: unknown;
@@ -68,37 +67,41 @@ export async function readConfigJson(dir: string, who: string): Promise<Record<s
  * The safetensors file(s) of a diffusers model folder, in diffusers' order: `<stem>[.variant].safetensors`, then
  * its sharded `.index.json`; without a variant the `.fp16` files are the fallback when they are all there is.
  */
-export async function findWeightFiles(dir: string, who: string, variant?: string): Promise<string[]> {
+export async function findWeightFiles(dir: ModelSource, who: string, variant?: string): Promise<FileInput[]> {
   const base = "diffusion_pytorch_model";
   const stems = variant ? [`${base}.${variant}`] : [base, `${base}.fp16`];
+  const folder = modelFolder(dir);
   for (const stem of stems) {
-    const single = join(dir, `${stem}.safetensors`);
-    if (existsSync(single)) return [single];
-    const index = join(dir, `${stem}.safetensors.index.json`);
-    if (existsSync(index)) {
+    const single = `${stem}.safetensors`;
+    if (await folder.exists(single)) return [folder.file(single)];
+    const indexName = `${stem}.safetensors.index.json`;
+    const index = folder.describe(indexName);
+    if (await folder.exists(indexName)) {
       let map: unknown;
       try {
-        map = JSON.parse(await readFile(index, "utf8")).weight_map;
+        map = JSON.parse((await folder.readText(indexName)) ?? "{}").weight_map;
       } catch (err) {
         throw new CheckpointError(`${who}: cannot read ${index}: ${(err as Error).message}`, { cause: err });
       }
       if (typeof map !== "object" || map === null)
         throw new CheckpointError(`${who}: ${index} has no "weight_map" object`);
-      return [...new Set(Object.values(map as Record<string, unknown>).map(String))].map((f) => join(dir, f));
+      return [...new Set(Object.values(map as Record<string, unknown>).map(String))].map((f) =>
+        folder.file(f),
+      );
     }
   }
   let present: string[];
   try {
-    present = readdirSync(dir).filter((f) => /\.(safetensors|bin|ckpt|pt|json)$/.test(f));
+    present = ((await folder.list()) ?? []).filter((f) => /\.(safetensors|bin|ckpt|pt|json)$/.test(f));
   } catch (err) {
-    throw new CheckpointError(`${who}: folder ${dir} not found`, { cause: err });
+    throw new CheckpointError(`${who}: folder ${folder.label} not found`, { cause: err });
   }
   const tried = stems.flatMap((s) => [`${s}.safetensors`, `${s}.safetensors.index.json`]).join(", ");
   const pickle = present.some((f) => /\.(bin|ckpt|pt)$/.test(f))
     ? " (PyTorch pickle checkpoints are not read; convert them to safetensors)"
     : "";
   throw new CheckpointError(
-    `${who}: no weights in ${dir}; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${pickle}`,
+    `${who}: no weights in ${folder.label}; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${pickle}`,
   );
 }
 
@@ -145,7 +148,7 @@ export function dominantDType(entries: Iterable<Pick<SafetensorsEntry, "dtype" |
 }
 
 /** The float dtype of most bytes of the files: what `fromPretrained` keeps by default. */
-export async function checkpointDType(paths: readonly string[]): Promise<DType> {
+export async function checkpointDType(paths: readonly FileInput[]): Promise<DType> {
   const entries: SafetensorsEntry[] = [];
   for (const path of paths) {
     const file = await openSafetensors(path);
@@ -158,7 +161,7 @@ export async function checkpointDType(paths: readonly string[]): Promise<DType> 
 /** The parameter dtype of a `fromPretrained` call: `opts.dtype`, else the checkpoint's (see FromPretrainedOptions). */
 export async function resolveLoadDType(
   opts: FromPretrainedOptions,
-  paths: readonly string[],
+  paths: readonly FileInput[],
 ): Promise<DType> {
   return opts.dtype ?? (await checkpointDType(paths));
 }
@@ -215,13 +218,13 @@ export async function loadTensorSources(
 }
 
 /**
- * Loads safetensors files into `module` with Module.loadStateDict semantics: every key and shape is checked from
- * the headers first and all problems are reported in one StateDictError; then the tensors are read and copied in
- * (converted to the parameters' dtype).
+ * Loads safetensors files (paths, URLs, bytes or Blobs) into `module` with Module.loadStateDict semantics: every
+ * key and shape is checked from the headers first and all problems are reported in one StateDictError; then the
+ * tensors are read and copied in (converted to the parameters' dtype).
  */
 export async function loadWeights(
   module: Module,
-  paths: readonly string[],
+  paths: readonly FileInput[],
   opts: LoadWeightsOptions,
 ): Promise<void> {
   const files: SafetensorsFile[] = [];
@@ -235,7 +238,7 @@ export async function loadWeights(
         const prev = sources.get(key);
         if (prev) {
           throw new CheckpointError(
-            `${opts.label}: tensor ${key} appears twice (${prev.file.path}: ${prev.key}; ${path}: ${e.name})`,
+            `${opts.label}: tensor ${key} appears twice (${prev.file.path}: ${prev.key}; ${describeInput(path)}: ${e.name})`,
           );
         }
         const name = e.name;

@@ -1,10 +1,9 @@
 // Loading transformers text-encoder folders (`config.json` + safetensors weights) into the CLIP models. Keys and
 // shapes are checked from the safetensors headers before any tensor data is read; tensors are then read and
 // copied one at a time, so a checkpoint never sits in memory twice.
-import { existsSync, readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { openSafetensors, type SafetensorsFile } from "../../io/safetensors.js";
+import { type ModelFolder, type ModelSource, modelFolder } from "../../io/folder.js";
+import { openSafetensors, type SafetensorsFile } from "../../io/safetensors-read.js";
+import type { FileInput } from "../../io/source.js";
 import { type LayerOptions, type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import { shapesEqual } from "../../tensor/shape.js";
@@ -22,17 +21,15 @@ export type CLIPFromPretrainedOptions = FromPretrainedOptions;
 /** The buffer older transformers versions saved; the models compute positions themselves. */
 const POSITION_IDS = "text_model.embeddings.position_ids";
 
-async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
-  let text: string;
+async function readJson(folder: ModelFolder, name: string, what: string): Promise<Record<string, unknown>> {
+  const path = folder.describe(name);
+  let text: string | null;
   try {
-    text = await readFile(path, "utf8");
+    text = await folder.readText(name);
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new CLIPLoadError(
-      code === "ENOENT" ? `${path}: ${what} not found` : `${path}: cannot read ${what}: ${String(err)}`,
-      { cause: err },
-    );
+    throw new CLIPLoadError(`${path}: cannot read ${what}: ${String(err)}`, { cause: err });
   }
+  if (text === null) throw new CLIPLoadError(`${path}: ${what} not found`);
   try {
     const v: unknown = JSON.parse(text);
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not a JSON object");
@@ -45,9 +42,12 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
 }
 
 /** Reads and checks `<dir>/config.json`; `full` tells whether it was a whole CLIPConfig (with `text_config`). */
-export async function readCLIPTextConfig(dir: string): Promise<{ config: CLIPTextConfig; full: boolean }> {
-  const path = join(dir, "config.json");
-  const raw = await readJson(path, "config.json");
+export async function readCLIPTextConfig(
+  dir: ModelSource,
+): Promise<{ config: CLIPTextConfig; full: boolean }> {
+  const folder = modelFolder(dir);
+  const path = folder.describe("config.json");
+  const raw = await readJson(folder, "config.json", "config.json");
   try {
     return { config: clipTextConfig(raw), full: raw.text_config != null };
   } catch (err) {
@@ -60,32 +60,33 @@ export async function readCLIPTextConfig(dir: string): Promise<{ config: CLIPTex
  * The safetensors file(s) of a folder, in diffusers' order of preference: `model[.variant].safetensors`, then
  * its sharded `.index.json`; without a variant, the fp16 files are the fallback.
  */
-export async function findWeightFiles(dir: string, variant?: string): Promise<string[]> {
+export async function findWeightFiles(dir: ModelSource, variant?: string): Promise<FileInput[]> {
   const stems = variant ? [`model.${variant}`] : ["model", "model.fp16"];
+  const folder = modelFolder(dir);
   for (const stem of stems) {
-    const single = join(dir, `${stem}.safetensors`);
-    if (existsSync(single)) return [single];
-    const index = join(dir, `${stem}.safetensors.index.json`);
-    if (existsSync(index)) {
-      const weightMap = (await readJson(index, "safetensors index")).weight_map;
+    const single = `${stem}.safetensors`;
+    if (await folder.exists(single)) return [folder.file(single)];
+    const index = `${stem}.safetensors.index.json`;
+    if (await folder.exists(index)) {
+      const weightMap = (await readJson(folder, index, "safetensors index")).weight_map;
       if (typeof weightMap !== "object" || weightMap === null)
-        throw new CLIPLoadError(`${index}: no "weight_map" object`);
+        throw new CLIPLoadError(`${folder.describe(index)}: no "weight_map" object`);
       const shards = [...new Set(Object.values(weightMap as Record<string, unknown>).map(String))];
-      return shards.map((s) => join(dir, s));
+      return shards.map((s) => folder.file(s));
     }
   }
   let present: string[] = [];
   try {
-    present = readdirSync(dir).filter((f) => /\.(safetensors|bin|json)$/.test(f));
+    present = ((await folder.list()) ?? []).filter((f) => /\.(safetensors|bin|json)$/.test(f));
   } catch {
-    throw new CLIPLoadError(`${dir}: folder not found`);
+    throw new CLIPLoadError(`${folder.label}: folder not found`);
   }
   const tried = stems.flatMap((s) => [`${s}.safetensors`, `${s}.safetensors.index.json`]).join(", ");
   const bin = present.some((f) => f.endsWith(".bin"))
     ? " (PyTorch .bin checkpoints are not read; convert them to safetensors)"
     : "";
   throw new CLIPLoadError(
-    `${dir}: no weights found; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${bin}`,
+    `${folder.label}: no weights found; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${bin}`,
   );
 }
 
@@ -94,7 +95,7 @@ export async function findWeightFiles(dir: string, variant?: string): Promise<st
  * checks every key and shape against the file headers, then copies the tensors in one by one.
  */
 export async function loadPretrained<M extends Module>(
-  dir: string,
+  dir: ModelSource,
   opts: CLIPFromPretrainedOptions,
   className: string,
   withProjection: boolean,
@@ -110,7 +111,9 @@ export async function loadPretrained<M extends Module>(
       files.push(file);
       for (const e of file.entries) {
         if (where.has(e.name))
-          throw new CLIPLoadError(`${path}: tensor ${e.name} also appears in ${where.get(e.name)!.path}`);
+          throw new CLIPLoadError(
+            `${file.path}: tensor ${e.name} also appears in ${where.get(e.name)!.path}`,
+          );
         where.set(e.name, file);
       }
     }
@@ -126,7 +129,7 @@ export async function loadPretrained<M extends Module>(
     const dtype = opts.dtype ?? dominantDType([...where].map(([name, file]) => file.entry(name)));
     const model = build(config, { dtype, skipInit: true });
     model.eval();
-    const label = `${className} (${paths.length === 1 ? paths[0] : `${paths.length} shards in ${dir}`})`;
+    const label = `${className} (${files.length === 1 ? files[0]!.path : `${files.length} shards in ${modelFolder(dir).label}`})`;
     const expected = model.stateDict();
     const missing = [...expected.keys()].filter((k) => !where.has(k));
     const unexpected = [...where.keys()].filter((k) => !expected.has(k));

@@ -1,6 +1,7 @@
 // diffusers' UNet2DModel: the pixel-space noise-prediction UNet of DDPM (Ho et al. 2020), unconditional or
 // class-conditional through a learned class-embedding table added to the time embedding. Property paths are
 // diffusers' state-dict keys, so `diffusion_pytorch_model.safetensors` loads without renaming.
+import { type ModelSource, modelFolder } from "../../io/folder.js";
 import { Conv2d, Embedding, GroupNorm, type LayerOptions, Module, ModuleList } from "../../nn/index.js";
 import { add, sub } from "../../ops/index.js";
 import { ArgumentError, ShapeError } from "../../tensor/errors.js";
@@ -115,19 +116,23 @@ export class UNet2DModel extends Module<[Tensor, Timestep, (ClassLabels | null)?
     this.conv_out = new Conv2d(ch0, cfg.out_channels, 3, { ...layer, padding: 1 });
   }
 
-  /** Loads a diffusers `unet` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`). */
-  static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<UNet2DModel> {
+  /**
+   * Loads a diffusers `unet` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`): a path
+   * (Node.js), a URL or a map of files (see ModelSource).
+   */
+  static async fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<UNet2DModel> {
     const who = "UNet2DModel";
-    const raw = await readConfigJson(dir, who);
+    const folder = modelFolder(dir);
+    const raw = await readConfigJson(folder, who);
     if (raw._class_name !== undefined && raw._class_name !== who) {
       throw new ArgumentError(
-        `${who}: ${dir}/config.json describes a ${String(raw._class_name)}, not a ${who}`,
+        `${who}: ${folder.describe("config.json")} describes a ${String(raw._class_name)}, not a ${who}`,
       );
     }
-    const paths = await findWeightFiles(dir, who, opts.variant);
+    const paths = await findWeightFiles(folder, who, opts.variant);
     const dtype = opts.dtype ?? (opts.keepDtype ? await checkpointDType(paths) : "float32");
     const model = new UNet2DModel(raw, { dtype, skipInit: true }).eval();
-    await loadWeights(model, paths, { strict: opts.strict, label: `${who} (${dir})` });
+    await loadWeights(model, paths, { strict: opts.strict, label: `${who} (${folder.label})` });
     return model;
   }
 
