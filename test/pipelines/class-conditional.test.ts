@@ -5,11 +5,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { UNet2DModel } from "../../src/models/unet/unet-2d.js";
 import { add, clamp, mul, sub } from "../../src/ops/index.js";
-import {
-  generateClassImages,
-  loadClassConditionalPipeline,
-  saveClassConditionalPipeline,
-} from "../../src/pipelines/class-conditional.js";
+import { generateClassImages, loadClassConditionalPipeline } from "../../src/pipelines/class-conditional.js";
+import { saveClassConditionalPipeline } from "../../src/pipelines/class-conditional-save.js";
 import { type GuidanceInterval, timestepSigma } from "../../src/pipelines/guidance.js";
 import { DDIMScheduler } from "../../src/schedulers/ddim.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
