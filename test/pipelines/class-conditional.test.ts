@@ -110,19 +110,24 @@ describe("generateClassImages", () => {
     const run = async (opts: { guidanceScale?: number; guidanceInterval?: GuidanceInterval }) => {
       const batches: number[] = [];
       const labelBatches: unknown[] = [];
-      const spy = Object.create(unet) as UNet2DModel;
-      spy.call = (x, t, labels) => {
+      // spy on the model's own calls (an Object.create copy would lose the Module's private fields)
+      const call = unet.call;
+      unet.call = (x, t, labels) => {
         batches.push(x.shape[0]!);
         labelBatches.push(labels);
-        return unet.call(x, t, labels);
+        return call.call(unet, x, t, labels);
       };
-      const x = await generateClassImages(spy, samplerFromName("dpmpp-2m", ddpmConfig), {
-        classLabels: [2, 5],
-        steps: 4,
-        seed: 3,
-        ...opts,
-      });
-      return { x: x.toFloat32Array(), batches, labels: labelBatches };
+      try {
+        const x = await generateClassImages(unet, samplerFromName("dpmpp-2m", ddpmConfig), {
+          classLabels: [2, 5],
+          steps: 4,
+          seed: 3,
+          ...opts,
+        });
+        return { x: x.toFloat32Array(), batches, labels: labelBatches };
+      } finally {
+        delete (unet as { call?: unknown }).call;
+      }
     };
     const everyStep = await run({ guidanceScale: 3 });
     assert.deepEqual(everyStep.batches, [4, 4, 4, 4]);
