@@ -2,6 +2,7 @@
 // Run: node --import tsx bench/gemm.ts   (DIFFUSE_BENCH_QUICK=1 for a shorter run)
 // The reference is timed on a smaller problem of the same shape family and reported as GFLOP/s, which is
 // roughly size-independent for its triple loop.
+import "../src/platform-node.js";
 import type { Conv2dParams, GemmParams } from "../src/backend/index.js";
 import { referenceBackend } from "../src/backend/index.js";
 import { nativeAddon, nativeBackend, nativeLoadError } from "../src/backend/native/index.js";

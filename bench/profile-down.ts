@@ -1,6 +1,7 @@
 // Where the time of SD 1.5's down_blocks.0 goes on the native backend: every backend call is timed (kernel and
 // shape), summed over one forward after a warm-up, next to the wall time and the output pool's hits and misses.
 //   node --import tsx bench/profile-down.ts [threads]
+import "../src/platform-node.js";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend } from "../src/backend/index.js";

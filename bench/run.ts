@@ -2,6 +2,7 @@
 // markdown tables.
 // Ratios are against peers measured in this run. Default: everything (the SD 1.5 part takes ~15-20 minutes on 2
 // cores); sd15 case names (sgemm conv down attention overhead unet vae clip) pick SD 1.5 cases.
+import "../src/platform-node.js";
 import { runOpsBench } from "./ops.js";
 import { roundsArg, runSd15Bench, SD15_CASES, type Sd15Case } from "./sd15.js";
 import { runTrainBench } from "./train.js";

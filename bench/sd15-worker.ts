@@ -1,5 +1,6 @@
 // One measurement of bench/sd15.ts in its own process (so peak RSS is the case's own): reads a job as JSON from
 // argv, prints `RESULT {json}`. Run by sd15.ts; by hand: node --import tsx bench/sd15-worker.ts '{"case":...}'
+import "../src/platform-node.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend, Conv2dParams, GemmParams } from "../src/backend/index.js";

@@ -3,7 +3,8 @@
 // Usage: node scripts/run-tests.js [filter...]   (a filter keeps test files whose path contains it)
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 
 function findTests(dir) {
   const out = [];
@@ -21,7 +22,9 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(", ")}`);
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...files], {
-  stdio: "inherit",
-});
+// Tests import src/ modules directly, so the Node platform set-up of the package entry (native backend, file
+// paths) is loaded first, as `import "diffuse"` does.
+const platform = pathToFileURL(resolve("src/platform-node.ts")).href;
+const args = ["--import", "tsx", "--import", platform, "--test", "--test-reporter=spec", ...files];
+const result = spawnSync(process.execPath, args, { stdio: "inherit" });
 process.exit(result.status ?? 1);

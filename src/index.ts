@@ -5,6 +5,7 @@
  * import { randn, Generator } from "diffuse";
  * const noise = randn([1, 4, 64, 64], { generator: new Generator().manualSeed(42) });
  */
+import "./platform-node.js";
 import * as F from "./ops/functional.js";
 
 export type {
@@ -39,6 +40,7 @@ export {
   readImage,
   readPngText,
   tensorToImage,
+  tensorToImages,
   writePng,
 } from "./io/image.js";
 export {

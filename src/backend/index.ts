@@ -2,7 +2,6 @@ import { type Device, DeviceError, registerMemory } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { deviceMemoryUsage } from "../tensor/storage.js";
 import type { Backend, BufferTypes, DeviceBuffers } from "./backend.js";
-import { nativeBackend } from "./native/index.js";
 import { referenceBackend } from "./reference/index.js";
 import { strictBackend } from "./strict/index.js";
 
@@ -27,14 +26,15 @@ export type {
   UnaryOp,
 } from "./backend.js";
 export { contiguousHeads } from "./backend.js";
-export { nativeBackend } from "./native/index.js";
 export { referenceBackend } from "./reference/index.js";
 export { resetStrictCounters, type StrictCounters, strictBackend, strictCounters } from "./strict/index.js";
 
+// The native CPU backend is registered by the Node entry (src/platform-node.ts) when its addon is built; it then
+// becomes the default. The browser entry never imports it.
 const registry = new Map<string, Backend>([["reference", referenceBackend]]);
-// the native CPU backend is registered when its addon is built (it then becomes the default)
-if (nativeBackend) registry.set(nativeBackend.name, nativeBackend);
 let current: Backend | undefined;
+/** True while `current` is the automatic choice (no setBackend yet): registering may change it. */
+let currentIsDefault = false;
 
 /** A backend as the ops layer drives it: kernels on opaque buffers of its device. */
 export type DeviceBackend = Backend<DeviceBuffers>;
@@ -50,6 +50,7 @@ export function registerBackend(backend: Backend): void {
     );
   }
   registry.set(backend.name, backend);
+  if (currentIsDefault) current = undefined;
 }
 
 /**
@@ -120,7 +121,10 @@ export function listBackends(): string[] {
 
 /** The backend that ops dispatch to. Chosen by `DIFFUSE_BACKEND` when set, else the fastest registered one. */
 export function getBackend(): Backend {
-  if (!current) current = pickDefault();
+  if (!current) {
+    current = pickDefault();
+    currentIsDefault = true;
+  }
   return current;
 }
 
@@ -135,16 +139,20 @@ export function setBackend(backend: Backend | string): Backend {
   } else {
     current = backend;
   }
+  currentIsDefault = false;
   return previous;
 }
 
 /** Runs `fn` with `backend` selected, restoring the previous one afterwards. */
 export function withBackend<T>(backend: Backend | string, fn: () => T): T {
+  getBackend();
+  const wasDefault = currentIsDefault;
   const previous = setBackend(backend);
   try {
     return fn();
   } finally {
     current = previous;
+    currentIsDefault = wasDefault;
   }
 }
 

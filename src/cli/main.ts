@@ -2,6 +2,7 @@
  * The `diffuse` command line: a thin client of the library, one file per command. `main(argv)` returns the exit
  * code; errors become one line on stderr (set DIFFUSE_DEBUG=1 for stack traces).
  */
+import "../platform-node.js";
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";

@@ -42,3 +42,20 @@ export function describeFsError(err: unknown): string {
       return err instanceof Error ? err.message : String(err);
   }
 }
+
+/**
+ * A file, Blob or URL could not be read: missing (`notFound`), an HTTP error (`status`), a network or
+ * file-system failure (`cause`), or a read past its end.
+ */
+export class IoError extends DiffuseError {
+  /** True when the file or URL does not exist (ENOENT, HTTP 404). */
+  readonly notFound: boolean;
+  /** The HTTP status of a failed fetch. */
+  readonly status?: number;
+  constructor(message: string, options: { cause?: unknown; status?: number; notFound?: boolean } = {}) {
+    super(message);
+    if (options.cause !== undefined) this.cause = options.cause;
+    if (options.status !== undefined) this.status = options.status;
+    this.notFound = options.notFound ?? options.status === 404;
+  }
+}

@@ -1,21 +1,17 @@
 // Sampling a class-conditional pixel-space diffusion model (a diffusers UNet2DModel with a class-embedding table
 // whose last row is the "null" class), with classifier-free guidance (Ho & Salimans 2022) in the pipelines' one
 // denoising loop (denoise.ts): the unconditional and the conditional prediction come from one batched UNet call and
-// are mixed as e_u + g (e_c - e_u).
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { writeFileAtomic } from "../io/atomic.js";
+// are mixed as e_u + g (e_c - e_u). Saving a pipeline folder (Node.js) is in class-conditional-save.ts; this module
+// also runs in browsers.
 import { CheckpointError } from "../io/errors.js";
-import { saveSafetensors } from "../io/safetensors.js";
+import { type ModelSource, modelFolder } from "../io/folder.js";
 import type { FromPretrainedOptions } from "../models/blocks/weights.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
-import { unet2DConfigJson } from "../models/unet/unet-2d-config.js";
 import { clamp, mul } from "../ops/index.js";
 import { loadScheduler } from "../schedulers/registry.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { noGrad } from "../tensor/autograd.js";
 import { randn } from "../tensor/create.js";
-import type { DType } from "../tensor/dtype.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
@@ -60,7 +56,7 @@ export interface ClassConditionalPipeline {
 }
 
 /** `interval` when usable, else an ArgumentError naming `where` (this module's error type for bad input). */
-function checkedInterval(interval: GuidanceInterval, where: string): GuidanceInterval {
+export function checkedInterval(interval: GuidanceInterval, where: string): GuidanceInterval {
   try {
     checkGuidanceInterval(interval);
   } catch (err) {
@@ -148,13 +144,15 @@ export async function generateClassImages(
 
 /**
  * Loads a class-conditional pipeline folder: `unet/` (UNet2DModel) and `scheduler/scheduler_config.json`
- * (model_index.json is checked when present).
+ * (model_index.json is checked when present). `dir` is a path (Node.js), a base URL (fetch) or a map of file
+ * names to Blobs / ArrayBuffers (see ModelSource).
  */
 export async function loadClassConditionalPipeline(
-  dir: string,
+  dir: ModelSource,
   opts: FromPretrainedOptions = {},
 ): Promise<ClassConditionalPipeline> {
-  const index = existsSync(join(dir, MODEL_INDEX)) ? await readModelIndex(dir) : null;
+  const folder = modelFolder(dir);
+  const index = (await folder.exists(MODEL_INDEX)) ? await readModelIndex(folder) : null;
   const unetEntry = index?.components.unet;
   if (index && unetEntry?.[1] !== "UNet2DModel") {
     throw new CheckpointError(
@@ -162,63 +160,10 @@ export async function loadClassConditionalPipeline(
     );
   }
   const guidanceInterval = index?.guidanceInterval;
-  const unet = await UNet2DModel.fromPretrained(join(dir, "unet"), opts);
-  const scheduler = await loadScheduler(dir);
+  const unet = await UNet2DModel.fromPretrained(folder.sub("unet"), opts);
+  const scheduler = await loadScheduler(folder);
   return guidanceInterval ? { unet, scheduler, guidanceInterval } : { unet, scheduler };
 }
 
 /** `_class_name` of the model_index.json of these folders. */
 export const CLASS_CONDITIONAL_PIPELINE = "ClassConditionalPipeline";
-
-/** Options of {@link saveClassConditionalPipeline}. */
-export interface SavePipelineOptions {
-  /** Weights to write instead of the UNet's own (e.g. its EMA average), keyed as its state dict. */
-  weights?: ReadonlyMap<string, Tensor>;
-  /** Stored dtype (default float32). */
-  dtype?: DType;
-  /** The sampling default written as model_index.json's `guidance_interval`. */
-  guidanceInterval?: GuidanceInterval;
-}
-
-/**
- * Writes a pipeline folder diffusers can read part by part: `model_index.json`, `unet/config.json` +
- * `unet/diffusion_pytorch_model.safetensors`, `scheduler/scheduler_config.json`. Each file is written atomically.
- */
-export async function saveClassConditionalPipeline(
-  dir: string,
-  unet: UNet2DModel,
-  schedulerConfig: Readonly<Record<string, unknown>>,
-  opts: SavePipelineOptions = {},
-): Promise<void> {
-  const version = "0.30.0";
-  if (opts.guidanceInterval) checkedInterval(opts.guidanceInterval, "saveClassConditionalPipeline");
-  mkdirSync(join(dir, "unet"), { recursive: true });
-  mkdirSync(join(dir, "scheduler"), { recursive: true });
-  const weights = new Map<string, Tensor>();
-  for (const [k, t] of opts.weights ?? unet.stateDict()) {
-    weights.set(k, opts.dtype && opts.dtype !== t.dtype ? t.to(opts.dtype) : t);
-  }
-  await saveSafetensors(join(dir, "unet", "diffusion_pytorch_model.safetensors"), weights, { format: "pt" });
-  const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
-  writeFileAtomic(join(dir, "unet", "config.json"), json(unet2DConfigJson(unet.config, version)));
-  const { _class_name: schedulerClass, ...sched } = schedulerConfig;
-  writeFileAtomic(
-    join(dir, "scheduler", "scheduler_config.json"),
-    json({ _class_name: schedulerClass ?? "DDPMScheduler", _diffusers_version: version, ...sched }),
-  );
-  writeFileAtomic(
-    join(dir, MODEL_INDEX),
-    json({
-      _class_name: CLASS_CONDITIONAL_PIPELINE,
-      _diffusers_version: version,
-      scheduler: ["diffusers", String(schedulerClass ?? "DDPMScheduler")],
-      unet: ["diffusers", "UNet2DModel"],
-      ...(opts.guidanceInterval && {
-        guidance_interval: [
-          opts.guidanceInterval.sigmaMin,
-          Number.isFinite(opts.guidanceInterval.sigmaMax) ? opts.guidanceInterval.sigmaMax : null,
-        ],
-      }),
-    }),
-  );
-}

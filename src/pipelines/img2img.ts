@@ -1,7 +1,7 @@
 // Image-to-image (SDEdit, Meng et al. 2022): the init image is encoded, noised to an intermediate timestep and
 // denoised from there. `strength` picks that timestep by truncating the schedule exactly as diffusers'
 // `get_timesteps`.
-import { type Image, imageToTensor } from "../io/image.js";
+import { type Image, imageToTensor } from "../io/image-tensor.js";
 import type { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
 import { mul } from "../ops/index.js";
 import type { Scheduler } from "../schedulers/scheduler.js";

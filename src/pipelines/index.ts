@@ -6,8 +6,8 @@ export {
   type ClassImageOptions,
   generateClassImages,
   loadClassConditionalPipeline,
-  saveClassConditionalPipeline,
 } from "./class-conditional.js";
+export { type SavePipelineOptions, saveClassConditionalPipeline } from "./class-conditional-save.js";
 export {
   encodeSdPrompt,
   encodeSdxlPrompt,

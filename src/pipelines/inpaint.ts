@@ -2,7 +2,7 @@
 // sampling (a 512x512 mask becomes 64x64), as diffusers' StableDiffusionInpaintPipeline does. Two ways to use it:
 // 9-channel inpainting UNets take [latents, mask, masked-image latents] as input; ordinary 4-channel UNets get the
 // known region re-noised to the next timestep and pasted back after every step (RePaint-style blending).
-import { type Image, imageToTensor } from "../io/image.js";
+import { type Image, imageToTensor } from "../io/image-tensor.js";
 import { add, ge, interpolate, lt, mul, sub, to } from "../ops/index.js";
 import { formatShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";

@@ -1,6 +1,6 @@
 // The latent grid of a latent-diffusion pipeline: image size checks against the VAE's downscale factor, the
 // seeded initial noise (torch-compatible, so it equals diffusers' on CPU) and finiteness checks.
-import { type Image, imagesFromPixels } from "../io/image.js";
+import { type Image, imagesFromPixels } from "../io/image-tensor.js";
 import { randn } from "../tensor/create.js";
 import type { Device } from "../tensor/device.js";
 import type { Generator } from "../tensor/generator.js";

@@ -233,7 +233,7 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     format: "diffusers",
     path: dir,
     modelName: basename(dir),
-    hashPath: unetFiles[0]!,
+    hashPath: unetFiles[0] as string, // a folder path yields file paths
     unet,
     vae,
     textEncoder,
@@ -317,9 +317,10 @@ export async function componentWeightFiles(
   className: string,
   variant?: string,
 ): Promise<string[]> {
+  // a folder path yields file paths
   return findWeightFiles(dir, {
     who: className,
     variant,
     naming: className.startsWith("CLIP") ? "transformers" : "diffusers",
-  });
+  }) as Promise<string[]>;
 }

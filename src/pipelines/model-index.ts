@@ -1,8 +1,8 @@
 // The one reader of diffusers' `model_index.json`: the pipeline class, its components (`[library, class]`, or
 // `[null, null]` for one left out) and the pipeline options this library uses, each checked, with errors naming the
 // file, what was expected and what was found.
-import { join } from "node:path";
 import { CheckpointError } from "../io/errors.js";
+import { type ModelSource, modelFolder } from "../io/folder.js";
 import { readJsonObject } from "../models/blocks/weights.js";
 import { checkGuidanceInterval, type GuidanceInterval } from "./guidance.js";
 
@@ -88,8 +88,14 @@ function guidanceIntervalOf(value: unknown, path: string): GuidanceInterval {
   return interval;
 }
 
-/** Reads and checks `<dir>/model_index.json` (CheckpointError naming the file when it is missing or invalid). */
-export async function readModelIndex(dir: string): Promise<ModelIndex> {
-  const path = join(dir, MODEL_INDEX);
-  return parseModelIndex(await readJsonObject(path, MODEL_INDEX), path);
+/**
+ * Reads and checks `<dir>/model_index.json` (CheckpointError naming the file when it is missing or invalid); `dir`
+ * is a path (Node.js), a base URL or a map of files.
+ */
+export async function readModelIndex(dir: ModelSource): Promise<ModelIndex> {
+  const folder = modelFolder(dir);
+  return parseModelIndex(
+    await readJsonObject(folder, MODEL_INDEX, MODEL_INDEX),
+    folder.describe(MODEL_INDEX),
+  );
 }

@@ -1,5 +1,6 @@
 // Building a scheduler from a diffusers config: `_class_name` picks the class (diffusers' `from_pretrained` of
 // a `scheduler/` folder).
+import { type ModelSource, modelFolder } from "../io/folder.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { DDIMScheduler } from "./ddim.js";
 import { DDPMScheduler } from "./ddpm.js";
@@ -78,20 +79,21 @@ export function parseSchedulerConfigJson(
 
 /**
  * Loads the scheduler of a diffusers model folder from `<dir>/scheduler/scheduler_config.json` (or
- * `<dir>/scheduler_config.json` when `dir` is the scheduler folder itself). Node.js only.
+ * `<dir>/scheduler_config.json` when `dir` is the scheduler folder itself). `dir` is a path (Node.js), a URL or a
+ * map of files (see ModelSource).
  */
-export async function loadScheduler(dir: string, options?: SchedulerOptions): Promise<Scheduler> {
-  const { readFile } = await import("node:fs/promises");
-  const { join } = await import("node:path");
-  const candidates = [join(dir, "scheduler", "scheduler_config.json"), join(dir, "scheduler_config.json")];
-  for (const file of candidates) {
-    let text: string;
+export async function loadScheduler(dir: ModelSource, options?: SchedulerOptions): Promise<Scheduler> {
+  const folder = modelFolder(dir);
+  const names = ["scheduler/scheduler_config.json", "scheduler_config.json"];
+  for (const name of names) {
+    const file = folder.describe(name);
+    let text: string | null;
     try {
-      text = await readFile(file, "utf8");
+      text = await folder.readText(name);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
       throw new SchedulerError(`${file}: cannot read (${(err as Error).message})`);
     }
+    if (text === null) continue;
     const config = parseSchedulerConfigJson(text, file);
     try {
       return schedulerFromConfig(config, options);
@@ -100,5 +102,5 @@ export async function loadScheduler(dir: string, options?: SchedulerOptions): Pr
       throw err;
     }
   }
-  throw new SchedulerError(`no scheduler config found: ${candidates[0]} does not exist`);
+  throw new SchedulerError(`no scheduler config found: ${folder.describe(names[0]!)} does not exist`);
 }

@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { outputPaths, SHIPPED_MODEL_DIR } from "../../src/cli/generate.js";
 import { buildProgram } from "../../src/cli/main.js";
 import { readImage, readPngText } from "../../src/io/image.js";
-import { saveClassConditionalPipeline } from "../../src/pipelines/class-conditional.js";
+import { saveClassConditionalPipeline } from "../../src/pipelines/class-conditional-save.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
 import { tinyUNet } from "../train/tiny.js";
 

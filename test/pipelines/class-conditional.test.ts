@@ -5,11 +5,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { UNet2DModel } from "../../src/models/unet/unet-2d.js";
 import { add, clamp, mul, sub } from "../../src/ops/index.js";
-import {
-  generateClassImages,
-  loadClassConditionalPipeline,
-  saveClassConditionalPipeline,
-} from "../../src/pipelines/class-conditional.js";
+import { generateClassImages, loadClassConditionalPipeline } from "../../src/pipelines/class-conditional.js";
+import { saveClassConditionalPipeline } from "../../src/pipelines/class-conditional-save.js";
 import { type GuidanceInterval, timestepSigma } from "../../src/pipelines/guidance.js";
 import { DDIMScheduler } from "../../src/schedulers/ddim.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
@@ -113,19 +110,24 @@ describe("generateClassImages", () => {
     const run = async (opts: { guidanceScale?: number; guidanceInterval?: GuidanceInterval }) => {
       const batches: number[] = [];
       const labelBatches: unknown[] = [];
-      const spy = Object.create(unet) as UNet2DModel;
-      spy.call = (x, t, labels) => {
+      // spy on the model's own calls (an Object.create copy would lose the Module's private fields)
+      const call = unet.call;
+      unet.call = (x, t, labels) => {
         batches.push(x.shape[0]!);
         labelBatches.push(labels);
-        return unet.call(x, t, labels);
+        return call.call(unet, x, t, labels);
       };
-      const x = await generateClassImages(spy, samplerFromName("dpmpp-2m", ddpmConfig), {
-        classLabels: [2, 5],
-        steps: 4,
-        seed: 3,
-        ...opts,
-      });
-      return { x: x.toFloat32Array(), batches, labels: labelBatches };
+      try {
+        const x = await generateClassImages(unet, samplerFromName("dpmpp-2m", ddpmConfig), {
+          classLabels: [2, 5],
+          steps: 4,
+          seed: 3,
+          ...opts,
+        });
+        return { x: x.toFloat32Array(), batches, labels: labelBatches };
+      } finally {
+        delete (unet as { call?: unknown }).call;
+      }
     };
     const everyStep = await run({ guidanceScale: 3 });
     assert.deepEqual(everyStep.batches, [4, 4, 4, 4]);

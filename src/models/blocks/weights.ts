@@ -1,17 +1,17 @@
 // The one checkpoint loader of the models: diffusers model folders (`config.json` +
 // `diffusion_pytorch_model[.fp16].safetensors`), transformers folders (`config.json` + `model[.fp16].safetensors`),
-// either sharded with an `.index.json`, and the tensor sources of single-file checkpoints. Keys and shapes are
-// checked against the safetensors headers before any tensor data is read, then tensors are read a few at a time
-// and copied into the module, so a checkpoint never sits in memory twice.
-import { existsSync, readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+// either sharded with an `.index.json`, and the tensor sources of single-file checkpoints. A folder is a path
+// (Node.js), a base URL or a map of files (io/folder.ts). Keys and shapes are checked against the safetensors
+// headers before any tensor data is read, then tensors are read a few at a time and copied into the module, so a
+// checkpoint never sits in memory twice.
+import { type ModelSource, modelFolder } from "../../io/folder.js";
 import {
   openSafetensors,
   type SafetensorsDType,
   type SafetensorsEntry,
   type SafetensorsFile,
-} from "../../io/safetensors.js";
+} from "../../io/safetensors-read.js";
+import { describeInput, type FileInput } from "../../io/source.js";
 import { type LayerOptions, type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
 import { reshape } from "../../ops/index.js";
 import type { DType } from "../../tensor/dtype.js";
@@ -47,25 +47,26 @@ const WEIGHT_STEMS: Record<WeightNaming, string> = {
 };
 
 /**
- * Reads a JSON file that must hold one object. Errors are CheckpointErrors naming the file and what it should be
- * (`what`, e.g. "config.json"), prefixed with `who` (the model being loaded) when given.
+ * Reads the file `name` of a folder (a path, URL or map of files) as JSON that must hold one object. Errors are
+ * CheckpointErrors naming the file and what it should be (`what`, e.g. "config.json"), prefixed with `who` (the
+ * model being loaded) when given.
  */
 export async function readJsonObject(
-  path: string,
+  dir: ModelSource,
+  name: string,
   what: string,
   who?: string,
 ): Promise<Record<string, unknown>> {
+  const folder = modelFolder(dir);
+  const path = folder.describe(name);
   const where = who ? `${who}: ${path}` : path;
-  let text: string;
+  let text: string | null;
   try {
-    text = await readFile(path, "utf8");
+    text = await folder.readText(name);
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new CheckpointError(
-      code === "ENOENT" ? `${where}: ${what} not found` : `${where}: cannot read ${what}: ${String(err)}`,
-      { cause: err },
-    );
+    throw new CheckpointError(`${where}: cannot read ${what}: ${String(err)}`, { cause: err });
   }
+  if (text === null) throw new CheckpointError(`${where}: ${what} not found`);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -81,9 +82,9 @@ export async function readJsonObject(
   return value as Record<string, unknown>;
 }
 
-/** Reads `<dir>/config.json` as a JSON object (`who`: the model, for errors). */
-export function readConfigJson(dir: string, who: string): Promise<Record<string, unknown>> {
-  return readJsonObject(join(dir, "config.json"), "config.json", who);
+/** Reads `<dir>/config.json` as a JSON object (`dir`: a path, URL or map of files; `who`: the model, for errors). */
+export function readConfigJson(dir: ModelSource, who: string): Promise<Record<string, unknown>> {
+  return readJsonObject(dir, "config.json", "config.json", who);
 }
 
 /** Options of {@link findWeightFiles}. */
@@ -99,34 +100,38 @@ export interface FindWeightFilesOptions {
 /**
  * The safetensors file(s) of a model folder, in diffusers' order: `<stem>[.variant].safetensors`, then its sharded
  * `.index.json`; without a variant the `.fp16` files are the fallback when they are all there is. The stem is
- * `diffusion_pytorch_model` (diffusers) or `model` (transformers).
+ * `diffusion_pytorch_model` (diffusers) or `model` (transformers). A folder path yields file paths; a URL folder
+ * URLs; a map of files its Blobs or buffers.
  */
-export async function findWeightFiles(dir: string, opts: FindWeightFilesOptions): Promise<string[]> {
+export async function findWeightFiles(dir: ModelSource, opts: FindWeightFilesOptions): Promise<FileInput[]> {
+  const folder = modelFolder(dir);
   const base = WEIGHT_STEMS[opts.naming ?? "diffusers"];
   const stems = opts.variant ? [`${base}.${opts.variant}`] : [base, `${base}.fp16`];
   for (const stem of stems) {
-    const single = join(dir, `${stem}.safetensors`);
-    if (existsSync(single)) return [single];
-    const index = join(dir, `${stem}.safetensors.index.json`);
-    if (existsSync(index)) {
-      const map = (await readJsonObject(index, "safetensors index", opts.who)).weight_map;
+    const single = `${stem}.safetensors`;
+    if (await folder.exists(single)) return [folder.file(single)];
+    const indexName = `${stem}.safetensors.index.json`;
+    if (await folder.exists(indexName)) {
+      const map = (await readJsonObject(folder, indexName, "safetensors index", opts.who)).weight_map;
       if (typeof map !== "object" || map === null || Array.isArray(map))
-        throw new CheckpointError(`${opts.who}: ${index} has no "weight_map" object`);
-      return [...new Set(Object.values(map as Record<string, unknown>).map(String))].map((f) => join(dir, f));
+        throw new CheckpointError(`${opts.who}: ${folder.describe(indexName)} has no "weight_map" object`);
+      return [...new Set(Object.values(map as Record<string, unknown>).map(String))].map((f) =>
+        folder.file(f),
+      );
     }
   }
   let present: string[];
   try {
-    present = readdirSync(dir).filter((f) => /\.(safetensors|bin|ckpt|pt|json)$/.test(f));
+    present = ((await folder.list()) ?? []).filter((f) => /\.(safetensors|bin|ckpt|pt|json)$/.test(f));
   } catch (err) {
-    throw new CheckpointError(`${opts.who}: folder ${dir} not found`, { cause: err });
+    throw new CheckpointError(`${opts.who}: folder ${folder.label} not found`, { cause: err });
   }
   const tried = stems.flatMap((s) => [`${s}.safetensors`, `${s}.safetensors.index.json`]).join(", ");
   const pickle = present.some((f) => /\.(bin|ckpt|pt)$/.test(f))
     ? " (PyTorch pickle checkpoints are not read; convert them to safetensors)"
     : "";
   throw new CheckpointError(
-    `${opts.who}: no weights in ${dir}; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${pickle}`,
+    `${opts.who}: no weights in ${folder.label}; looked for ${tried}; the folder has ${present.length ? present.join(", ") : "no weight files"}${pickle}`,
   );
 }
 
@@ -239,7 +244,7 @@ export interface WeightSources {
  * the keys `opts.skipKey` drops. A key in two files is a CheckpointError naming both.
  */
 export async function openWeightSources(
-  paths: readonly string[],
+  paths: readonly FileInput[],
   opts: Pick<LoadWeightsOptions, "renameKey" | "skipKey" | "label">,
 ): Promise<WeightSources> {
   const files: SafetensorsFile[] = [];
@@ -257,7 +262,7 @@ export async function openWeightSources(
         const prev = sources.get(key);
         if (prev) {
           throw new CheckpointError(
-            `${opts.label}: tensor ${key} appears twice (${prev.file.path}: ${prev.key}; ${path}: ${e.name})`,
+            `${opts.label}: tensor ${key} appears twice (${prev.file.path}: ${prev.key}; ${describeInput(path)}: ${e.name})`,
           );
         }
         const name = e.name;
@@ -285,7 +290,7 @@ export async function openWeightSources(
  */
 export async function loadWeights(
   module: Module,
-  paths: readonly string[],
+  paths: readonly FileInput[],
   opts: LoadWeightsOptions,
 ): Promise<void> {
   const { sources, close } = await openWeightSources(paths, opts);
@@ -315,21 +320,29 @@ export interface PretrainedSpec<C, M extends Module> {
 }
 
 /**
- * The one folder loader of every model's `fromPretrained`: reads `config.json`, finds the weights (variant, fp16
+ * The one folder loader of every model's `fromPretrained` (`dir`: a path, a base URL or a map of files; see
+ * ModelSource): reads `config.json`, finds the weights (variant, fp16
  * fallback, shards), opens their headers, builds the model in `opts.dtype` or else the dtype of most of the
  * checkpoint's bytes (float16 files stay float16), checks every key and shape before any data is read, then reads
  * the tensors a few at a time into the model. Returns the model in eval mode.
  */
 export async function loadPretrained<C, M extends Module>(
-  dir: string,
+  dir: ModelSource,
   opts: FromPretrainedOptions,
   spec: PretrainedSpec<C, M>,
 ): Promise<M> {
   const { who } = spec;
-  const configPath = join(dir, "config.json");
-  const config = spec.config(await readConfigJson(dir, who), configPath);
-  const paths = await findWeightFiles(dir, { who, variant: opts.variant, naming: spec.naming });
-  const label = `${who} (${paths.length === 1 ? paths[0] : `${paths.length} shards in ${dir}`})`;
+  const folder = modelFolder(dir);
+  const config = spec.config(await readConfigJson(folder, who), folder.describe("config.json"));
+  const paths = await findWeightFiles(folder, { who, variant: opts.variant, naming: spec.naming });
+  const single = paths.length === 1 ? paths[0]! : undefined;
+  const where =
+    single === undefined
+      ? `${paths.length} shards in ${folder.label}`
+      : typeof single === "string" || single instanceof URL
+        ? String(single)
+        : `${describeInput(single)} in ${folder.label}`;
+  const label = `${who} (${where})`;
   const skipKey = spec.skipKey;
   const { sources, close } = await openWeightSources(paths, {
     label,

@@ -4,6 +4,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../../io/atomic.js";
+import type { ModelSource } from "../../io/folder.js";
 import { saveSafetensors } from "../../io/safetensors.js";
 import { Conv2d, GroupNorm, Linear, Module, ModuleList } from "../../nn/index.js";
 import { avg_pool2d, flatten, silu } from "../../ops/index.js";
@@ -154,8 +155,8 @@ export class DigitClassifier extends Module<[Tensor], Tensor> {
     writeFileAtomic(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
   }
 
-  /** Loads a classifier folder written by {@link save} (in eval mode). */
-  static fromPretrained(dir: string, opts: { dtype?: DType } = {}): Promise<DigitClassifier> {
+  /** Loads a classifier folder written by {@link save} (a path, a base URL or a map of files; in eval mode). */
+  static fromPretrained(dir: ModelSource, opts: { dtype?: DType } = {}): Promise<DigitClassifier> {
     return loadPretrained(dir, opts, {
       who: WHO,
       naming: "transformers", // CLASSIFIER_WEIGHTS

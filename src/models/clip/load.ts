@@ -1,7 +1,7 @@
 // The CLIP text encoders' part of loading transformers folders (`config.json` + `model[.fp16].safetensors`, or
 // sharded): the config check and which keys of the checkpoint belong to the text tower. Reading the files is the
-// models' one loader (blocks/weights.ts).
-import { join } from "node:path";
+// models' one loader (blocks/weights.ts). A folder is a path (Node.js), a base URL or a map of files.
+import { type ModelSource, modelFolder } from "../../io/folder.js";
 import type { LayerOptions, Module } from "../../nn/index.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import { CheckpointError } from "../blocks/errors.js";
@@ -35,8 +35,9 @@ function clipConfigOf(raw: Record<string, unknown>, path: string): ReadCLIPConfi
 }
 
 /** Reads and checks `<dir>/config.json`; `full` tells whether it was a whole CLIPConfig (with `text_config`). */
-export async function readCLIPTextConfig(dir: string): Promise<ReadCLIPConfig> {
-  return clipConfigOf(await readConfigJson(dir, "CLIPTextModel"), join(dir, "config.json"));
+export async function readCLIPTextConfig(dir: ModelSource): Promise<ReadCLIPConfig> {
+  const folder = modelFolder(dir);
+  return clipConfigOf(await readConfigJson(folder, "CLIPTextModel"), folder.describe("config.json"));
 }
 
 /**
@@ -45,7 +46,7 @@ export async function readCLIPTextConfig(dir: string): Promise<ReadCLIPConfig> {
  * read.
  */
 export function loadCLIPPretrained<M extends Module>(
-  dir: string,
+  dir: ModelSource,
   opts: CLIPFromPretrainedOptions,
   className: string,
   withProjection: boolean,

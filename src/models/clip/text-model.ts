@@ -1,6 +1,7 @@
 // transformers' CLIPTextModel and CLIPTextModelWithProjection: the text encoders of Stable Diffusion 1.x/2.x and
 // SDXL. Property paths equal the transformers state-dict keys (`text_model.encoder.layers.0.self_attn.q_proj.weight`,
 // `text_projection.weight`), so checkpoints load without renaming.
+import type { ModelSource } from "../../io/folder.js";
 import {
   LayerNorm,
   type LayerOptions,
@@ -231,10 +232,10 @@ export class CLIPTextModel extends Module<[Tensor, CLIPTextForwardOptions?], CLI
   }
 
   /**
-   * Loads a transformers folder: `config.json` plus `model.safetensors` (or `model.fp16.safetensors`, or a
-   * sharded `*.safetensors.index.json`). Keys and shapes are checked strictly before any data is read.
+   * Loads a transformers folder (a path in Node.js, a base URL or a map of files; see ModelSource): `config.json`
+   * plus `model.safetensors` (or `model.fp16.safetensors`, or a sharded `*.safetensors.index.json`). Keys and shapes are checked strictly before any data is read.
    */
-  static fromPretrained(dir: string, opts: CLIPFromPretrainedOptions = {}): Promise<CLIPTextModel> {
+  static fromPretrained(dir: ModelSource, opts: CLIPFromPretrainedOptions = {}): Promise<CLIPTextModel> {
     return loadCLIPPretrained(dir, opts, "CLIPTextModel", false, (c, o) => new CLIPTextModel(c, o));
   }
 }
@@ -274,7 +275,7 @@ export class CLIPTextModelWithProjection extends Module<
 
   /** Loads a transformers folder, as {@link CLIPTextModel.fromPretrained}. */
   static fromPretrained(
-    dir: string,
+    dir: ModelSource,
     opts: CLIPFromPretrainedOptions = {},
   ): Promise<CLIPTextModelWithProjection> {
     return loadCLIPPretrained(

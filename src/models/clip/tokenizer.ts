@@ -1,7 +1,9 @@
 // CLIP's tokenizer as transformers' (slow) CLIPTokenizer runs it without ftfy: added/special tokens are split out
 // of the raw text, the rest is cleaned, pre-tokenised and byte-level BPE'd; ids are wrapped in BOS ... EOS,
 // truncated and padded like `tokenizer(text, padding="max_length", max_length=77, truncation=True)`.
-import { describeFsError } from "../../io/errors.js";
+import { describeFsError, IoError } from "../../io/errors.js";
+import { type ModelSource, modelFolder } from "../../io/folder.js";
+import { getFileSystem } from "../../io/source.js";
 import { tensor } from "../../tensor/create.js";
 import { ArgumentError } from "../../tensor/errors.js";
 import type { Tensor } from "../../tensor/tensor.js";
@@ -155,35 +157,45 @@ export class CLIPTokenizer {
 
   /**
    * Loads a tokenizer folder: `vocab.json` + `merges.txt` (transformers CLIPTokenizer files) or `tokenizer.json`
-   * (HF tokenizers), plus `tokenizer_config.json` / `special_tokens_map.json` when present. Node.js only.
+   * (HF tokenizers), plus `tokenizer_config.json` / `special_tokens_map.json` when present. `dir` is a path
+   * (Node.js), a URL or a map of files (see ModelSource).
    */
-  static async fromPretrained(dir: string): Promise<CLIPTokenizer> {
-    const { readFile, stat } = await import("node:fs/promises");
-    const { join } = await import("node:path");
-    const info = await stat(dir).catch((err: unknown) => {
-      throw new TokenizerError(`${dir}: cannot open the tokenizer folder (${describeFsError(err)})`, {
-        cause: err,
-      });
-    });
-    if (!info.isDirectory()) throw new TokenizerError(`${dir}: expected a tokenizer folder, found a file`);
+  static async fromPretrained(dir: ModelSource): Promise<CLIPTokenizer> {
+    const folder = modelFolder(dir);
+    if (typeof dir === "string" && (await getFileSystem()?.isFile(dir)))
+      throw new TokenizerError(`${dir}: expected a tokenizer folder, found a file`);
+    try {
+      await folder.list();
+    } catch (err) {
+      const why = err instanceof IoError && err.notFound ? "file not found" : describeFsError(err);
+      throw new TokenizerError(`${folder.label}: cannot open the tokenizer folder (${why})`, { cause: err });
+    }
     const files: TokenizerFiles = {};
     for (const name of FILE_NAMES) {
       try {
-        files[name] = await readFile(join(dir, name), "utf8");
+        const text = await folder.readText(name);
+        if (text !== null) files[name] = text;
       } catch (err) {
-        if ((err as { code?: unknown }).code === "ENOENT") continue;
-        throw new TokenizerError(`${join(dir, name)}: cannot read (${describeFsError(err)})`, { cause: err });
+        throw new TokenizerError(`${folder.describe(name)}: cannot read (${describeFsError(err)})`, {
+          cause: err,
+        });
       }
     }
     if ((files["vocab.json"] ?? files["merges.txt"] ?? files["tokenizer.json"] ?? null) === null) {
       const subs: string[] = [];
       for (const s of ["tokenizer", "tokenizer_2"])
-        if (await stat(join(dir, s)).catch(() => null)) subs.push(`${s}/`);
+        if (
+          await folder
+            .sub(s)
+            .list()
+            .catch(() => undefined)
+        )
+          subs.push(`${s}/`);
       const hint =
         subs.length > 0 ? ` (a diffusers pipeline folder? try its ${subs.join(" or ")} subfolder)` : "";
-      throw new TokenizerError(`${dir}: no tokenizer files: expected ${EXPECTED_FILES}${hint}`);
+      throw new TokenizerError(`${folder.label}: no tokenizer files: expected ${EXPECTED_FILES}${hint}`);
     }
-    return CLIPTokenizer.fromFiles(files, dir);
+    return CLIPTokenizer.fromFiles(files, folder.label);
   }
 
   /**

@@ -1,6 +1,7 @@
 // diffusers' UNet2DConditionModel: the noise-prediction network of Stable Diffusion 1.x / 2.x / XL (Rombach et al.
 // 2022; SDXL: Podell et al. 2023). Property paths are diffusers' state-dict keys, so `diffusion_pytorch_model
 // .safetensors` loads without renaming.
+import type { ModelSource } from "../../io/folder.js";
 import {
   Conv2d,
   Embedding,
@@ -192,11 +193,11 @@ export class UNet2DConditionModel extends Module<
   }
 
   /**
-   * Loads a diffusers `unet` folder: `config.json` and `diffusion_pytorch_model.safetensors` (or the `.fp16`
-   * file, or a sharded index). Every key and shape is checked before any weight is read. The parameters keep the
+   * Loads a diffusers `unet` folder (a path in Node.js, a base URL or a map of files; see ModelSource):
+   * `config.json` and `diffusion_pytorch_model.safetensors` (or the `.fp16` file, or a sharded index). Every key and shape is checked before any weight is read. The parameters keep the
    * checkpoint's dtype unless `opts.dtype` says otherwise (a float16 file stays float16 in memory).
    */
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<UNet2DConditionModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<UNet2DConditionModel> {
     return loadPretrained(dir, opts, {
       who: "UNet2DConditionModel",
       config: (raw) => UNet2DConditionConfig.from(raw),

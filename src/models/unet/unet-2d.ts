@@ -1,6 +1,7 @@
 // diffusers' UNet2DModel: the pixel-space noise-prediction UNet of DDPM (Ho et al. 2020), unconditional or
 // class-conditional through a learned class-embedding table added to the time embedding. Property paths are
 // diffusers' state-dict keys, so `diffusion_pytorch_model.safetensors` loads without renaming.
+import type { ModelSource } from "../../io/folder.js";
 import { Conv2d, Embedding, GroupNorm, type LayerOptions, Module, ModuleList } from "../../nn/index.js";
 import { add, sub } from "../../ops/index.js";
 import type { Device } from "../../tensor/device.js";
@@ -111,10 +112,11 @@ export class UNet2DModel extends Module<[Tensor, Timestep, (ClassLabels | null)?
   }
 
   /**
-   * Loads a diffusers `unet` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`). The parameters
-   * keep the checkpoint's dtype unless `opts.dtype` says otherwise.
+   * Loads a diffusers `unet` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`): a path
+   * (Node.js), a base URL or a map of files (see ModelSource). The parameters keep the checkpoint's dtype unless
+   * `opts.dtype` says otherwise.
    */
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<UNet2DModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<UNet2DModel> {
     const who = "UNet2DModel";
     return loadPretrained(dir, opts, {
       who,

@@ -1,5 +1,6 @@
 // diffusers' AutoencoderKL: the Stable Diffusion VAE (Rombach et al. 2022, section 3), mapping images to latents
 // 8x smaller (for the released models) and back. Property paths are diffusers' state-dict keys.
+import type { ModelSource } from "../../io/folder.js";
 import { Conv2d, type LayerOptions, Module } from "../../nn/index.js";
 import { ShapeError } from "../../tensor/errors.js";
 import type { Generator } from "../../tensor/generator.js";
@@ -89,11 +90,12 @@ export class AutoencoderKL extends Module<
   }
 
   /**
-   * Loads a diffusers `vae` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`). Also accepts
+   * Loads a diffusers `vae` folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`): a path
+   * (Node.js), a base URL or a map of files (see ModelSource). Also accepts
    * the old attention names (query/key/value/proj_attn) and 1x1-conv attention kernels [C, C, 1, 1] (LDM layout).
    * The parameters keep the checkpoint's dtype unless `opts.dtype` says otherwise.
    */
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<AutoencoderKL> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<AutoencoderKL> {
     return loadPretrained(dir, opts, {
       who: "AutoencoderKL",
       config: (raw) => AutoencoderKLConfig.from(raw),
