@@ -6,7 +6,7 @@ import { release } from "../tensor/scope.js";
 import { shapesEqual } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
 import { type ShapeMismatch, StateDictError } from "./errors.js";
-import { Parameter } from "./parameter.js";
+import { markMoved, Parameter } from "./parameter.js";
 
 /** A state dict: dotted names (`down_blocks.0.resnets.1.conv1.weight`) to tensors. */
 export type StateDict = ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
@@ -285,7 +285,9 @@ export class Module<In extends unknown[] = unknown[], Out = unknown> {
       const { params, buffers } = m.#ownMembers();
       const props = m as unknown as Props;
       for (const [key, p] of params) {
-        if (p.device !== device) props[key] = new Parameter(toDevice(detach(p), device), p.requiresGrad);
+        if (p.device === device) continue;
+        props[key] = new Parameter(toDevice(detach(p), device), p.requiresGrad);
+        markMoved(p, device);
       }
       for (const [key, b] of buffers) if (b.device !== device) props[key] = toDevice(detach(b), device);
     }
@@ -303,8 +305,10 @@ function loadInto(slot: Slot, src: Tensor, keepDtype: boolean): void {
   const dst = slot.tensor;
   const props = slot.owner as unknown as Props;
   if (keepDtype && src.dtype !== dst.dtype && isFloating(src.dtype) && isFloating(dst.dtype)) {
+    // adopted with its dtype, on the slot's device
+    const placed = toDevice(src, dst.device);
     props[slot.key] =
-      slot.kind === "parameter" ? new Parameter(src, dst.requiresGrad) : detach(contiguous(src));
+      slot.kind === "parameter" ? new Parameter(placed, dst.requiresGrad) : detach(contiguous(placed));
     return;
   }
   if (dst.isContiguous()) {

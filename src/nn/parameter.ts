@@ -16,3 +16,16 @@ export class Parameter extends Tensor {
     this.requiresGrad = requiresGrad;
   }
 }
+
+/** Parameters a module replaced when it moved to another device, with where it went. */
+const moved = new WeakMap<Tensor, string>();
+
+/** @internal records that `p` was replaced by a copy on `device` (Module.toDevice). */
+export function markMoved(p: Tensor, device: string): void {
+  moved.set(p, device);
+}
+
+/** The device a parameter's module moved to after `p` was replaced, or undefined while `p` is current. */
+export function movedTo(p: Tensor): string | undefined {
+  return moved.get(p);
+}

@@ -1,6 +1,6 @@
 import { backendFor } from "../backend/index.js";
 import { isGradEnabled } from "../tensor/autograd.js";
-import { type Device, DeviceError, isDevice } from "../tensor/device.js";
+import { type Device, DeviceError, isDevice, memoryOf } from "../tensor/device.js";
 import { DTYPES, type DType, type StorageArray } from "../tensor/dtype.js";
 import { ArgumentError, ShapeError } from "../tensor/errors.js";
 import { contiguousStrides, formatShape, inferShape, normalizeDim, type Shape } from "../tensor/shape.js";
@@ -239,6 +239,11 @@ function placed(t: Tensor, device: Device, data: StorageArray): Tensor {
 export function toDevice(t: Tensor, device: Device): Tensor {
   if (t.device === device) return t;
   checkMovable(t);
+  if (!memoryOf(t.device).readSync) {
+    throw new DeviceError(
+      `toDevice: tensors on ${t.device} are read back asynchronously; use await toDeviceAsync(t, "${device}")`,
+    );
+  }
   // CPU data is uploaded as it is: copy it so the two tensors do not share memory
   const data = t.dataSync();
   return placed(t, device, t.device === "cpu" && device !== "cpu" ? data : data.slice());

@@ -104,6 +104,7 @@ export class LMSDiscreteScheduler extends DiscreteSigmaScheduler<LMSDiscreteConf
   }
 
   protected override resetState(): void {
+    for (const t of this.derivatives) release(t);
     this.derivatives = [];
   }
 

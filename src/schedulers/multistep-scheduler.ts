@@ -69,6 +69,8 @@ export abstract class MultistepScheduler<C extends MultistepConfig = MultistepCo
     this.timesteps = schedule.timesteps;
     this.sigmas = schedule.sigmas;
     this.numInferenceSteps = this.timesteps.length;
+    // the last run's history is freed now on a GPU, not whenever the collector runs
+    for (const t of this.modelOutputs) release(t);
     this.modelOutputs = [];
     this.lowerOrderNums = 0;
     this.stepIndexValue = null;

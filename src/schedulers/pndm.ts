@@ -118,6 +118,9 @@ export class PNDMScheduler extends Scheduler<PNDMConfig> {
     }
     this.timesteps = [...this.prkTimesteps, ...this.plmsTimesteps];
     this.numInferenceSteps = numInferenceSteps;
+    for (const t of this.ets) release(t);
+    release(this.curModelOutput);
+    release(this.curSample);
     this.ets = [];
     this.counter = 0;
     this.curModelOutput = null;
@@ -173,6 +176,7 @@ export class PNDMScheduler extends Scheduler<PNDMConfig> {
       // state kept across calls outlives each call's memory scope
       this.ets.push(keep(modelOutput));
       // a copy: the caller may free its sample once this step is done
+      release(this.curSample);
       this.curSample = keep(clone(sample));
     } else if (phase === 1 || phase === 2) {
       acc(f32(1 / 3));

@@ -273,6 +273,7 @@ export class UniPCMultistepScheduler extends MultistepScheduler<UniPCMultistepCo
       // UniPC ends a Karras/exponential ramp at the ramp's own last sigma
       this.sigmas[this.sigmas.length - 1] = this.sigmas[this.sigmas.length - 2]!;
     }
+    release(this.lastSample);
     this.lastSample = null;
   }
 

@@ -99,10 +99,22 @@ export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tens
   }
 }
 
-/** `.grad` plus `g`, kept past memory scopes; a replaced gradient in device memory is freed at once. */
+/** How many leaves hold each gradient tensor (one gradient can reach leaves of equal shape unchanged). */
+const gradHolders = new WeakMap<Tensor, number>();
+
+/**
+ * `.grad` plus `g`, kept past memory scopes; a replaced gradient in device memory is freed at once, unless another
+ * leaf still holds it.
+ */
 function accumulate(old: Tensor | null, g: Tensor, add: (a: Tensor, b: Tensor) => Tensor): Tensor {
-  if (!old) return keep(g);
+  if (!old) {
+    gradHolders.set(g, (gradHolders.get(g) ?? 0) + 1);
+    return keep(g);
+  }
   const sum = keep(add(old, g));
-  release(old);
+  gradHolders.set(sum, 1);
+  const left = (gradHolders.get(old) ?? 1) - 1;
+  gradHolders.set(old, left);
+  if (left <= 0) release(old);
   return sum;
 }

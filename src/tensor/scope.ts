@@ -82,6 +82,8 @@ export function tidy<T>(fn: () => T): T {
   }
   scopes.pop();
   if (result instanceof Promise) {
+    // its continuation will touch disposed tensors: keep that rejection from crashing the process
+    result.catch(() => {});
     for (const t of scope) t.dispose();
     throw new ArgumentError(
       "tidy() needs a synchronous function; call tidy inside the async function instead",

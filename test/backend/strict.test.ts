@@ -140,7 +140,7 @@ describe("strict device", () => {
 
   it("moves tensors back with toDeviceAsync; a synchronous move off the device explains itself", async () => {
     const s = strict(arange(0, 4));
-    assert.throws(() => F.toDevice(s, "cpu"), /await t\.data\(\)/);
+    assert.throws(() => F.toDevice(s, "cpu"), /await toDeviceAsync\(t, "cpu"\)/);
     const back = await F.toDeviceAsync(s, "cpu");
     assert.deepEqual(Array.from(back.toFloat32Array()), [0, 1, 2, 3]);
   });
@@ -156,5 +156,28 @@ describe("strict device", () => {
     view.dispose();
     assert.equal(memoryReport().find((r) => r.device === "strict")!.bytesInUse!, before);
     assert.throws(() => F.add(view, 1), /disposed/);
+  });
+});
+
+describe("strict device: gradients, optimizers and moves", () => {
+  it("a gradient shared by two leaves survives accumulation into both", async () => {
+    const a = strict(tensor([1, 2], [2])).requiresGrad_(true);
+    const b = strict(tensor([3, 4], [2])).requiresGrad_(true);
+    for (let i = 0; i < 2; i++) F.sum(F.add(a, b)).backward();
+    assert.deepEqual(Array.from(await a.grad!.toFloat32ArrayAsync()), [2, 2]);
+    assert.deepEqual(Array.from(await b.grad!.toFloat32ArrayAsync()), [2, 2]);
+  });
+
+  it("an optimizer made before the model moved says so instead of training nothing", async () => {
+    const { Linear } = await import("../../src/nn/index.js");
+    const { AdamW } = await import("../../src/nn/optim/index.js");
+    const layer = new Linear(2, 2);
+    const opt = new AdamW(layer.parameters(), { lr: 0.1 });
+    layer.toDevice("strict");
+    F.sum(layer.call(strict(tensor([1, 2], [1, 2])))).backward();
+    assert.throws(
+      () => opt.step(),
+      (e: unknown) => e instanceof DeviceError && /create the optimizer after/.test((e as Error).message),
+    );
   });
 });

@@ -9,14 +9,23 @@ import { referenceBackend } from "../reference/index.js";
 /** A buffer of the strict device: a typed array only its kernels unwrap. */
 class StrictBuffer {
   #array: StorageArray | null;
-  constructor(array: StorageArray) {
+  /** The buffer a view was made from: freeing it invalidates the view too. */
+  readonly #parent: StrictBuffer | null;
+  constructor(array: StorageArray, parent: StrictBuffer | null = null) {
     this.#array = array;
+    this.#parent = parent;
   }
   get array(): StorageArray {
-    if (!this.#array) throw new DeviceError("strict device: a kernel read a buffer that was freed");
+    if (!this.#array || this.#parent?.freed) {
+      throw new DeviceError("strict device: a kernel read a buffer that was freed");
+    }
     return this.#array;
   }
+  get freed(): boolean {
+    return this.#array === null || (this.#parent?.freed ?? false);
+  }
   free(): void {
+    if (this.#array === null) throw new DeviceError("strict device: a buffer was freed twice");
     this.#array = null;
   }
 }
@@ -75,7 +84,10 @@ const strictMemory: DeviceMemory = {
     return unwrapBuffer(buffer).slice(offset, offset + length) as StorageArray;
   },
   subview: (buffer, _dtype, offset, length) =>
-    wrap(unwrapBuffer(buffer).subarray(offset, offset + length) as StorageArray),
+    new StrictBuffer(
+      unwrapBuffer(buffer).subarray(offset, offset + length) as StorageArray,
+      buffer as unknown as StrictBuffer,
+    ) as unknown as DeviceBuffer,
   free(buffer) {
     (buffer as unknown as StrictBuffer).free();
   },

@@ -6,6 +6,7 @@
 import { add, clone, copy_, mul, narrow, sub } from "../../ops/index.js";
 import { tensor, zeros } from "../../tensor/create.js";
 import { ArgumentError } from "../../tensor/errors.js";
+import { release, tidy } from "../../tensor/scope.js";
 import type { Tensor } from "../../tensor/tensor.js";
 
 /** Options of a tiled decode. */
@@ -75,9 +76,13 @@ export function tiledDecode(
     const row: Tensor[] = [];
     for (let j = 0, col = 0; j < w; j += stride, col++) {
       const latent = narrow(narrow(z, 2, i, Math.min(lt, h - i)), 3, j, Math.min(lt, w - j));
-      let tile = decodeTile(latent);
-      if (i > 0) tile = blend(above[col]!, tile, extent, 2);
-      if (j > 0) tile = blend(row[col - 1]!, tile, extent, 3);
+      // a tile's intermediates are freed before the next tile (on a GPU the peak is one tile's decode)
+      const tile = tidy(() => {
+        let t = decodeTile(latent);
+        if (i > 0) t = blend(above[col]!, t, extent, 2);
+        if (j > 0) t = blend(row[col - 1]!, t, extent, 3);
+        return t;
+      });
       row.push(tile);
       // place the kept top-left part of the tile
       out ??= zeros([batch, tile.shape[1]!, outH, outW], { device: tile.device });
@@ -88,7 +93,9 @@ export function tiledDecode(
         narrow(narrow(tile, 2, 0, rows), 3, 0, cols),
       );
     }
+    for (const t of above) release(t);
     above = row;
   }
+  for (const t of above) release(t);
   return out!;
 }

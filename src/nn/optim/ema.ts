@@ -1,6 +1,6 @@
 import { clone, contiguous, copy_, detach, lerpTo_, reshape, to, toDevice } from "../../ops/index.js";
 import { ArgumentError, ShapeError } from "../../tensor/errors.js";
-import { keep } from "../../tensor/scope.js";
+import { keep, release } from "../../tensor/scope.js";
 import { formatShape } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { Module } from "../module.js";
@@ -108,6 +108,7 @@ export class EMA {
 
   /** Saves `module`'s current parameters so {@link restore} can put them back (e.g. around an EMA evaluation). */
   store(module: Module = this.#module): void {
+    this.#releaseStored();
     this.#stored = new Map(module.namedParameters().map(([n, p]) => [n, float32Copy(p, p.device)]));
   }
 
@@ -118,6 +119,12 @@ export class EMA {
       const saved = this.#stored.get(name);
       if (saved) writeInto(p, saved);
     }
+    this.#releaseStored();
+  }
+
+  /** Frees the stored copy now where it is in device memory (a model-sized copy per evaluation otherwise). */
+  #releaseStored(): void {
+    for (const t of this.#stored?.values() ?? []) release(t);
     this.#stored = null;
   }
 
@@ -153,7 +160,10 @@ export class EMA {
       }
       next.set(name, reshape(float32Copy(t, s.device), s.shape));
     }
-    for (const [name, s] of next) this.#shadow.set(name, keep(s));
+    for (const [name, s] of next) {
+      release(this.#shadow.get(name));
+      this.#shadow.set(name, keep(s));
+    }
     this.optimizationStep = sd.optimizationStep;
   }
 }

@@ -1,9 +1,11 @@
 import { clone, contiguous, detach, to, toDevice } from "../../ops/index.js";
 import { zeros } from "../../tensor/create.js";
+import { DeviceError } from "../../tensor/device.js";
 import { ArgumentError, DTypeError, ShapeError } from "../../tensor/errors.js";
 import { keep, release } from "../../tensor/scope.js";
 import { formatShape, shapesEqual } from "../../tensor/shape.js";
 import { Tensor } from "../../tensor/tensor.js";
+import { movedTo } from "../parameter.js";
 
 /**
  * Per-parameter optimizer state: moment buffers (float32 tensors on the parameter's device, one value per
@@ -76,6 +78,12 @@ export abstract class Optimizer<O extends object> {
 
   /** The gradient of a float32 parameter `p`, or null when it has none. */
   protected gradOf(p: Tensor): Tensor | null {
+    const moved = movedTo(p);
+    if (moved !== undefined) {
+      throw new DeviceError(
+        `optimizer: its parameters were replaced when the model moved to ${moved}; create the optimizer after module.toDevice()`,
+      );
+    }
     if (!p.grad) return null;
     if (p.dtype !== "float32") {
       throw new DTypeError(
