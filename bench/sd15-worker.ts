@@ -128,7 +128,7 @@ function lcgArray(n: number, seed: number, lo = -0.5, hi = 0.5): Float32Array {
  * Random weights of the real shapes: matrices and kernels uniform in +-1/sqrt(fan_in) (PyTorch's default
  * bound), norm scales 1 +- 0.1, biases +-0.1. Fills float32 or float16 parameters in place.
  */
-function randomizeWeights(m: Module, seed: number): void {
+export function randomizeWeights(m: Module, seed: number): void {
   let s = seed >>> 0;
   for (const [name, t] of m.stateDict()) {
     const data = t.storage.buffer as unknown as Float32Array | Uint16Array; // CPU tensors: typed arrays

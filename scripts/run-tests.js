@@ -25,6 +25,22 @@ if (files.length === 0) {
 // Tests import src/ modules directly, so the Node platform set-up of the package entry (native backend, file
 // paths) is loaded first, as `import "diffuse"` does.
 const platform = pathToFileURL(resolve("src/platform-node.ts")).href;
-const args = ["--import", "tsx", "--import", platform, "--test", "--test-reporter=spec", ...files];
-const result = spawnSync(process.execPath, args, { stdio: "inherit" });
-process.exit(result.status ?? 1);
+const run = (list, env = process.env) =>
+  spawnSync(
+    process.execPath,
+    ["--import", "tsx", "--import", platform, "--test", "--test-reporter=spec", ...list],
+    {
+      stdio: "inherit",
+      env,
+    },
+  ).status ?? 1;
+let status = run(files);
+// The WebGPU kernel tests run on the default adapter above (Mesa's lavapipe on a machine without a GPU) and again
+// on SwiftShader, the second software adapter (no float16, subgroups of 4, 256 threads per workgroup).
+const gpuKernelTests = files.filter((f) => /[\\/]backend[\\/]webgpu-[^/\\]*\.test\.ts$/.test(f));
+if (gpuKernelTests.length > 0 && !process.env.DIFFUSE_WEBGPU_ADAPTER) {
+  console.log("\n# WebGPU kernel tests on SwiftShader (DIFFUSE_WEBGPU_ADAPTER=swiftshader)");
+  const second = run(gpuKernelTests, { ...process.env, DIFFUSE_WEBGPU_ADAPTER: "swiftshader" });
+  status = status || second;
+}
+process.exit(status);

@@ -34,6 +34,7 @@ export {
   strictCounters,
   withBackend,
 } from "./backend/index.js";
+export { initWebGpu, type WebGpuAdapterInfo, type WebGpuBackend } from "./backend/webgpu/index.js";
 export { IoError, SafetensorsError } from "./io/errors.js";
 export { type FileMap, type ModelFolder, type ModelSource, modelFolder } from "./io/folder.js";
 export {

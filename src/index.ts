@@ -30,6 +30,7 @@ export {
   strictCounters,
   withBackend,
 } from "./backend/index.js";
+export { initWebGpu, type WebGpuAdapterInfo, type WebGpuBackend } from "./backend/webgpu/index.js";
 export {
   decodeImage,
   encodePng,

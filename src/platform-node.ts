@@ -10,3 +10,5 @@ import { setFileSystem } from "./io/source.js";
 
 if (nativeBackend) registerBackend(nativeBackend);
 setFileSystem(nodeFileSystem);
+
+import "./backend/webgpu/node-gpu.js";

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { noGrad, type Tensor, tensor } from "../src/index.js";
+import { testRng } from "./rng.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -24,17 +25,7 @@ export function skipWithoutFixtures(): string | false {
   return fixturesDir() ? false : "../shared/fixtures not found next to the repo; fixture tests skipped";
 }
 
-/** Small deterministic PRNG for test data (mulberry32). */
-export function testRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { testRng } from "./rng.js";
 
 /** A float32 tensor of uniform values in [lo, hi). */
 export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1): Tensor {

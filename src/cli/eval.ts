@@ -24,6 +24,7 @@ import {
   sweepMarkdown,
   sweepSettings,
 } from "../train/eval.js";
+import { resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import {
   GUIDANCE_INTERVAL_HELP,
@@ -41,6 +42,7 @@ export const DEFAULT_CLASSIFIER_DIR = fileURLToPath(
 
 /** Parsed options of the command. */
 interface EvalCliOptions {
+  device?: string;
   model?: string;
   classifier?: string;
   numPerClass: string;
@@ -139,7 +141,16 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
     "classifier",
     `train one with "${TRAIN_CLASSIFIER_COMMAND} --out ${classifierDir}" or pass --classifier DIR`,
   );
-  const { unet, scheduler, guidanceInterval: modelInterval } = await loadClassConditionalPipeline(modelDir);
+  const device = await resolveDevice(opts.device, (text) => {
+    if (!opts.json) process.stderr.write(`diffuse: warning: ${text}\n`);
+  });
+  const {
+    unet,
+    scheduler,
+    guidanceInterval: modelInterval,
+  } = await loadClassConditionalPipeline(modelDir, {
+    device,
+  });
   const guidanceInterval = resolveGuidanceInterval(typedInterval, modelInterval);
   const classifier = await DigitClassifier.fromPretrained(classifierDir);
   const { train, heldOut } = loadMnist();
@@ -229,6 +240,7 @@ export function registerEval(program: Command): void {
     .option("--batch <n>", "images per generation batch", "100")
     .option("--sweep", "evaluate every sampler x steps x guidance combination and print a markdown table")
     .option("--json", "print progress and the result as JSON lines")
+    .option("--device <name>", "where to sample: cpu or webgpu (default: $DIFFUSE_DEVICE or cpu)")
     .action(async (opts: EvalCliOptions) => {
       await runEval(opts);
     });

@@ -24,6 +24,7 @@ import {
 } from "../pipelines/index.js";
 import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
 import type { DType } from "../tensor/dtype.js";
+import { resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import {
   GUIDANCE_INTERVAL_HELP,
@@ -34,6 +35,7 @@ import { progressReporter } from "./progress.js";
 
 /** Raw option values of the SD path (strings as typed; parsed and checked here). */
 export interface SdGenerateOptions {
+  device?: string;
   model?: string;
   negative?: string;
   steps?: string;
@@ -216,9 +218,13 @@ export async function runSdGenerate(prompt: string | undefined, opts: SdGenerate
   if (mask && !initImage) throw new CliError("--mask needs --init-image (the image to inpaint)");
   if (opts.strength !== undefined && !initImage) throw new CliError("--strength needs --init-image");
 
+  const device = await resolveDevice(opts.device, (text) => {
+    if (!opts.json) say(`warning: ${text}`);
+  });
   const pipe: StableDiffusionPipeline = await loadStableDiffusionPipeline(opts.model, {
     tokenizer: opts.tokenizer,
     dtype,
+    device,
   });
   for (const { path, scale } of loraArgs) {
     const handle = await pipe.loadLora(path, { scale: loraScaleFor(path, scale, opts.lora, from) });

@@ -9,7 +9,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { imageGrid, tensorToImage, writePng } from "../io/image.js";
-import { select } from "../ops/index.js";
+import { select, toDeviceAsync } from "../ops/index.js";
 import {
   CLASS_CONDITIONAL_PIPELINE,
   generateClassImages,
@@ -19,7 +19,9 @@ import { type GuidanceInterval, usesGuidance } from "../pipelines/guidance.js";
 import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
 import { formatParameters } from "../pipelines/params.js";
 import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
+import type { Device } from "../tensor/device.js";
 import type { ProgressCallback } from "../tensor/progress.js";
+import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import {
   addSdGenerateOptions,
@@ -47,6 +49,7 @@ export interface GenerateCliOptions {
   output?: string;
   grid?: string;
   json?: boolean;
+  device?: string;
 }
 
 /** Settings shared by the pipelines. */
@@ -65,6 +68,7 @@ interface GenerateSettings {
   onProgress: ProgressCallback;
   /** Called with each file written. */
   onFile: (path: string, info: Record<string, unknown>) => void;
+  device: Device;
 }
 
 function int(name: string, v: string, min: number): number {
@@ -86,7 +90,13 @@ export function outputPaths(output: string, n: number): string[] {
 
 /** The class-conditional pipeline: `--class` (one number or a comma list, cycled; default 0..9 cycled). */
 async function generateClassConditional(s: GenerateSettings): Promise<void> {
-  const { unet, scheduler, guidanceInterval: modelInterval } = await loadClassConditionalPipeline(s.modelDir);
+  const {
+    unet,
+    scheduler,
+    guidanceInterval: modelInterval,
+  } = await loadClassConditionalPipeline(s.modelDir, {
+    device: s.device,
+  });
   const guidanceInterval = resolveGuidanceInterval(s.guidanceInterval, modelInterval);
   const numClasses = unet.numClassEmbeds - 1;
   const classes =
@@ -134,7 +144,7 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
         s.onProgress({ ...e, step: i * per + e.step, total: s.numImages * per });
       },
     });
-    const image = tensorToImage(select(x, 0, 0));
+    const image = tensorToImage(select(x.device === "cpu" ? x : await toDeviceAsync(x, "cpu"), 0, 0));
     images.push(image);
     const parameters = parametersText(`class ${label}`, seed, image.width, image.height);
     writePng(paths[i]!, image, { parameters });
@@ -201,9 +211,13 @@ export async function runGenerate(o: Partial<GenerateCliOptions>): Promise<void>
   }
   const modelDir = o.model ?? SHIPPED_MODEL_DIR;
   const pipeline = PIPELINES[await pipelineClassOf(modelDir)]!;
+  const device = await resolveDevice(o.device, (text) => {
+    if (!o.json) process.stderr.write(`diffuse: warning: ${text}\n`);
+  });
   const reporter = progressReporter({ json: o.json });
   try {
     await pipeline({
+      device,
       modelDir,
       numImages: int("num-images", v.numImages, 1),
       sampler: v.sampler,
@@ -259,6 +273,7 @@ export function registerGenerate(program: Command): void {
     .option("--grid <file>", "class-conditional: also write all images as one grid PNG")
     .option("--json", "print progress and written files as JSON lines");
   addSdGenerateOptions(cmd);
+  addDeviceOption(cmd);
   cmd.action(async (prompt: string | undefined, o: AllGenerateOptions) => {
     if (o.from || (o.model !== undefined && (await isStableDiffusionModel(o.model))))
       return runSdGenerate(prompt, o);

@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import { loadMnist } from "../train/data/mnist.js";
 import { trainDiffusion } from "../train/run.js";
+import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import { GUIDANCE_INTERVAL_HELP, guidanceIntervalOption } from "./guidance-interval-option.js";
 import { progressReporter } from "./progress.js";
@@ -15,6 +16,7 @@ import { registerTrainClassifier } from "./train-classifier.js";
 /** Parsed options of `diffuse train`. */
 export interface TrainCliOptions {
   out: string;
+  device?: string;
   resume?: string;
   steps: string;
   batch: string;
@@ -114,6 +116,9 @@ export async function runTrain(dataset: string, o: TrainCliOptions): Promise<voi
   };
   const unetConfig = mnistUNetConfig(o);
   const guidanceInterval = guidanceIntervalOption(o.guidanceInterval) ?? undefined;
+  const device = await resolveDevice(o.device, (text) => {
+    if (!o.json) process.stderr.write(`diffuse: warning: ${text}\n`);
+  });
   const { train: data } = loadMnist();
   const reporter = progressReporter({ json: o.json });
   const controller = new AbortController();
@@ -138,6 +143,9 @@ export async function runTrain(dataset: string, o: TrainCliOptions): Promise<voi
       train,
       guidanceInterval,
       resumeFrom: o.resume,
+      device,
+      // a GPU run reads the loss back every 10 steps, not every step
+      logEvery: device === "cpu" ? 1 : 10,
       sampleEvery: int("sample-every", o.sampleEvery, 0),
       checkpointEvery: int("checkpoint-every", o.checkpointEvery, 0),
       onProgress: reporter.onProgress,
@@ -177,7 +185,7 @@ export function registerTrain(program: Command): void {
           : "train what? Use `diffuse train mnist --out DIR` or `diffuse train classifier --out DIR`",
       );
     });
-  train
+  const mnist = train
     .command("mnist")
     .description("train a class-conditional diffusion model on MNIST into a pipeline folder")
     .requiredOption("--out <dir>", "output pipeline folder (also holds checkpoint/ and samples/)")
@@ -211,7 +219,7 @@ export function registerTrain(program: Command): void {
       `the sampling default written into the pipeline: ${GUIDANCE_INTERVAL_HELP}`,
       MNIST_GUIDANCE_INTERVAL,
     )
-    .option("--json", "print progress as JSON lines")
-    .action(async (o: TrainCliOptions) => runTrain("mnist", o));
+    .option("--json", "print progress as JSON lines");
+  addDeviceOption(mnist).action(async (o: TrainCliOptions) => runTrain("mnist", o));
   registerTrainClassifier(train, "classifier");
 }

@@ -18,6 +18,7 @@ import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
 import { parseSchedulerConfigJson, schedulerFromConfig } from "../schedulers/registry.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
+import type { Device } from "../tensor/device.js";
 import type { DType } from "../tensor/dtype.js";
 import type { PipelineConfigs } from "./family-configs.js";
 import { loadSingleFileModels, openCheckpointFile, shapeMap } from "./load-single-file.js";
@@ -45,6 +46,11 @@ export interface LoadPipelineOptions {
   predictionType?: PredictionType;
   /** Diffusers folders: weights variant ("fp16" reads `*.fp16.safetensors`). */
   variant?: string;
+  /**
+   * The device the models compute on (default "cpu"): `"webgpu"` after `await initWebGpu()`. The text encoders
+   * take their token ids from the CPU and run there too.
+   */
+  device?: Device;
 }
 
 /** The parts of a Stable Diffusion pipeline and what was loaded. */
@@ -308,7 +314,11 @@ export async function loadPipelineComponents(
       cause: err,
     });
   });
-  return info.isDirectory() ? loadFolder(dirOrFile, opts) : loadFile(dirOrFile, opts);
+  const c = info.isDirectory() ? await loadFolder(dirOrFile, opts) : await loadFile(dirOrFile, opts);
+  if (opts.device && opts.device !== "cpu") {
+    for (const m of [c.unet, c.vae, c.textEncoder, c.textEncoder2]) m?.toDevice(opts.device);
+  }
+  return c;
 }
 
 /** Weight files of one component folder of a pipeline (diffusers or transformers naming). */

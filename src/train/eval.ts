@@ -234,7 +234,9 @@ async function runSettings(
         },
       });
       done = base + setting.steps * batchLabels.length;
-      const out = classifyDigits(opts.classifier, images.toFloat32Array(), batchLabels.length);
+      // the classifier runs on the CPU: one readback of the batch
+      const pixels = images.device === "cpu" ? images.toFloat32Array() : await images.toFloat32ArrayAsync();
+      const out = classifyDigits(opts.classifier, pixels, batchLabels.length);
       features.set(out.features, start * d);
       predicted.set(out.predicted, start);
       // let timers and signals run between batches

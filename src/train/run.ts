@@ -8,13 +8,14 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { imageGrid, tensorToImage, writePng } from "../io/image.js";
 import type { RawConfig } from "../models/blocks/config-values.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
-import { select } from "../ops/index.js";
+import { select, toDeviceAsync } from "../ops/index.js";
 import { generateClassImages } from "../pipelines/class-conditional.js";
 import { saveClassConditionalPipeline } from "../pipelines/class-conditional-save.js";
 import type { GuidanceInterval } from "../pipelines/guidance.js";
 import { formatParameters } from "../pipelines/params.js";
 import { DDPMScheduler } from "../schedulers/ddpm.js";
 import { samplerFromName } from "../schedulers/samplers.js";
+import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
@@ -50,6 +51,8 @@ export interface TrainDiffusionOptions {
   train: DiffusionTrainOptions;
   /** Continue from this folder's checkpoint (an output folder or its checkpoint/ folder). */
   resumeFrom?: string;
+  /** The device the UNet trains on (default "cpu"; `"webgpu"` after `await initWebGpu()`). */
+  device?: Device;
   /** Write a sample grid + loss curve every this many steps (0: only at the end). */
   sampleEvery?: number;
   /** Write a checkpoint every this many steps (0: only at the end / when stopped). */
@@ -83,7 +86,10 @@ export interface TrainDiffusionResult {
 
 /** Builds a fresh trainer, or one restored from `resumeFrom`'s checkpoint. */
 export async function createTrainer(
-  opts: Pick<TrainDiffusionOptions, "data" | "unetConfig" | "schedulerConfig" | "train" | "resumeFrom">,
+  opts: Pick<
+    TrainDiffusionOptions,
+    "data" | "unetConfig" | "schedulerConfig" | "train" | "resumeFrom" | "device"
+  >,
 ): Promise<DiffusionTrainer> {
   if (opts.resumeFrom) {
     const dir = findCheckpoint(join(opts.resumeFrom, "checkpoint")) ?? findCheckpoint(opts.resumeFrom);
@@ -93,6 +99,7 @@ export async function createTrainer(
       );
     const state = readTrainerState(dir);
     const unet = new UNet2DModel(state.unetConfig, { skipInit: true });
+    if (opts.device) unet.toDevice(opts.device);
     const scheduler = new DDPMScheduler(state.schedulerConfig);
     const trainer = new DiffusionTrainer(unet, scheduler, opts.data, {
       ...state.options,
@@ -103,6 +110,8 @@ export async function createTrainer(
   }
   const seed = opts.train.seed ?? 0;
   const unet = new UNet2DModel(opts.unetConfig ?? {}, { generator: new Generator(seed + 2) });
+  // the optimizer's and EMA's state is made where the parameters are: move before the trainer builds them
+  if (opts.device) unet.toDevice(opts.device);
   const scheduler = new DDPMScheduler(opts.schedulerConfig ?? {});
   return new DiffusionTrainer(unet, scheduler, opts.data, opts.train);
 }
@@ -131,7 +140,8 @@ export async function sampleGrid(
       seed: opts.seed ?? 0,
       onProgress,
     });
-    const images = labels.map((_, i) => tensorToImage(select(x, 0, i)));
+    const cpu = x.device === "cpu" ? x : await toDeviceAsync(x, "cpu");
+    const images = labels.map((_, i) => tensorToImage(select(cpu, 0, i)));
     return imageGrid(images, opts.columns ?? 10);
   } finally {
     trainer.ema.restore();

@@ -14,6 +14,7 @@ import {
 import { describeInput, type FileInput } from "../../io/source.js";
 import { type LayerOptions, type Module, type ShapeMismatch, StateDictError } from "../../nn/index.js";
 import { reshape } from "../../ops/index.js";
+import type { Device } from "../../tensor/device.js";
 import type { DType } from "../../tensor/dtype.js";
 import { shapesEqual } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
@@ -35,6 +36,8 @@ export interface FromPretrainedOptions {
   variant?: string;
   /** Throw on missing or unexpected keys (default true). Shape mismatches always throw. */
   strict?: boolean;
+  /** The device the model computes on (default "cpu"; `"webgpu"` after `await initWebGpu()`). */
+  device?: Device;
 }
 
 /** How a model folder names its weights: diffusers models or transformers models (the CLIP text encoders). */
@@ -358,6 +361,7 @@ export async function loadPretrained<C, M extends Module>(
       squeezeConv1x1: spec.squeezeConv1x1,
       label,
     });
+    if (opts.device && opts.device !== "cpu") model.toDevice(opts.device);
     return model;
   } finally {
     close();
