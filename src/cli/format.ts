@@ -19,6 +19,17 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
+/**
+ * Text from a file made safe for a terminal: control characters (escape sequences that could move the cursor,
+ * recolour or retitle the terminal) are shown as escapes (\x1b, \t, ...) instead of being printed.
+ */
+export function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  return s.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, (c) =>
+    c === "\t" ? "\\t" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
 /** Cuts a string to at most `max` characters (one line), marking the cut with "...". */
 export function truncate(s: string, max: number): string {
   const line = s.replace(/\s*\n\s*/g, " ");

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { decodeImage } from "../io/image.js";
 import { parseParametersText } from "../pipelines/params.js";
 import { CliError } from "./errors.js";
-import { formatTable, truncate } from "./format.js";
+import { formatTable, printable, truncate } from "./format.js";
 import type { Inspector } from "./info.js";
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -46,17 +46,17 @@ export const pngInspector: Inspector = {
         negativePrompt: parsed.negativePrompt,
         ...Object.fromEntries(parsed.fields),
       };
-      lines.push("generation parameters:", `  prompt: ${parsed.prompt}`);
-      if (parsed.negativePrompt) lines.push(`  negative prompt: ${parsed.negativePrompt}`);
+      lines.push("generation parameters:", `  prompt: ${printable(parsed.prompt)}`);
+      if (parsed.negativePrompt) lines.push(`  negative prompt: ${printable(parsed.negativePrompt)}`);
       if (parsed.fields.size > 0) {
-        const rows = [...parsed.fields].map(([k, v]) => [`  ${k}`, v]);
+        const rows = [...parsed.fields].map(([k, v]) => [`  ${printable(k)}`, printable(v)]);
         lines.push(formatTable(["  field", "value"], rows));
       }
     }
     const others = Object.entries(image.text).filter(([k]) => k !== "parameters");
     if (others.length > 0) {
       lines.push("text chunks:");
-      for (const [k, v] of others) lines.push(`  ${k}: ${truncate(v, 100)}`);
+      for (const [k, v] of others) lines.push(`  ${printable(k)}: ${printable(truncate(v, 100))}`);
     } else if (params === undefined) {
       lines.push("text chunks: none (no generation parameters)");
     }

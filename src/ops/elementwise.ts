@@ -211,6 +211,9 @@ export const erf = (x: Tensor): Tensor =>
 
 /** GELU: exact erf form (`approximate: "none"`, the default) or the tanh approximation. */
 export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
+  if (approximate !== "none" && approximate !== "tanh") {
+    throw new ArgumentError(`gelu: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
+  }
   if (approximate === "tanh")
     return unaryOp("gelu_tanh", x, (g, xx) => mul(g, unaryRaw("gelu_tanh_grad", xx)));
   return unaryOp("gelu", x, (g, xx) => mul(g, unaryRaw("gelu_grad", xx)));

@@ -142,6 +142,11 @@ export function normalizeSamplerName(name: string): string {
 
 /** The spec of a named sampler (after normalising the spelling), or a SchedulerError listing the names. */
 export function samplerSpec(name: string): SamplerSpec {
+  if (typeof name !== "string") {
+    throw new SchedulerError(
+      `expected a sampler name (a string), got ${name === null ? "null" : typeof name}; known: ${SAMPLERS.map((s) => s.name).join(", ")}`,
+    );
+  }
   const key = normalizeSamplerName(name);
   const spec = SAMPLERS.find((s) => s.name === key);
   if (!spec) {

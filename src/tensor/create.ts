@@ -54,6 +54,7 @@ export function tensor(
       | boolean
     )[];
   }
+  if (!ArrayBuffer.isView(data)) checkValues(flat, data);
   const target = shape ? [...shape] : inferred;
   checkShape(target);
   if (sizeOf(target) !== flat.length) {
@@ -61,6 +62,24 @@ export function tensor(
   }
   const storage = toStorage(flat, dtype);
   return finish(Tensor.fromStorage(storage, target, dtype), opts);
+}
+
+/** Throws unless every value is a number, bigint or boolean (strings, objects and undefined would become NaN). */
+function checkValues(flat: ArrayLike<unknown>, data: unknown): void {
+  if (data === undefined || data === null) {
+    throw new ArgumentError(`tensor(): expected numbers or nested arrays of numbers, got ${data}`);
+  }
+  for (let i = 0; i < flat.length; i++) {
+    const v = flat[i];
+    const t = typeof v;
+    if (t !== "number" && t !== "bigint" && t !== "boolean") {
+      const shown =
+        t === "string" ? JSON.stringify(v) : t === "object" ? (v === null ? "null" : "an object") : t;
+      throw new ArgumentError(
+        `tensor(): expected numbers, booleans or bigints, found ${shown} at flat index ${i}`,
+      );
+    }
+  }
 }
 
 function inferDType(data: unknown): DType {
@@ -81,7 +100,25 @@ function nestedShape(data: NestedNumbers): number[] {
     if (cur.length === 0) break;
     cur = cur[0] as NestedNumbers;
   }
+  checkRectangular(data, shape, 0);
   return shape;
+}
+
+/** Throws unless every nested array at depth d has shape[d] elements (a ragged list has no shape). */
+function checkRectangular(data: unknown, shape: readonly number[], depth: number): void {
+  if (depth === shape.length) {
+    if (Array.isArray(data))
+      throw new ArgumentError(
+        `tensor(): ragged nested arrays (an array where a number was expected at depth ${depth})`,
+      );
+    return;
+  }
+  if (!Array.isArray(data) || data.length !== shape[depth]) {
+    throw new ArgumentError(
+      `tensor(): ragged nested arrays: expected ${shape[depth]} elements at depth ${depth}, found ${Array.isArray(data) ? data.length : "a number"}`,
+    );
+  }
+  for (const item of data) checkRectangular(item, shape, depth + 1);
 }
 
 function toStorage(flat: ArrayLike<number | bigint | boolean>, dtype: DType): StorageArray {

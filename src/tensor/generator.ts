@@ -159,9 +159,13 @@ export class Generator {
     this.manualSeed(seed);
   }
 
-  /** Seeds the generator and clears the cached normal (PyTorch's `manual_seed`). Negative seeds wrap modulo 2^64. */
+  /**
+   * Seeds the generator and clears the cached normal (PyTorch's `manual_seed`). Negative seeds wrap modulo 2^64.
+   * Any seed in [-2^63, 2^64) is accepted; past 2^53 a number is taken as the exact integer it holds (pass a bigint
+   * to give every such seed exactly).
+   */
   manualSeed(seed: number | bigint): this {
-    if (typeof seed === "number" && !Number.isSafeInteger(seed)) {
+    if (typeof seed === "number" && !Number.isInteger(seed)) {
       throw new ArgumentError(`manualSeed: expected an integer seed, found ${seed}`);
     }
     const s = BigInt(seed);

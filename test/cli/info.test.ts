@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { serializeSafetensors, Tensor, tensor } from "../../src/index.js";
+import { writePng } from "../../src/io/image.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -133,5 +134,21 @@ describe("diffuse CLI", () => {
   it("usage errors exit with code 1", () => {
     assert.equal(diffuse("info").code, 1);
     assert.equal(diffuse("no-such-command").code, 1);
+  });
+});
+
+describe("info on a PNG with escape sequences in its text", () => {
+  it("shows control characters as escapes, never raw", () => {
+    const png = join(dir, "escapes.png");
+    const image = { width: 2, height: 2, channels: 3 as const, data: new Uint8Array(12) };
+    writePng(png, image, {
+      parameters: "a \u001b[2Jcat\nSteps: 5, Sampler: \u001b]0;owned\u0007",
+      Comment: "\u001b[31mred",
+    });
+    const r = diffuse("info", png);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /\u001b|\u0007/);
+    assert.match(r.stdout, /\\x1b\[2Jcat/);
+    assert.match(r.stdout, /Comment: \\x1b\[31mred/);
   });
 });
