@@ -41,6 +41,9 @@ const gpuKernelTests = files.filter((f) => /[\\/]backend[\\/]webgpu-[^/\\]*\.tes
 if (gpuKernelTests.length > 0 && !process.env.DIFFUSE_WEBGPU_ADAPTER) {
   console.log("\n# WebGPU kernel tests on SwiftShader (DIFFUSE_WEBGPU_ADAPTER=swiftshader)");
   const second = run(gpuKernelTests, { ...process.env, DIFFUSE_WEBGPU_ADAPTER: "swiftshader" });
-  status = status || second;
+  // and the paths for adapters without subgroups or float16 (both software adapters have subgroups)
+  console.log("\n# WebGPU kernel tests without subgroups and shader-f16 (DIFFUSE_WEBGPU_FEATURES)");
+  const third = run(gpuKernelTests, { ...process.env, DIFFUSE_WEBGPU_FEATURES: "-subgroups,-shader-f16" });
+  status = status || second || third;
 }
 process.exit(status);

@@ -21,8 +21,13 @@ export const skip: string | false = reason;
 /** The backend under test (only touch it when `skip` is false). */
 export const gpu = backend as WebGpuBackend;
 export const ref = referenceBackend;
-/** The adapter the tests run on, for test names. */
-export const adapter = backend ? backend.info.description : "none";
+/** The adapter the tests run on and the optional features the kernels use, for test names. */
+export const adapter = backend
+  ? `${backend.info.description}; ${
+      ["subgroups", "shader-f16"].filter((f) => backend?.info.features.includes(f)).join(", ") ||
+      "no subgroups or shader-f16"
+    }`
+  : "none";
 
 /** A device copy of `data`. */
 export function up(data: StorageArray, dtype: DType = "float32"): DeviceBuffer {

@@ -2,6 +2,7 @@
 // leave partial 64x64 tiles and K tiles, transposed and broadcast operands, offsets and subviews, every epilogue
 // option, float16 operands, and the three convolutions over strides, padding, dilation and groups.
 // Tolerance: 1e-5 of the output's scale (max(1, max |want|)); the GPU sums in float32, the reference in float64.
+import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { BufferTypes, Conv2dParams, GemmParams } from "../../src/backend/index.js";
 import type { DeviceBuffer } from "../../src/tensor/device.js";
@@ -150,6 +151,44 @@ describe(`webgpu gemm (${adapter})`, { skip }, () => {
     });
     // k = 0: only the epilogue
     await check({ batch: 1, m: 3, n: 5, k: 0, bias: true, residual: true });
+  });
+
+  it("float16 B widens exactly: every finite half, subnormals and signed zeros, and the infinities", async () => {
+    // out[0][j] = 1 * B[0][j]: the widened value itself (NaN bit patterns left out: WGSL assumes no NaNs)
+    const bits = Uint16Array.from({ length: 65536 }, (_, i) => i).filter(
+      (h) => (h & 0x7c00) !== 0x7c00 || (h & 0x3ff) === 0,
+    );
+    const n = bits.length;
+    const want = convertStorage(bits, "float16", "float32") as Float32Array;
+    const o = up(new Float32Array(n).fill(7));
+    gpu.halfWeights!.gemmHalfB({
+      batch: 1,
+      m: 1,
+      n,
+      k: 1,
+      a: up(Float32Array.of(1)),
+      aOffset: 0,
+      aBatchStride: 0,
+      aRowStride: 1,
+      aColStride: 1,
+      b: up(bits, "float16"),
+      bOffset: 0,
+      bBatchStride: 0,
+      bRowStride: n,
+      bColStride: 1,
+      out: o,
+      outOffset: 0,
+      alpha: 1,
+      accumulate: false,
+      bias: null,
+      biasRows: null,
+      residual: null,
+      residualOffset: 0,
+    });
+    const got = await down(o, n);
+    for (let j = 0; j < n; j++) {
+      if (got[j] !== want[j]) assert.fail(`half 0x${bits[j]!.toString(16)}: got ${got[j]}, want ${want[j]}`);
+    }
   });
 
   it("float16 B (gemmHalfB)", async () => {

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ReduceOp } from "../../src/backend/index.js";
+import { featuresDisabledByEnv } from "../../src/backend/webgpu/context.js";
 import type { DeviceBuffer } from "../../src/tensor/device.js";
 import { testRng } from "../rng.js";
 import { adapter, assertClose, down, gpu, randArray, ref, skip, up } from "./webgpu-helpers.js";
@@ -131,6 +132,90 @@ describe(`webgpu nn kernels (${adapter})`, { skip }, () => {
       const o = out(rows * cols);
       gpu.softmax(at(x), o, rows, cols, false);
       assertClose(await down(o, rows * cols), want, TOL, `softmax [${rows}, ${cols}]`);
+    }
+  });
+
+  it("rows of 1, 7, 33, 300, 1025 and 65537: reduce, softmax, layerNorm and its backward, the same bits twice", async () => {
+    // 1 to 256 threads per row: shorter than a subgroup (4 on SwiftShader, 8 on lavapipe, 32-64 on GPUs), one
+    // subgroup, many subgroups
+    for (const cols of [1, 7, 33, 300, 1025, 65537]) {
+      const rows = cols > 5000 ? 2 : 3;
+      const size = rows * cols;
+      const x = randArray(size, rng, 2, 4);
+      // ties for argmax / argmin in different subgroups of the last row, and a NaN in the middle row
+      if (cols > 40) {
+        x[size - 1] = 9;
+        x[size - cols + 33] = 9;
+        x[size - 2] = 1;
+        x[size - cols + 5] = 1;
+        x[cols + (cols >> 1)] = Number.NaN;
+      }
+      const gx = at(x);
+      for (const op of ["sum", "max", "min", "argmax", "argmin"] as ReduceOp[]) {
+        const want = new Float32Array(rows);
+        ref.reduce(op, x, rows, cols, 1, want);
+        const o = out(rows);
+        gpu.reduce(op, gx, rows, cols, 1, o);
+        assertClose(await down(o, rows), want, op === "sum" ? TOL : 0, `${op} of rows of ${cols}`);
+      }
+      const clean = x.map((v) => (Number.isNaN(v) ? 0 : v));
+      const gc = at(clean);
+      const wantSoft = new Float32Array(size);
+      ref.softmax(clean, wantSoft, rows, cols, true);
+      const soft = out(size);
+      gpu.softmax(gc, soft, rows, cols, true);
+      assertClose(await down(soft, size), wantSoft, TOL, `log-softmax of rows of ${cols}`);
+
+      const weight = randArray(cols, rng, 0.5, 1.5);
+      const dy = randArray(size, rng, -1, 1);
+      const want = [new Float32Array(size), new Float32Array(rows), new Float32Array(rows)] as const;
+      ref.layerNorm(clean, weight, null, want[0], want[1], want[2], rows, cols, 1e-5);
+      const gw = at(weight);
+      const runs = [0, 1].map(() => {
+        const got = [out(size), out(rows), out(rows), out(size), out(cols)] as const;
+        gpu.layerNorm(gc, gw, null, got[0], got[1], got[2], rows, cols, 1e-5);
+        gpu.layerNormBackward(at(dy), gc, gw, got[1], got[2], got[3], got[4], null, rows, cols);
+        return got;
+      });
+      const got = runs[0]!;
+      assertClose(await down(got[0], size), want[0], TOL, `layerNorm of rows of ${cols}: out`);
+      assertClose(await down(got[1], rows), want[1], TOL, `layerNorm of rows of ${cols}: mean`);
+      assertClose(await down(got[2], rows), want[2], TOL, `layerNorm of rows of ${cols}: rstd`);
+      const grads = [new Float32Array(size), new Float32Array(cols)] as const;
+      ref.layerNormBackward(dy, clean, weight, want[1], want[2], grads[0], grads[1], null, rows, cols);
+      assertClose(await down(got[3], size), grads[0], TOL, `layerNormBackward of rows of ${cols}: gradX`);
+      assertClose(
+        await down(got[4], cols),
+        grads[1],
+        TOL,
+        `layerNormBackward of rows of ${cols}: gradWeight`,
+      );
+      const sizes = [size, rows, rows, size, cols];
+      for (let k = 0; k < sizes.length; k++) {
+        assert.deepEqual(
+          await down(runs[1]![k]!, sizes[k]!),
+          await down(got[k]!, sizes[k]!),
+          `run twice: ${k}`,
+        );
+      }
+    }
+  });
+
+  it("kernels take their paths from the device's features (DIFFUSE_WEBGPU_FEATURES turns them off)", () => {
+    for (const f of featuresDisabledByEnv()) assert.ok(!gpu.info.features.includes(f), f);
+    assert.equal(gpu.runtime.subgroups, gpu.info.features.includes("subgroups"));
+    assert.equal(gpu.runtime.f16, gpu.info.features.includes("shader-f16"));
+    const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+    if (!env) return;
+    const saved = env.DIFFUSE_WEBGPU_FEATURES;
+    try {
+      env.DIFFUSE_WEBGPU_FEATURES = " -subgroups, -shader-f16 ";
+      assert.deepEqual(featuresDisabledByEnv(), ["subgroups", "shader-f16"]);
+      env.DIFFUSE_WEBGPU_FEATURES = "subgroups";
+      assert.throws(() => featuresDisabledByEnv(), /DIFFUSE_WEBGPU_FEATURES/);
+    } finally {
+      if (saved === undefined) delete env.DIFFUSE_WEBGPU_FEATURES;
+      else env.DIFFUSE_WEBGPU_FEATURES = saved;
     }
   });
 

@@ -11,18 +11,15 @@ import { tmpdir } from "node:os";
 import { extname, join, resolve, sep } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { build } from "esbuild";
-import { chromium } from "playwright-core";
 import { setBackend } from "../../src/backend/index.js";
 import { tensorToImages } from "../../src/io/image.js";
 import { generateClassImages, loadClassConditionalPipeline } from "../../src/pipelines/class-conditional.js";
+import { launchChromium, skipWithoutChromium } from "./chromium.js";
 import type { Digit, DigitRequest } from "./page.js";
 
-const CHROMIUM = process.env.DIFFUSE_CHROMIUM ?? "/usr/lib/chromium/chromium";
 const root = resolve(import.meta.dirname, "..", "..");
 const request: DigitRequest = { label: 3, steps: 3, seed: 7 };
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `Chromium not found at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; .ci/run does) or set DIFFUSE_CHROMIUM`;
+const skip = skipWithoutChromium;
 
 const TYPES: Record<string, string> = {
   ".html": "text/html",
@@ -90,25 +87,7 @@ describe("the browser entry in headless Chromium", { skip }, () => {
   });
 
   it("generates the same MNIST digit as Node (reference backend, same seed)", async () => {
-    const context = await chromium.launchPersistentContext(join(profile, "user-data"), {
-      executablePath: CHROMIUM,
-      headless: false, // --headless=new below (Playwright's own flag is the old mode's)
-      args: [
-        "--headless=new",
-        "--no-sandbox",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-breakpad",
-      ],
-      env: {
-        ...process.env,
-        XDG_CONFIG_HOME: join(profile, "config"),
-        XDG_CACHE_HOME: join(profile, "cache"),
-      },
-      timeout: 30_000,
-    });
+    const context = await launchChromium(profile);
     let inBrowser: Digit;
     try {
       const page = context.pages()[0] ?? (await context.newPage());

@@ -4,22 +4,19 @@
 // Skips (with a message) when Chromium is not installed; .ci/run installs it. WEBGPU_TESTS=<part of a file name>
 // runs only the matching files.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { build } from "esbuild";
-import { chromium } from "playwright-core";
+import { launchChromium, skipWithoutChromium } from "./chromium.js";
 import type { Result } from "./shims/node-test.js";
 
-const CHROMIUM = process.env.DIFFUSE_CHROMIUM ?? "/usr/lib/chromium/chromium";
 const root = resolve(import.meta.dirname, "..", "..");
 const shims = join(import.meta.dirname, "shims");
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `Chromium not found at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; .ci/run does) or set DIFFUSE_CHROMIUM`;
+const skip = skipWithoutChromium;
 
 describe("WebGPU kernels in headless Chromium", { skip }, () => {
   let server: Server;
@@ -76,26 +73,7 @@ describe("WebGPU kernels in headless Chromium", { skip }, () => {
   });
 
   it("every kernel test passes in the page", { timeout: 600_000 }, async (t) => {
-    const context = await chromium.launchPersistentContext(join(profile, "user-data"), {
-      executablePath: CHROMIUM,
-      headless: false, // --headless=new below (Playwright's own flag is the old mode's)
-      args: [
-        "--headless=new",
-        "--no-sandbox",
-        "--enable-unsafe-webgpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-breakpad",
-      ],
-      env: {
-        ...process.env,
-        XDG_CONFIG_HOME: join(profile, "config"),
-        XDG_CACHE_HOME: join(profile, "cache"),
-      },
-      timeout: 30_000,
-    });
+    const context = await launchChromium(profile, ["--enable-unsafe-webgpu"]);
     let results: Result[];
     try {
       const page = context.pages()[0] ?? (await context.newPage());

@@ -8,6 +8,7 @@ export interface WebGpuAdapterInfo {
   readonly description: string;
   /** A CPU implementation (lavapipe, SwiftShader, a fallback adapter): correct, but far slower than the CPU backend. */
   readonly software: boolean;
+  /** The device's features: the kernels take their subgroup and float16 paths from these. */
   readonly features: readonly string[];
   /** Threads a subgroup has, where the adapter says (null without subgroups). */
   readonly subgroupSize: number | null;
@@ -38,6 +39,31 @@ const SOFTWARE = /swiftshader|llvmpipe|lavapipe|softpipe|warp|basic render/i;
 /** Options of {@link openGpuDevice}. */
 export interface OpenOptions {
   readonly powerPreference?: GPUPowerPreference;
+  /** Optional features not to request even where the adapter has them (to test the paths without them). */
+  readonly disableFeatures?: readonly string[];
+}
+
+/** The optional features the kernels use where the device has them. */
+export const OPTIONAL_FEATURES = ["shader-f16", "subgroups"] as const;
+
+/**
+ * `DIFFUSE_WEBGPU_FEATURES=-subgroups,-shader-f16` (Node only: browsers have no environment) turns features off,
+ * so that the kernels' paths without them run on an adapter that has them.
+ */
+export function featuresDisabledByEnv(): string[] {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const spec = env?.DIFFUSE_WEBGPU_FEATURES?.trim();
+  if (!spec) return [];
+  return spec.split(",").map((entry) => {
+    const e = entry.trim();
+    const name = e.slice(1);
+    if (!e.startsWith("-") || !(OPTIONAL_FEATURES as readonly string[]).includes(name)) {
+      throw new DeviceError(
+        `webgpu: DIFFUSE_WEBGPU_FEATURES takes -name entries, names among ${OPTIONAL_FEATURES.join(", ")}; got "${e}"`,
+      );
+    }
+    return name;
+  });
 }
 
 export async function openGpuDevice(
@@ -62,8 +88,10 @@ export async function openGpuDevice(
     [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(" / ") || "unnamed adapter";
   const software =
     Boolean((i as { isFallbackAdapter?: boolean }).isFallbackAdapter) || SOFTWARE.test(description);
-  const wanted: GPUFeatureName[] = ["shader-f16", "subgroups"] as GPUFeatureName[];
-  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const off = new Set([...(options.disableFeatures ?? []), ...featuresDisabledByEnv()]);
+  const requiredFeatures = OPTIONAL_FEATURES.filter(
+    (f) => adapter.features.has(f) && !off.has(f),
+  ) as GPUFeatureName[];
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     requiredFeatures,

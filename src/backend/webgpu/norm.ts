@@ -11,10 +11,11 @@ import {
   buf,
   lanesFor,
   placeholder,
-  SEGMENT_MAIN,
-  SEGMENT_SUMS,
   segmentFold,
   segmentGrid,
+  segmentMain,
+  segmentSums,
+  segmentVariant,
 } from "./nn-common.js";
 import { type GpuRuntime, Params } from "./runtime.js";
 import { declare } from "./wgsl.js";
@@ -36,7 +37,7 @@ const BLOCKED = (name: string, init: string, term: string) => /* wgsl */ `
 // Forward parameter slots: 0 segments, 1 mode (0 softmax, 1 log-softmax, 2 norm, 3 norm + SiLU), 2 segment
 // length m, 3 x, 4 out, 5 weight, 6 bias, 7 mean, 8 rstd (offsets), 9 flags (1 weight, 2 bias), 10 groups,
 // 11 spatial, 12 channels per group, 13 eps.
-const FORWARD = /* wgsl */ `
+const forwardSource = (subgroups: boolean) => /* wgsl */ `
 ${declare(1, "x", "array<f32>", false)}
 ${declare(2, "weight", "array<f32>", false)}
 ${declare(3, "bias", "array<f32>", false)}
@@ -44,9 +45,9 @@ ${declare(4, "out", "array<f32>", true)}
 ${declare(5, "meanOut", "array<f32>", true)}
 ${declare(6, "rstdOut", "array<f32>", true)}
 ${MATH}
-${SEGMENT_SUMS}
+${segmentSums(subgroups)}
 // the maximum over a segment's threads (of values that are not NaN)
-${segmentFold("segMax", "f32", (a, v) => `${a} = max(${a}, ${v});`)}
+${segmentFold("segMax", "f32", (a, v) => `${a} = max(${a}, ${v});`, subgroups ? "subgroupMax" : null)}
 // exp of d <= 0 that is exactly 0 for d = -Infinity whatever the exp builtin does there
 fn expNeg(d: f32) -> f32 { return select(exp(d), 0.0, d < -104.0); }
 
@@ -111,7 +112,7 @@ fn segmentSoftmax(seg: u32, lid: u32, lane: u32, lanes: u32, live: bool) {
     out[o + e] = select(nan(), y, ok);
   }
 }
-${SEGMENT_MAIN}
+${segmentMain(subgroups)}
   if (pu(1u) >= 2u) {
     segmentNorm(seg, lid, lane, lanes, live);
   } else {
@@ -124,7 +125,7 @@ ${SEGMENT_MAIN}
 // gradBias, segments are channels), 2 slice length m, 3 gradOut, 4 x, 5 weight, 6 mean, 7 rstd, 8 gradX,
 // 9 gradWeight, 10 gradBias (offsets), 11 flags (1 weight, 2 write gradWeight, 4 write gradBias), 12 groups,
 // 13 spatial, 14 channels per group, 15 channels, 16 samples.
-const BACKWARD = /* wgsl */ `
+const backwardSource = (subgroups: boolean) => /* wgsl */ `
 ${declare(1, "gy", "array<f32>", false)}
 ${declare(2, "x", "array<f32>", false)}
 ${declare(3, "weight", "array<f32>", false)}
@@ -133,7 +134,7 @@ ${declare(5, "rstd", "array<f32>", false)}
 ${declare(6, "gx", "array<f32>", true)}
 ${declare(7, "gw", "array<f32>", true)}
 ${declare(8, "gb", "array<f32>", true)}
-${SEGMENT_SUMS}
+${segmentSums(subgroups)}
 fn w(ch: u32) -> f32 {
   if ((pu(11u) & 1u) != 0u) { return weight[pu(5u) + ch]; }
   return 1.0;
@@ -180,7 +181,7 @@ fn paramTerms(k: u32, ch: u32, g: u32, spatial: u32) -> vec2<f32> {
   let dy = gy[pu(3u) + i];
   return vec2<f32>(dy * (x[pu(4u) + i] - mean[pu(6u) + sg]) * rstd[pu(7u) + sg], dy);
 }
-${SEGMENT_MAIN}
+${segmentMain(subgroups)}
   if (pu(1u) == 0u) {
     segmentGrad(seg, lid, lane, lanes, live);
   } else {
@@ -195,8 +196,9 @@ type Norm = Pick<
 >;
 
 export function normKernels(rt: GpuRuntime): Norm {
-  const forward = () => rt.pipeline("nn:rows", () => FORWARD);
-  const backward = () => rt.pipeline("nn:rowsBackward", () => BACKWARD);
+  const { key, enables } = segmentVariant(rt);
+  const forward = () => rt.pipeline(`nn:rows${key}`, () => forwardSource(rt.subgroups), enables);
+  const backward = () => rt.pipeline(`nn:rowsBackward${key}`, () => backwardSource(rt.subgroups), enables);
 
   const norm = (
     x: unknown,

@@ -5,18 +5,41 @@
 // first index; min is max of the negated values, so both share one comparison.
 import type { Backend, BufferTypes, ReduceOp } from "../backend.js";
 import { MATH } from "./math.js";
-import { at, buf, lanesFor, SEGMENT_MAIN, SEGMENT_SUMS, segmentFold, segmentGrid } from "./nn-common.js";
+import {
+  at,
+  buf,
+  lanesFor,
+  segmentFold,
+  segmentGrid,
+  segmentMain,
+  segmentSums,
+  segmentVariant,
+} from "./nn-common.js";
 import { type GpuRuntime, Params } from "./runtime.js";
 import { declare } from "./wgsl.js";
 
 const OPS: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2, argmax: 3, argmin: 4 };
 
+// The best of a subgroup's candidates by the rule of better(): the first NaN, else the largest value and the
+// lowest index among equal ones (its own value, so -0 and +0 stay apart as in a sequential fold).
+const SUBGROUP_BEST = /* wgsl */ `
+fn subgroupBest(b: Best) -> Best {
+  let bn = isNan(b.v);
+  let nanAt = subgroupMin(select(NONE, b.i, bn));
+  let m = subgroupMax(select(b.v, negInf(), bn));
+  let i = subgroupMin(select(NONE, b.i, !bn && b.v == m));
+  let v = subgroupMax(select(negInf(), b.v, !bn && b.i == i));
+  var r = Best(v, i);
+  if (nanAt != NONE) { r = Best(nan(), nanAt); }
+  return r;
+}`;
+
 // parameter slots: 0 outputs, 1 n, 2 inner, 3 op, 4 x offset, 5 out offset (and the segment layout)
-const SOURCE = /* wgsl */ `
+const source = (subgroups: boolean) => /* wgsl */ `
 ${declare(1, "x", "array<f32>", false)}
 ${declare(2, "out", "array<f32>", true)}
 ${MATH}
-${SEGMENT_SUMS}
+${segmentSums(subgroups)}
 const NONE = 0xffffffffu;
 struct Best { v: f32, i: u32 }
 
@@ -53,8 +76,14 @@ fn fold(base: u32, inner: u32, n: u32, start: u32, step: u32, op: u32) -> Best {
   return b;
 }
 
-${segmentFold("segBest", "Best", (a, v) => `{ let c = ${v}; if (better(${a}, c)) { ${a} = c; } }`)}
-${SEGMENT_MAIN}
+${subgroups ? SUBGROUP_BEST : ""}
+${segmentFold(
+  "segBest",
+  "Best",
+  (a, v) => `{ let c = ${v}; if (better(${a}, c)) { ${a} = c; } }`,
+  subgroups ? "subgroupBest" : null,
+)}
+${segmentMain(subgroups)}
   let op = pu(3u);
   let inner = pu(2u);
   let n = select(0u, pu(1u), live);
@@ -72,6 +101,7 @@ ${SEGMENT_MAIN}
 `;
 
 export function reduceKernels(rt: GpuRuntime): Pick<Backend<BufferTypes>, "reduce"> {
+  const variant = segmentVariant(rt);
   return {
     reduce(op: ReduceOp, x: unknown, outer: number, n: number, inner: number, out: unknown): void {
       const outputs = outer * inner;
@@ -81,7 +111,7 @@ export function reduceKernels(rt: GpuRuntime): Pick<Backend<BufferTypes>, "reduc
       const p = new Params().u(outputs).u(n).u(inner).u(OPS[op]).u(at(x)).u(at(out));
       const grid = segmentGrid(p, outputs, lanes);
       rt.dispatch(
-        rt.pipeline("nn:reduce", () => SOURCE),
+        rt.pipeline(`nn:reduce${variant.key}`, () => source(rt.subgroups), variant.enables),
         p,
         [{ buffer: buf(x) }, { buffer: buf(out), write: true }],
         grid,

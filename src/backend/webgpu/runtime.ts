@@ -97,6 +97,13 @@ export interface RuntimeOptions {
 export class GpuRuntime {
   readonly device: GPUDevice;
   readonly adapterName: string;
+  /** The device has `subgroups`: the segment reductions combine within subgroups first. */
+  readonly subgroups: boolean;
+  /**
+   * The device has `shader-f16`. No kernel uses it: loading the GEMM's float16 operands as f16 measured no faster
+   * on lavapipe than the exact bit unpack (halfToF32), and WGSL lets f16 flush subnormals.
+   */
+  readonly f16: boolean;
   readonly #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -113,6 +120,8 @@ export class GpuRuntime {
   constructor(device: GPUDevice, options: RuntimeOptions) {
     this.device = device;
     this.adapterName = options.adapterName;
+    this.subgroups = device.features.has("subgroups");
+    this.f16 = device.features.has("shader-f16");
     device.lost.then((info) => {
       this.#lost = `${info.reason}: ${info.message}`;
     });
@@ -122,11 +131,15 @@ export class GpuRuntime {
     });
   }
 
-  /** The compute pipeline of a WGSL source (compiled once per source text). */
-  pipeline(key: string, source: () => string): GPUComputePipeline {
+  /**
+   * The compute pipeline of a WGSL source (compiled once per key: a key names one source, variants included).
+   * `enables` are WGSL extensions (`subgroups`, `f16`), whose directives must come first in the module.
+   */
+  pipeline(key: string, source: () => string, enables: readonly string[] = []): GPUComputePipeline {
     let p = this.#pipelines.get(key);
     if (!p) {
-      const module = this.device.createShaderModule({ code: PRELUDE + source(), label: key });
+      const directives = enables.map((e) => `enable ${e};\n`).join("");
+      const module = this.device.createShaderModule({ code: directives + PRELUDE + source(), label: key });
       p = this.device.createComputePipeline({
         layout: "auto",
         compute: { module, entryPoint: "main" },

@@ -1,7 +1,7 @@
 // WGSL building blocks shared by the kernels: strided addressing from the parameter block, exact float16 /
 // bfloat16 conversions, and element access for every storage width.
 import { DeviceError } from "../../tensor/device.js";
-import type { DType } from "../../tensor/dtype.js";
+import { type DType, itemSize } from "../../tensor/dtype.js";
 import type { Params } from "./runtime.js";
 
 /** Dims a strided kernel addresses at most (after merging dims that are contiguous for every operand). */
@@ -129,19 +129,7 @@ fn f32ToBf16(f: f32) -> u32 {
 
 /** Bytes per element as stored on the GPU (every dtype keeps its CPU width). */
 export function widthOf(dtype: DType): 1 | 2 | 4 | 8 {
-  switch (dtype) {
-    case "float32":
-    case "int32":
-      return 4;
-    case "float16":
-    case "bfloat16":
-    case "int16":
-      return 2;
-    case "int64":
-      return 8;
-    default:
-      return 1;
-  }
+  return itemSize(dtype) as 1 | 2 | 4 | 8;
 }
 
 /** WGSL: read element `i` of a binding of `width`-byte elements as raw bits (u32; int64 gives its low word). */
