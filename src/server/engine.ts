@@ -63,7 +63,8 @@ export type StepCallback = (step: number, total: number) => void;
 const CLASS_DEFAULTS = { sampler: "dpmpp-2m", steps: 20, guidance: 3 };
 
 let version: string | undefined;
-function packageVersion(): string {
+/** The package version (written into the PNGs' parameters and the OpenAPI document). */
+export function packageVersion(): string {
   try {
     version ??= (
       JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }

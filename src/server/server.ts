@@ -2,14 +2,13 @@
 // /openapi.json, one in-process job queue. Safe by default: loopback only unless an API key (or --insecure) is
 // given, the key checked on every route, bounded bodies, checked input images, CORS off unless an origin is named.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { STATUS_CODES } from "node:http";
 import cors from "@fastify/cors";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import { registerA1111 } from "./a1111.js";
 import { registerApi } from "./api.js";
 import type { ServerContext } from "./context.js";
-import { type GenerationRequest, type GenerationResult, runGeneration } from "./engine.js";
+import { type GenerationRequest, type GenerationResult, packageVersion, runGeneration } from "./engine.js";
 import { HttpError, ServerConfigError } from "./errors.js";
 import { DEFAULT_LIMITS, type ServerLimits } from "./limits.js";
 import type { ModelCatalog } from "./models.js";
@@ -55,13 +54,6 @@ export function checkBind(host: string, apiKey: string | undefined, insecure: bo
   throw new ServerConfigError(
     `--host ${host} lets other machines connect, and no --api-key was given: anyone who reaches the port could run jobs; add --api-key KEY (clients send "Authorization: Bearer KEY"), or --insecure if that is really meant`,
   );
-}
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  };
-  return pkg.version;
 }
 
 /** "body.steps must be <= 150 (found 1000)": what fastify's validator said, with the value it found. */
