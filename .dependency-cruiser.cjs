@@ -9,7 +9,8 @@ const layers = [
   ["schedulers", "models"],
   ["pipelines"],
   ["train"],
-  ["cli", "server"],
+  ["server"],
+  ["cli"],
 ];
 const rank = new Map(layers.flatMap((names, i) => names.map((n) => [n, i])));
 const forbidden = [];

@@ -147,3 +147,14 @@ export function gradcheck(
     }
   });
 }
+
+/** A PNG file header (signature + IHDR) claiming `width` x `height`, with no pixel data: a decompression bomb. */
+export function pngHeaderOnly(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(25);
+  ihdr.writeUInt32BE(13, 0);
+  ihdr.write("IHDR", 4, "latin1");
+  ihdr.writeUInt32BE(width, 8);
+  ihdr.writeUInt32BE(height, 12);
+  ihdr.set([8, 6, 0, 0, 0], 16); // 8-bit RGBA, deflate, no interlace (the CRC is left zero: nothing reads it)
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr]);
+}

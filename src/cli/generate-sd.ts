@@ -9,8 +9,8 @@
  * with the same model (and LoRAs / init image), reproduces the image bit for bit. Options given explicitly
  * override the ones read from the image.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename, extname, join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { basename, extname, resolve } from "node:path";
 import type { Command } from "commander";
 import { type Image, readImage, writePng } from "../io/image.js";
 import {
@@ -22,7 +22,6 @@ import {
   parseParameters,
   type StableDiffusionPipeline,
 } from "../pipelines/index.js";
-import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
 import type { DType } from "../tensor/dtype.js";
 import { resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
@@ -104,21 +103,6 @@ export function addSdGenerateOptions(cmd: Command): Command {
   add("--from <png>", "reproduce an image from the parameters stored in its PNG");
   add("--json", "print progress and the result as JSON lines");
   return cmd;
-}
-
-/** True when `path` is a Stable Diffusion model: a .safetensors file, or a folder whose model_index.json names a
- * StableDiffusion* pipeline. */
-export async function isStableDiffusionModel(path: string): Promise<boolean> {
-  let info: ReturnType<typeof statSync>;
-  try {
-    info = statSync(path);
-  } catch {
-    return false;
-  }
-  if (info.isFile()) return /\.safetensors$/i.test(path);
-  if (!existsSync(join(path, MODEL_INDEX))) return false;
-  const index = await readModelIndex(path).catch(() => null);
-  return index?.className.startsWith("StableDiffusion") ?? false;
 }
 
 function packageVersion(): string {

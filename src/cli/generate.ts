@@ -6,7 +6,6 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { imageGrid, tensorToImage, writePng } from "../io/image.js";
 import { select, toDeviceAsync } from "../ops/index.js";
@@ -17,23 +16,18 @@ import {
 } from "../pipelines/class-conditional.js";
 import { type GuidanceInterval, usesGuidance } from "../pipelines/guidance.js";
 import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
+import { isStableDiffusionModel, SHIPPED_MODEL_DIR } from "../pipelines/model-kind.js";
 import { formatParameters } from "../pipelines/params.js";
 import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
 import type { Device } from "../tensor/device.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
-import {
-  addSdGenerateOptions,
-  isStableDiffusionModel,
-  runSdGenerate,
-  type SdGenerateOptions,
-} from "./generate-sd.js";
+import { addSdGenerateOptions, runSdGenerate, type SdGenerateOptions } from "./generate-sd.js";
 import { guidanceIntervalOption, resolveGuidanceInterval } from "./guidance-interval-option.js";
 import { progressReporter } from "./progress.js";
 
-/** The shipped class-conditional MNIST model (inside the package: works from src/cli and dist/cli). */
-export const SHIPPED_MODEL_DIR = fileURLToPath(new URL("../../models/mnist", import.meta.url));
+export { SHIPPED_MODEL_DIR };
 
 /** Parsed options of `diffuse generate`. */
 export interface GenerateCliOptions {

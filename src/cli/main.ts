@@ -9,6 +9,7 @@ import { Command, CommanderError } from "commander";
 import { registerEval } from "./eval.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
+import { registerServe } from "./serve.js";
 import { registerTrain } from "./train.js";
 import { registerTrainClassifier } from "./train-classifier.js";
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerGenerate(program);
   registerTrain(program);
+  registerServe(program);
   // the first spelling of `diffuse train classifier`, kept working
   registerTrainClassifier(program, "train-classifier", { hidden: true });
   return program;

@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import jpeg from "jpeg-js";
 import { PNG } from "pngjs";
-import { ArgumentError, DiffuseError } from "../tensor/errors.js";
+import { ArgumentError } from "../tensor/errors.js";
 import { writeFileAtomic } from "./atomic.js";
+import { ImageError } from "./image-errors.js";
+import { checkImageHeader, type ImageLimits } from "./image-header.js";
 import type { Image } from "./image-tensor.js";
 
 export {
@@ -19,8 +21,8 @@ export interface DecodedImage extends Image {
   readonly text: Record<string, string>;
 }
 
-/** An image file that could not be read or written. */
-export class ImageError extends DiffuseError {}
+export { ImageError } from "./image-errors.js";
+export { checkImageHeader, type ImageHeader, type ImageLimits, readImageHeader } from "./image-header.js";
 
 // --- PNG chunks ------------------------------------------------------------------------------------------------
 
@@ -123,8 +125,12 @@ export function encodePng(image: Image, text: Record<string, string> = {}): Buff
   ]);
 }
 
-/** Decodes a PNG or JPEG file's bytes to RGB (or RGBA when the PNG has transparency), with PNG text chunks. */
-export function decodeImage(bytes: Uint8Array, name = "image"): DecodedImage {
+/**
+ * Decodes a PNG or JPEG file's bytes to RGB (or RGBA when the PNG has transparency), with PNG text chunks. With
+ * `limits`, the size in the file's header is checked first and nothing is decoded when it is beyond them.
+ */
+export function decodeImage(bytes: Uint8Array, name = "image", limits?: ImageLimits): DecodedImage {
+  if (limits) checkImageHeader(bytes, limits, name);
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
     if (buf.subarray(0, 8).equals(PNG_SIGNATURE)) {

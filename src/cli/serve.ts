@@ -1,0 +1,161 @@
+/**
+ * `diffuse serve`: the HTTP server (src/server) on this machine. Models are offered by name (--model entries, the
+ * models of --models-dir, and the shipped MNIST model); jobs run one at a time. Loopback only unless an API key
+ * (or --insecure) is given.
+ */
+import type { Command } from "commander";
+import { ServerConfigError } from "../server/errors.js";
+import { DEFAULT_LIMITS } from "../server/limits.js";
+import { ModelCatalog } from "../server/models.js";
+import type { JobEvent, JobInfo } from "../server/queue.js";
+import { checkBind, createServer } from "../server/server.js";
+import { addDeviceOption, resolveDevice } from "./device-option.js";
+import { CliError } from "./errors.js";
+import { progressReporter } from "./progress.js";
+
+/** Options of `diffuse serve`, as commander parses them. */
+export interface ServeCliOptions {
+  model?: string[];
+  modelsDir?: string;
+  lorasDir?: string;
+  tokenizer?: string;
+  host: string;
+  port: string;
+  apiKey?: string;
+  insecure?: boolean;
+  cors?: string;
+  maxQueue: string;
+  jobTimeout: string;
+  maxWidth: string;
+  maxHeight: string;
+  maxSteps: string;
+  maxBatch: string;
+  device?: string;
+  json?: boolean;
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function int(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new CliError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  }
+  return n;
+}
+
+/** Shows job events: JSON lines with --json; else a progress bar per job on a TTY and a line when it ends. */
+function jobLogger(json: boolean | undefined): (info: JobInfo, event: JobEvent) => void {
+  const bars = new Map<string, ReturnType<typeof progressReporter>>();
+  return (info, event) => {
+    if (json) {
+      if (event.type !== "progress" || event.step === event.total || event.step % 5 === 0) {
+        process.stdout.write(`${JSON.stringify({ type: "job", id: info.id, event })}\n`);
+      }
+      return;
+    }
+    const label = `job ${info.id.slice(0, 8)}`;
+    if (event.type === "started") bars.set(info.id, progressReporter());
+    else if (event.type === "progress") bars.get(info.id)?.onProgress({ stage: label, ...event });
+    else if (event.type === "done" || event.type === "error" || event.type === "cancelled") {
+      bars.get(info.id)?.stop();
+      bars.delete(info.id);
+      const why = event.type === "error" ? `: ${event.message}` : "";
+      process.stderr.write(`diffuse: ${label} ${event.type}${why}\n`);
+    }
+  };
+}
+
+/** Starts the server and resolves once it has stopped (SIGINT / SIGTERM). */
+export async function runServe(o: ServeCliOptions): Promise<void> {
+  const apiKey = o.apiKey ?? process.env.DIFFUSE_API_KEY;
+  const port = int("port", o.port, 0);
+  if (port > 65535) throw new CliError(`--port must be at most 65535, got ${port}`);
+  try {
+    checkBind(o.host, apiKey, o.insecure ?? false);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  const device = await resolveDevice(o.device, (text) => {
+    if (!o.json) process.stderr.write(`diffuse: warning: ${text}\n`);
+  });
+  let catalog: ModelCatalog;
+  try {
+    catalog = await ModelCatalog.create({
+      models: o.model,
+      modelsDir: o.modelsDir,
+      lorasDir: o.lorasDir,
+      tokenizer: o.tokenizer,
+      device,
+    });
+  } catch (err) {
+    if (err instanceof ServerConfigError) throw new CliError(err.message);
+    throw err;
+  }
+  const server = await createServer({
+    catalog,
+    apiKey,
+    cors: o.cors,
+    maxQueue: int("max-queue", o.maxQueue, 1),
+    jobTimeoutSeconds: int("job-timeout", o.jobTimeout, 0),
+    limits: {
+      maxWidth: int("max-width", o.maxWidth, 8),
+      maxHeight: int("max-height", o.maxHeight, 8),
+      maxSteps: int("max-steps", o.maxSteps, 1),
+      maxBatch: int("max-batch", o.maxBatch, 1),
+    },
+    onJobEvent: jobLogger(o.json),
+  });
+  const url = await server.listen(o.host, port);
+  const models = catalog.list().map((m) => m.name);
+  if (o.json) process.stdout.write(`${JSON.stringify({ type: "listening", url, models })}\n`);
+  else {
+    process.stderr.write(
+      `diffuse: serving ${models.join(", ")} at ${url} (API: ${url}/openapi.json; A1111: ${url}/sdapi/v1)${apiKey ? "; API key required" : ""}\n`,
+    );
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      server.close().then(resolve, resolve);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}
+
+/** Adds `serve` to the program. */
+export function registerServe(program: Command): void {
+  const cmd = program
+    .command("serve")
+    .description(
+      "HTTP server: its own API (/api/v1), A1111-compatible endpoints (/sdapi/v1), one job at a time",
+    )
+    .option(
+      "--model <name-or-path>",
+      "model folder or SD .safetensors, or a model name in --models-dir (repeatable; the first is the default; default: the shipped MNIST model)",
+      collect,
+    )
+    .option("--models-dir <dir>", "offer every model folder and .safetensors checkpoint in this folder")
+    .option("--loras-dir <dir>", "offer every .safetensors LoRA in this folder, by file name")
+    .option("--tokenizer <dir>", "tokenizer folder for single-file checkpoints (which carry none)")
+    .option(
+      "--host <address>",
+      "address to listen on (beyond loopback needs --api-key or --insecure)",
+      "127.0.0.1",
+    )
+    .option("--port <n>", "port (0: any free one)", "7860")
+    .option("--api-key <key>", "require this key on every request (default: $DIFFUSE_API_KEY)")
+    .option("--insecure", "allow a non-loopback --host without an API key")
+    .option("--cors <origin>", "let browser pages from this origin call the server (default: none)")
+    .option("--max-queue <n>", "most jobs waiting; more are answered 429", "16")
+    .option("--job-timeout <s>", "seconds a job may run (0: no limit)", "600")
+    .option("--max-width <px>", "largest image width", String(DEFAULT_LIMITS.maxWidth))
+    .option("--max-height <px>", "largest image height", String(DEFAULT_LIMITS.maxHeight))
+    .option("--max-steps <n>", "most steps", String(DEFAULT_LIMITS.maxSteps))
+    .option("--max-batch <n>", "most images drawn together", String(DEFAULT_LIMITS.maxBatch))
+    .option("--json", "print the address and job events as JSON lines");
+  addDeviceOption(cmd);
+  cmd.action((o: ServeCliOptions) => runServe(o));
+}

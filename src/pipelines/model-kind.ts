@@ -1,0 +1,26 @@
+// Which pipeline a model path holds, and where the shipped model is (Node.js: reads the file system). The CLI and
+// the server pick their code path with these.
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MODEL_INDEX, readModelIndex } from "./model-index.js";
+
+/** The shipped class-conditional MNIST model (inside the package: resolves from src/ and dist/ alike). */
+export const SHIPPED_MODEL_DIR = fileURLToPath(new URL("../../models/mnist", import.meta.url));
+
+/**
+ * True when `path` is a Stable Diffusion model: a .safetensors file, or a folder whose model_index.json names a
+ * StableDiffusion* pipeline.
+ */
+export async function isStableDiffusionModel(path: string): Promise<boolean> {
+  let info: ReturnType<typeof statSync>;
+  try {
+    info = statSync(path);
+  } catch {
+    return false;
+  }
+  if (info.isFile()) return /\.safetensors$/i.test(path);
+  if (!existsSync(join(path, MODEL_INDEX))) return false;
+  const index = await readModelIndex(path).catch(() => null);
+  return index?.className.startsWith("StableDiffusion") ?? false;
+}
