@@ -1,18 +1,7 @@
-/**
- * The Stable Diffusion path of `diffuse generate` (a thin client of src/pipelines):
- *
- *   diffuse generate --model DIR|FILE "prompt" [--negative TEXT] [--steps N] [--sampler NAME] [--guidance G]
- *     [--seed N] [--width W] [--height H] [--num-images N] [--init-image FILE [--strength S] [--mask FILE]]
- *     [--lora FILE[:SCALE] ...] [-o OUT.png] [--from IMAGE.png]
- *
- * Each PNG carries its parameters in A1111's `parameters` text chunk; `--from IMAGE.png` reads them back and,
- * with the same model (and LoRAs / init image), reproduces the image bit for bit. Options given explicitly
- * override the ones read from the image.
- */
-import { readFileSync } from "node:fs";
 import { basename, extname, resolve } from "node:path";
 import type { Command } from "commander";
 import { type Image, readImage, writePng } from "../io/image.js";
+import { packageVersion } from "../io/package-version.js";
 import {
   formatParameters,
   type GenerateOptions,
@@ -103,16 +92,6 @@ export function addSdGenerateOptions(cmd: Command): Command {
   add("--from <png>", "reproduce an image from the parameters stored in its PNG");
   add("--json", "print progress and the result as JSON lines");
   return cmd;
-}
-
-function packageVersion(): string {
-  try {
-    return (
-      JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
-    ).version;
-  } catch {
-    return "unknown";
-  }
 }
 
 function int(v: string | undefined, name: string, min: number): number | undefined {

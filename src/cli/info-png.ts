@@ -3,7 +3,7 @@
  * `parameters` chunk (A1111's format, as diffuse generate writes it) field by field.
  */
 import { readFile } from "node:fs/promises";
-import { decodeImage } from "../io/image.js";
+import { decodeImage, FILE_IMAGE_LIMITS } from "../io/image.js";
 import { parseParametersText } from "../pipelines/params.js";
 import { CliError } from "./errors.js";
 import { formatTable, printable, truncate } from "./format.js";
@@ -27,7 +27,7 @@ export const pngInspector: Inspector = {
         `${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
       );
     }
-    const image = decodeImage(bytes, path);
+    const image = decodeImage(bytes, path, FILE_IMAGE_LIMITS);
     const kind = image.channels === 4 ? "RGBA" : image.channels === 3 ? "RGB" : "gray";
     const lines = [`${path}: PNG, ${image.width}x${image.height} ${kind}`];
     const json: Record<string, unknown> = {

@@ -3,23 +3,16 @@
  * code; errors become one line on stderr (set DIFFUSE_DEBUG=1 for stack traces).
  */
 import "../platform-node.js";
-import { readFileSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { packageVersion } from "../io/package-version.js";
 import { registerEval } from "./eval.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerServe } from "./serve.js";
 import { registerTrain } from "./train.js";
 import { registerTrainClassifier } from "./train-classifier.js";
-
-/** The package version, read from package.json (two folders up from both src/cli and dist/cli). */
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  };
-  return pkg.version;
-}
 
 /** Builds the command tree (commands are added before parsing so they inherit exitOverride). */
 export function buildProgram(): Command {

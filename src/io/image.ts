@@ -162,8 +162,14 @@ export function decodeImage(bytes: Uint8Array, name = "image", limits?: ImageLim
   throw new ImageError(`${name}: not a PNG or JPEG file`);
 }
 
-/** Reads a PNG or JPEG file. */
-export function readImage(path: string): DecodedImage {
+/**
+ * What a file is allowed to claim before anything is decoded: 8192 x 8192 pixels (256 MB as RGBA). A 1 KB PNG can
+ * claim 20000 x 20000; without a limit, decoding it would allocate gigabytes.
+ */
+export const FILE_IMAGE_LIMITS: ImageLimits = { maxPixels: 8192 * 8192 };
+
+/** Reads a PNG or JPEG file, refusing one whose header claims more than `limits` before decoding it. */
+export function readImage(path: string, limits: ImageLimits = FILE_IMAGE_LIMITS): DecodedImage {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -172,7 +178,7 @@ export function readImage(path: string): DecodedImage {
       `${path}: cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
     );
   }
-  return decodeImage(bytes, path);
+  return decodeImage(bytes, path, limits);
 }
 
 /** Writes an image as PNG (atomically), with optional text chunks. */

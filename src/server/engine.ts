@@ -1,8 +1,5 @@
-// One generation job of the server: a request checked against the catalog and limits (every problem a 400 before
-// the job is queued), then run on the library's pipelines with the job's AbortSignal and progress. Images come
-// back as PNGs with A1111's `parameters` chunk, written by the library's one formatter.
-import { readFileSync } from "node:fs";
 import { encodePng, type Image, ImageError, tensorToImage } from "../io/image.js";
+import { packageVersion } from "../io/package-version.js";
 import { select, toDeviceAsync } from "../ops/index.js";
 import { generateClassImages } from "../pipelines/class-conditional.js";
 import { PipelineError } from "../pipelines/errors.js";
@@ -61,19 +58,6 @@ export type StepCallback = (step: number, total: number) => void;
 
 // the class-conditional defaults of `diffuse generate` (its README table measures them)
 const CLASS_DEFAULTS = { sampler: "dpmpp-2m", steps: 20, guidance: 3 };
-
-let version: string | undefined;
-/** The package version (written into the PNGs' parameters and the OpenAPI document). */
-export function packageVersion(): string {
-  try {
-    version ??= (
-      JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
-    ).version;
-  } catch {
-    version = "unknown";
-  }
-  return version;
-}
 
 /**
  * Checks a request against the catalog and the limits before it is queued: the model and LoRA names, the

@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { serializeSafetensors, Tensor, tensor } from "../../src/index.js";
 import { writePng } from "../../src/io/image.js";
+import { pngHeaderOnly } from "../helpers.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -150,5 +151,15 @@ describe("info on a PNG with escape sequences in its text", () => {
     assert.ok(!r.stdout.includes("\u001b") && !r.stdout.includes("\u0007"), "no raw control characters");
     assert.match(r.stdout, /\\x1b\[2Jcat/);
     assert.match(r.stdout, /Comment: \\x1b\[31mred/);
+  });
+});
+
+describe("info on a PNG that claims a huge size", () => {
+  it("is refused from its header, before any pixel is decoded", () => {
+    const bomb = join(dir, "bomb.png");
+    writeFileSync(bomb, pngHeaderOnly(20000, 20000));
+    const r = diffuse("info", bomb);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /20000x20000 = 400000000 pixels; at most 67108864/);
   });
 });
