@@ -89,9 +89,14 @@ export class WebGpuMemory implements DeviceMemory {
     return this.#pooledBytes;
   }
 
+  #maxBytesCached = 0;
+  /** The largest buffer kernels can bind (read once: the limits object is a native call away). */
   #maxBytes(): number {
-    const l = this.#rt.device.limits;
-    return Math.min(l.maxBufferSize, l.maxStorageBufferBindingSize);
+    if (this.#maxBytesCached === 0) {
+      const l = this.#rt.device.limits;
+      this.#maxBytesCached = Math.min(l.maxBufferSize, l.maxStorageBufferBindingSize);
+    }
+    return this.#maxBytesCached;
   }
 
   /** A buffer of at least `bytes` bytes (pooled contents unspecified; `zero` clears them in order). */

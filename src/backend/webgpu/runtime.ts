@@ -105,6 +105,7 @@ export class GpuRuntime {
    */
   readonly f16: boolean;
   readonly #pipelines = new Map<string, GPUComputePipeline>();
+  readonly #layouts = new Map<GPUComputePipeline, GPUBindGroupLayout>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #arena: GPUBuffer | null = null;
@@ -222,7 +223,13 @@ export class GpuRuntime {
     ];
     for (let i = 0; i < resolved.length; i++)
       entries.push({ binding: i + 1, resource: { buffer: resolved[i]! } });
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    let layout = this.#layouts.get(pipeline);
+    if (!layout) {
+      // asking the pipeline each time costs a native call and a new wrapper per dispatch
+      layout = pipeline.getBindGroupLayout(0);
+      this.#layouts.set(pipeline, layout);
+    }
+    const bindGroup = this.device.createBindGroup({ layout, entries });
     const pass = this.#computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
