@@ -138,7 +138,7 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
         s.onProgress({ ...e, step: i * per + e.step, total: s.numImages * per });
       },
     });
-    const image = tensorToImage(select(x.device === "cpu" ? x : await toDeviceAsync(x, "cpu"), 0, 0));
+    const image = tensorToImage(select(await toDeviceAsync(x, "cpu"), 0, 0));
     images.push(image);
     const parameters = parametersText(`class ${label}`, seed, image.width, image.height);
     writePng(paths[i]!, image, { parameters });

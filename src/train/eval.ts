@@ -235,7 +235,7 @@ async function runSettings(
       });
       done = base + setting.steps * batchLabels.length;
       // the classifier runs on the CPU: one readback of the batch
-      const pixels = images.device === "cpu" ? images.toFloat32Array() : await images.toFloat32ArrayAsync();
+      const pixels = await images.toFloat32ArrayAsync();
       const out = classifyDigits(opts.classifier, pixels, batchLabels.length);
       features.set(out.features, start * d);
       predicted.set(out.predicted, start);

@@ -140,7 +140,7 @@ export async function sampleGrid(
       seed: opts.seed ?? 0,
       onProgress,
     });
-    const cpu = x.device === "cpu" ? x : await toDeviceAsync(x, "cpu");
+    const cpu = await toDeviceAsync(x, "cpu");
     const images = labels.map((_, i) => tensorToImage(select(cpu, 0, i)));
     return imageGrid(images, opts.columns ?? 10);
   } finally {

@@ -2,6 +2,7 @@
 // 4 or 8 bytes; sub-word elements share words, written with atomics), conversions through float32 or int32.
 import type { DType } from "../../tensor/dtype.js";
 import { convertStorage } from "../../tensor/dtype.js";
+import { contiguousStrides } from "../../tensor/shape.js";
 import type { Backend, BufferTypes, StridedAny } from "../backend.js";
 import { gpuBuffer } from "./memory.js";
 import { entry1d, type GpuRuntime, Params } from "./runtime.js";
@@ -81,7 +82,7 @@ export function convertKernels(rt: GpuRuntime): Pick<Backend<Bufs>, "copy" | "ca
           rt,
           copyPipe,
           src,
-          { data: out, offset: 0, strides: contiguous(shape) },
+          { data: out, offset: 0, strides: contiguousStrides(shape) },
           shape,
           widthOf(from),
         );
@@ -109,16 +110,6 @@ export function convertKernels(rt: GpuRuntime): Pick<Backend<Bufs>, "copy" | "ca
       rt.dispatch(fillPipe(w), p, [{ buffer: o.gpu, write: true }], { threads: size });
     },
   };
-}
-
-function contiguous(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
 }
 
 function copyStrided(

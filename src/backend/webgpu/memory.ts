@@ -135,13 +135,6 @@ export class WebGpuMemory implements DeviceMemory {
     this.#pooledBytes += size;
   }
 
-  /** Destroys every pooled buffer (after the recorded work that may still use them is submitted). */
-  trim(): void {
-    for (const list of this.#pool.values()) for (const gpu of list) this.#rt.destroyLater(gpu);
-    this.#pool.clear();
-    this.#pooledBytes = 0;
-  }
-
   alloc(dtype: DType, size: number): DeviceBuffer {
     return this.#take(dtype, size * itemSize(dtype), true) as unknown as DeviceBuffer;
   }

@@ -113,8 +113,6 @@ export class GpuRuntime {
   #dispatches = 0;
   /** Buffers to destroy once the current batch is submitted (they may be bound in it). */
   #destroyAfterSubmit: GPUBuffer[] = [];
-  /** Called after each submit (the memory's pool trims there). */
-  onSubmit: (() => void) | null = null;
   #lost: string | null = null;
   #error: string | null = null;
 
@@ -149,10 +147,6 @@ export class GpuRuntime {
       this.#pipelines.set(key, p);
     }
     return p;
-  }
-
-  get pipelineCount(): number {
-    return this.#pipelines.size;
   }
 
   /** Throws the device's loss or its first error (errors arrive asynchronously, after the call that caused them). */
@@ -273,11 +267,6 @@ export class GpuRuntime {
     this.#destroyAfterSubmit.push(buffer);
   }
 
-  /** Whether work is recorded and not yet submitted. */
-  get pending(): boolean {
-    return this.#encoder !== null;
-  }
-
   /** Submits the recorded work. */
   flush(): void {
     this.check();
@@ -298,7 +287,6 @@ export class GpuRuntime {
     this.#dispatches = 0;
     for (const b of this.#destroyAfterSubmit) b.destroy();
     this.#destroyAfterSubmit = [];
-    this.onSubmit?.();
   }
 
   /** Submits the recorded work and waits until the GPU has done it. */
