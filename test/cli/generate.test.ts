@@ -148,7 +148,10 @@ describe("diffuse generate (class-conditional)", () => {
       /unknown sampler "nope"; known: .*dpmpp-2m/,
     );
     await assert.rejects(gen("--model", model, "--steps", "0"), /--steps must be an integer >= 1/);
-    await assert.rejects(gen("--model", model, "--device", "cuda"), /--device must be cpu or webgpu, got "cuda"/);
+    await assert.rejects(
+      gen("--model", model, "--device", "cuda"),
+      /--device must be cpu or webgpu, got "cuda"/,
+    );
     const bare = join(dir, "bare");
     mkdirSync(bare);
     await assert.rejects(gen("--model", bare), /no model_index.json/);
