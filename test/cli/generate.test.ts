@@ -152,6 +152,20 @@ describe("diffuse generate (class-conditional)", () => {
       gen("--model", model, "--device", "cuda"),
       /--device must be cpu or webgpu, got "cuda"/,
     );
+    // a WebGPU set-up that cannot give an adapter says so in one line
+    const noAdapter = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "generate", "--device", "webgpu"],
+      {
+        cwd: repoRoot,
+        encoding: "utf8",
+        env: { ...process.env, DIFFUSE_DEBUG: "", DIFFUSE_WEBGPU_ADAPTER: "metal" },
+      },
+    );
+    assertOneLineError(
+      { code: noAdapter.status, stdout: noAdapter.stdout, stderr: noAdapter.stderr },
+      /DIFFUSE_WEBGPU_ADAPTER must be auto, swiftshader or null, got "metal"/,
+    );
     const bare = join(dir, "bare");
     mkdirSync(bare);
     await assert.rejects(gen("--model", bare), /no model_index.json/);
