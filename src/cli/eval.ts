@@ -31,6 +31,7 @@ import {
   guidanceIntervalOption,
   resolveGuidanceInterval,
 } from "./guidance-interval-option.js";
+import { cliInt } from "./option-values.js";
 import { progressReporter } from "./progress.js";
 import { TRAIN_CLASSIFIER_COMMAND } from "./train-classifier.js";
 
@@ -54,13 +55,6 @@ interface EvalCliOptions {
   batch: string;
   sweep?: boolean;
   json?: boolean;
-}
-
-function intOption(value: string, name: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min)
-    throw new CliError(`--${name} must be an integer >= ${min}, got "${value}"`);
-  return n;
 }
 
 /** A comma-separated list option; one value unless `many`. */
@@ -101,7 +95,7 @@ export function settingsFromOptions(
     return s;
   });
   const steps = listOption(opts.steps, "steps", many, many ? SWEEP_STEPS : [20], (s) =>
-    intOption(s, "steps", 1),
+    cliInt("steps", s, 1),
   );
   const guidance = listOption(opts.guidance, "guidance", many, many ? SWEEP_GUIDANCE : [3], (s) => {
     const g = Number(s);
@@ -126,9 +120,9 @@ function describeResult(r: EvalResult): string {
 export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
   const modelDir = opts.model ?? DEFAULT_MODEL_DIR;
   const classifierDir = opts.classifier ?? DEFAULT_CLASSIFIER_DIR;
-  const numPerClass = intOption(opts.numPerClass, "num-per-class", 1);
-  const seed = intOption(opts.seed, "seed", 0);
-  const batchSize = intOption(opts.batch, "batch", 1);
+  const numPerClass = cliInt("num-per-class", opts.numPerClass, 1);
+  const seed = cliInt("seed", opts.seed, 0);
+  const batchSize = cliInt("batch", opts.batch, 1);
   const settings = settingsFromOptions(opts);
   const typedInterval = guidanceIntervalOption(opts.guidanceInterval);
   checkFolder(

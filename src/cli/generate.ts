@@ -25,6 +25,7 @@ import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import { addSdGenerateOptions, runSdGenerate, type SdGenerateOptions } from "./generate-sd.js";
 import { guidanceIntervalOption, resolveGuidanceInterval } from "./guidance-interval-option.js";
+import { cliInt } from "./option-values.js";
 import { progressReporter } from "./progress.js";
 
 export { SHIPPED_MODEL_DIR };
@@ -63,14 +64,6 @@ interface GenerateSettings {
   /** Called with each file written. */
   onFile: (path: string, info: Record<string, unknown>) => void;
   device: Device;
-}
-
-function int(name: string, v: string, min: number): number {
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isInteger(n) || n < min) {
-    throw new CliError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  }
-  return n;
 }
 
 /** `out.png` for one image; `out-0.png`, `out-1.png`, ... for several. */
@@ -213,12 +206,12 @@ export async function runGenerate(o: Partial<GenerateCliOptions>): Promise<void>
     await pipeline({
       device,
       modelDir,
-      numImages: int("num-images", v.numImages, 1),
+      numImages: cliInt("num-images", v.numImages, 1),
       sampler: v.sampler,
-      steps: int("steps", v.steps, 1),
+      steps: cliInt("steps", v.steps, 1),
       guidance,
       guidanceInterval: guidanceIntervalOption(o.guidanceInterval),
-      seed: int("seed", v.seed, 0),
+      seed: cliInt("seed", v.seed, 0),
       output: v.output,
       grid: o.grid,
       classes: o.class,

@@ -36,7 +36,8 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
   try {
     await buildProgram().parseAsync([...argv]);
-    return 0;
+    // a command may set a status of its own (a training run stopped by Ctrl-C: 130)
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (err) {
     // commander has already printed its own message (usage errors) or the help/version text
     if (err instanceof CommanderError) return err.exitCode;

@@ -11,6 +11,7 @@ import type { JobEvent, JobInfo } from "../server/queue.js";
 import { checkBind, createServer } from "../server/server.js";
 import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
+import { cliInt } from "./option-values.js";
 import { progressReporter } from "./progress.js";
 
 /** Options of `diffuse serve`, as commander parses them. */
@@ -35,14 +36,6 @@ export interface ServeCliOptions {
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-function int(name: string, v: string, min: number): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) {
-    throw new CliError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  }
-  return n;
-}
 
 /** Shows job events: JSON lines with --json; else a progress bar per job on a TTY and a line when it ends. */
 function jobLogger(json: boolean | undefined): (info: JobInfo, event: JobEvent) => void {
@@ -69,7 +62,7 @@ function jobLogger(json: boolean | undefined): (info: JobInfo, event: JobEvent) 
 /** Starts the server and resolves once it has stopped (SIGINT / SIGTERM). */
 export async function runServe(o: ServeCliOptions): Promise<void> {
   const apiKey = o.apiKey ?? process.env.DIFFUSE_API_KEY;
-  const port = int("port", o.port, 0);
+  const port = cliInt("port", o.port, 0);
   if (port > 65535) throw new CliError(`--port must be at most 65535, got ${port}`);
   try {
     checkBind(o.host, apiKey, o.insecure ?? false);
@@ -96,13 +89,13 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
     catalog,
     apiKey,
     cors: o.cors,
-    maxQueue: int("max-queue", o.maxQueue, 1),
-    jobTimeoutSeconds: int("job-timeout", o.jobTimeout, 0),
+    maxQueue: cliInt("max-queue", o.maxQueue, 1),
+    jobTimeoutSeconds: cliInt("job-timeout", o.jobTimeout, 0),
     limits: {
-      maxWidth: int("max-width", o.maxWidth, 8),
-      maxHeight: int("max-height", o.maxHeight, 8),
-      maxSteps: int("max-steps", o.maxSteps, 1),
-      maxBatch: int("max-batch", o.maxBatch, 1),
+      maxWidth: cliInt("max-width", o.maxWidth, 8),
+      maxHeight: cliInt("max-height", o.maxHeight, 8),
+      maxSteps: cliInt("max-steps", o.maxSteps, 1),
+      maxBatch: cliInt("max-batch", o.maxBatch, 1),
     },
     onJobEvent: jobLogger(o.json),
   });

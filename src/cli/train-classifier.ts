@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { trainDigitClassifier } from "../train/classifier.js";
 import { loadMnist } from "../train/data/mnist.js";
 import { CliError } from "./errors.js";
+import { cliInt } from "./option-values.js";
 import { progressReporter } from "./progress.js";
 
 /** How users run this command (`diffuse train-classifier` is kept as a hidden alias in main.ts). */
@@ -24,22 +25,15 @@ interface TrainClassifierCliOptions {
   json?: boolean;
 }
 
-function intOption(value: string, name: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min)
-    throw new CliError(`--${name} must be an integer >= ${min}, got "${value}"`);
-  return n;
-}
-
 function percent(x: number): string {
   return `${(100 * x).toFixed(2)}%`;
 }
 
 /** Runs the command; returns the JSON summary it printed. */
 export async function runTrainClassifier(opts: TrainClassifierCliOptions): Promise<Record<string, unknown>> {
-  const steps = intOption(opts.steps, "steps", 1);
-  const batchSize = intOption(opts.batch, "batch", 1);
-  const seed = intOption(opts.seed, "seed", 0);
+  const steps = cliInt("steps", opts.steps, 1);
+  const batchSize = cliInt("batch", opts.batch, 1);
+  const seed = cliInt("seed", opts.seed, 0);
   const lr = Number(opts.lr);
   if (!(lr > 0 && Number.isFinite(lr)))
     throw new CliError(`--lr must be a positive number, got "${opts.lr}"`);

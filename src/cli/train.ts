@@ -10,8 +10,10 @@ import { trainDiffusion } from "../train/run.js";
 import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import { GUIDANCE_INTERVAL_HELP, guidanceIntervalOption } from "./guidance-interval-option.js";
-import { progressReporter } from "./progress.js";
+import { cliInt, cliInts, cliNumber } from "./option-values.js";
+import { recordedOptions, resumeOptions } from "./resume-options.js";
 import { registerTrainClassifier } from "./train-classifier.js";
+import { trainSession } from "./train-session.js";
 
 /** Parsed options of `diffuse train`. */
 export interface TrainCliOptions {
@@ -45,36 +47,16 @@ export interface TrainCliOptions {
  */
 export const MNIST_GUIDANCE_INTERVAL = "0,2.5";
 
-function int(name: string, v: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new CliError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return n;
-}
-
-function num(name: string, v: string, lo: number, hi = Infinity): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < lo || n > hi)
-    throw new CliError(`--${name} must be a number in [${lo}, ${hi}], got "${v}"`);
-  return n;
-}
-
-function ints(name: string, v: string, min: number): number[] {
-  const parts = v
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
-  return parts.map((p) => int(name, p, min));
-}
-
 /** The UNet2DModel config the options describe (1 input channel, 32x32, 10 classes + the null class). */
 export function mnistUNetConfig(
   o: Pick<TrainCliOptions, "channels" | "layersPerBlock" | "attention" | "headDim" | "normGroups">,
 ) {
-  const channels = ints("channels", o.channels, 1);
+  const channels = cliInts("channels", o.channels, 1);
   if (channels.length < 1 || channels.length > 4)
     throw new CliError(`--channels takes 1 to 4 values, got "${o.channels}"`);
-  const attn = new Set(o.attention === "" || o.attention === "none" ? [] : ints("attention", o.attention, 0));
+  const attn = new Set(
+    o.attention === "" || o.attention === "none" ? [] : cliInts("attention", o.attention, 0),
+  );
   for (const a of attn) {
     if (a >= channels.length)
       throw new CliError(`--attention level ${a} does not exist (levels 0..${channels.length - 1})`);
@@ -87,9 +69,9 @@ export function mnistUNetConfig(
     block_out_channels: channels,
     down_block_types: levels.map((i) => (attn.has(i) ? "AttnDownBlock2D" : "DownBlock2D")),
     up_block_types: [...levels].reverse().map((i) => (attn.has(i) ? "AttnUpBlock2D" : "UpBlock2D")),
-    layers_per_block: int("layers-per-block", o.layersPerBlock, 1),
-    attention_head_dim: int("head-dim", o.headDim, 1),
-    norm_num_groups: int("norm-groups", o.normGroups, 1),
+    layers_per_block: cliInt("layers-per-block", o.layersPerBlock, 1),
+    attention_head_dim: cliInt("head-dim", o.headDim, 1),
+    norm_num_groups: cliInt("norm-groups", o.normGroups, 1),
     num_class_embeds: 11,
   };
 }
@@ -104,15 +86,15 @@ export async function runTrain(dataset: string, o: TrainCliOptions): Promise<voi
   if (!schedules.includes(o.betaSchedule)) {
     throw new CliError(`--beta-schedule must be one of ${schedules.join(", ")}, got "${o.betaSchedule}"`);
   }
-  const steps = int("steps", o.steps, 1);
+  const steps = cliInt("steps", o.steps, 1);
   const train = {
     steps,
-    batchSize: int("batch", o.batch, 1),
-    lr: num("lr", o.lr, Number.MIN_VALUE),
-    warmupSteps: o.warmup !== undefined ? int("warmup", o.warmup, 0) : undefined,
-    emaDecay: num("ema-decay", o.emaDecay, 0, 1),
-    condDropout: num("cond-dropout", o.condDropout, 0, 1),
-    seed: int("seed", o.seed, 0),
+    batchSize: cliInt("batch", o.batch, 1),
+    lr: cliNumber("lr", o.lr, Number.MIN_VALUE),
+    warmupSteps: o.warmup !== undefined ? cliInt("warmup", o.warmup, 0) : undefined,
+    emaDecay: cliNumber("ema-decay", o.emaDecay, 0, 1),
+    condDropout: cliNumber("cond-dropout", o.condDropout, 0, 1),
+    seed: cliInt("seed", o.seed, 0),
   };
   const unetConfig = mnistUNetConfig(o);
   const guidanceInterval = guidanceIntervalOption(o.guidanceInterval) ?? undefined;
@@ -120,16 +102,8 @@ export async function runTrain(dataset: string, o: TrainCliOptions): Promise<voi
     if (!o.json) process.stderr.write(`diffuse: warning: ${text}\n`);
   });
   const { train: data } = loadMnist();
-  const reporter = progressReporter({ json: o.json });
-  const controller = new AbortController();
-  const onSigint = (): void => controller.abort();
-  process.once("SIGINT", onSigint);
-  const log = (msg: Record<string, unknown>, text: string): void => {
-    if (o.json) process.stdout.write(`${JSON.stringify(msg)}\n`);
-    else if (process.stderr.isTTY) process.stderr.write(`\n${text}\n`);
-  };
-  try {
-    const result = await trainDiffusion({
+  await trainSession(o, async ({ signal, onProgress, onSaved }) => {
+    const { trainer, stopped } = await trainDiffusion({
       outDir: o.out,
       data,
       unetConfig,
@@ -146,26 +120,15 @@ export async function runTrain(dataset: string, o: TrainCliOptions): Promise<voi
       device,
       // a GPU run reads the loss back every 10 steps, not every step
       logEvery: device === "cpu" ? 1 : 10,
-      sampleEvery: int("sample-every", o.sampleEvery, 0),
-      checkpointEvery: int("checkpoint-every", o.checkpointEvery, 0),
-      onProgress: reporter.onProgress,
-      signal: controller.signal,
-      onSaved: (what, path, step) =>
-        log({ type: "saved", what, path, step }, `saved ${what}: ${path} (step ${step})`),
-      extra: { argv: process.argv.slice(2) },
+      sampleEvery: cliInt("sample-every", o.sampleEvery, 0),
+      checkpointEvery: cliInt("checkpoint-every", o.checkpointEvery, 0),
+      onProgress,
+      signal,
+      onSaved,
+      extra: { argv: process.argv.slice(2), options: recordedOptions({ ...o }) },
     });
-    reporter.stop();
-    const { trainer, stopped } = result;
-    log(
-      { type: stopped ? "stopped" : "done", step: trainer.step, out: o.out },
-      stopped
-        ? `stopped at step ${trainer.step}; continue with --resume ${o.out}`
-        : `done: ${trainer.step} steps, pipeline in ${o.out}`,
-    );
-  } finally {
-    reporter.stop();
-    process.off("SIGINT", onSigint);
-  }
+    return { stopped, step: trainer.step };
+  });
 }
 
 /** Adds `train` to the program. */
@@ -220,6 +183,8 @@ export function registerTrain(program: Command): void {
       MNIST_GUIDANCE_INTERVAL,
     )
     .option("--json", "print progress as JSON lines");
-  addDeviceOption(mnist).action(async (o: TrainCliOptions) => runTrain("mnist", o));
+  addDeviceOption(mnist).action(async (o: TrainCliOptions, cmd: Command) =>
+    runTrain("mnist", resumeOptions(cmd, o, ["steps"])),
+  );
   registerTrainClassifier(train, "classifier");
 }

@@ -6,12 +6,34 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
-import type { OptimizerStateDict } from "../nn/optim/index.js";
+import type { Module } from "../nn/index.js";
+import type { AdamW, EMA, OptimizerStateDict } from "../nn/optim/index.js";
 import { ArgumentError } from "../tensor/errors.js";
+import type { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { DataLoaderState } from "./data/loader.js";
-import type { DiffusionTrainer, ResolvedTrainOptions } from "./diffusion-trainer.js";
+
+/**
+ * What a checkpoint holds of a trainer: every trainer (diffusion, VAE, contrastive text-image) exposes its trained
+ * module, AdamW, EMA, noise generator, data position and losses this way.
+ */
+export interface CheckpointableTrainer {
+  step: number;
+  losses: number[];
+  /** The resolved hyperparameters (JSON). */
+  readonly options: object;
+  /** The trained weights. */
+  readonly model: Module;
+  readonly optimizer: AdamW;
+  readonly ema: EMA;
+  readonly generator: Generator;
+  readonly loader: { stateDict(): DataLoaderState; loadStateDict(state: DataLoaderState): void };
+  /** Reads back the losses not read yet and returns them all. */
+  readLosses(): Promise<number[]>;
+  /** The model configs stored at the top level of trainer_state.json (e.g. `unetConfig`, `schedulerConfig`). */
+  checkpointConfigs(): Record<string, Record<string, unknown>>;
+}
 
 /** File names inside a checkpoint folder. */
 export const CHECKPOINT_FILES = {
@@ -26,9 +48,10 @@ export interface TrainerStateJson {
   format: "diffuse-train-checkpoint";
   version: 1;
   step: number;
-  options: ResolvedTrainOptions;
-  unetConfig: Record<string, unknown>;
-  schedulerConfig: Record<string, unknown>;
+  options: Record<string, unknown>;
+  /** The diffusion trainer's configs (see {@link CheckpointableTrainer.checkpointConfigs} for the others'). */
+  unetConfig?: Record<string, unknown>;
+  schedulerConfig?: Record<string, unknown>;
   /** Optimizer groups and per-parameter scalar state (the moment tensors are in optimizer.safetensors). */
   optimizer: {
     paramGroups: OptimizerStateDict["paramGroups"];
@@ -41,6 +64,8 @@ export interface TrainerStateJson {
   losses: number[];
   /** Free-form extras of the caller (e.g. the CLI's arguments). */
   extra: Record<string, unknown>;
+  /** Other trainers' configs (`vaeConfig`, `textConfig` ...). */
+  [config: string]: unknown;
 }
 
 /** Options of {@link saveCheckpoint}. */
@@ -57,7 +82,7 @@ export interface SaveCheckpointOptions {
  * is removed and `dir` is left as it was.
  */
 export async function saveCheckpoint(
-  trainer: DiffusionTrainer,
+  trainer: CheckpointableTrainer,
   dir: string,
   opts: SaveCheckpointOptions = {},
 ): Promise<void> {
@@ -76,7 +101,7 @@ export async function saveCheckpoint(
       report(name);
       await saveSafetensors(join(tmp, name), tensors);
     };
-    await write(CHECKPOINT_FILES.model, trainer.unet.stateDict());
+    await write(CHECKPOINT_FILES.model, trainer.model.stateDict());
     await write(CHECKPOINT_FILES.ema, trainer.ema.averagedStateDict());
     const sd = trainer.optimizer.stateDict();
     const moments = new Map<string, Tensor>();
@@ -93,9 +118,8 @@ export async function saveCheckpoint(
       format: "diffuse-train-checkpoint",
       version: 1,
       step: trainer.step,
-      options: trainer.options,
-      unetConfig: { ...trainer.unet.config },
-      schedulerConfig: { ...trainer.noiseScheduler.config },
+      options: { ...trainer.options },
+      ...trainer.checkpointConfigs(),
       optimizer: { paramGroups: sd.paramGroups, scalars },
       emaStep: trainer.ema.optimizationStep,
       generator: Buffer.from(trainer.generator.getState()).toString("base64"),
@@ -129,6 +153,17 @@ export function findCheckpoint(dir: string): string | null {
   return olds[0] ?? null;
 }
 
+/**
+ * The checkpoint a `--resume FROM` names: FROM's `checkpoint/` folder (a run's output folder) or FROM itself, read
+ * and checked; an error says where it looked.
+ */
+export function resumeCheckpoint(from: string): { dir: string; state: TrainerStateJson } {
+  const dir = findCheckpoint(join(from, "checkpoint")) ?? findCheckpoint(from);
+  if (!dir)
+    throw new ArgumentError(`resume: no checkpoint in ${from} (looked for checkpoint/trainer_state.json)`);
+  return { dir, state: readTrainerState(dir) };
+}
+
 /** Reads trainer_state.json of a checkpoint folder (checked). */
 export function readTrainerState(dir: string): TrainerStateJson {
   const path = join(dir, CHECKPOINT_FILES.state);
@@ -148,12 +183,12 @@ export function readTrainerState(dir: string): TrainerStateJson {
  * Restores a trainer built with the checkpoint's configs and options (see {@link readTrainerState}) to the saved
  * state: weights, optimizer, EMA, generator, data order, step and losses.
  */
-export async function loadCheckpoint(trainer: DiffusionTrainer, dir: string): Promise<TrainerStateJson> {
+export async function loadCheckpoint(trainer: CheckpointableTrainer, dir: string): Promise<TrainerStateJson> {
   const state = readTrainerState(dir);
   const model = await loadSafetensors(join(dir, CHECKPOINT_FILES.model));
   const ema = await loadSafetensors(join(dir, CHECKPOINT_FILES.ema));
   const moments = await loadSafetensors(join(dir, CHECKPOINT_FILES.optimizer));
-  trainer.unet.loadStateDict(model.tensors);
+  trainer.model.loadStateDict(model.tensors);
   const optState: OptimizerStateDict["state"] = {};
   for (const [idx, scalars] of Object.entries(state.optimizer.scalars)) optState[idx] = { ...scalars };
   for (const [key, t] of moments.tensors) {

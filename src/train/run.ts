@@ -4,7 +4,6 @@
 //   model_index.json, unet/, scheduler/  (loadClassConditionalPipeline reads it), checkpoint/, samples/.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../io/atomic.js";
 import { imageGrid, tensorToImage, writePng } from "../io/image.js";
 import type { RawConfig } from "../models/blocks/config-values.js";
 import { UNet2DModel } from "../models/unet/unet-2d.js";
@@ -19,10 +18,11 @@ import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
-import { findCheckpoint, loadCheckpoint, readTrainerState, saveCheckpoint } from "./checkpoint.js";
+import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import type { LabeledImages } from "./data/loader.js";
 import { DiffusionTrainer, type DiffusionTrainOptions } from "./diffusion-trainer.js";
-import { lossCurveSvg } from "./loss-plot.js";
+import { checkpointTo, runTrainingLoop, writeLossCurve } from "./loop.js";
+import { withEmaWeights } from "./trainer-base.js";
 
 /** How the periodic sample grids are drawn. */
 export interface SampleGridOptions {
@@ -92,12 +92,9 @@ export async function createTrainer(
   >,
 ): Promise<DiffusionTrainer> {
   if (opts.resumeFrom) {
-    const dir = findCheckpoint(join(opts.resumeFrom, "checkpoint")) ?? findCheckpoint(opts.resumeFrom);
-    if (!dir)
-      throw new ArgumentError(
-        `resume: no checkpoint in ${opts.resumeFrom} (looked for checkpoint/trainer_state.json)`,
-      );
-    const state = readTrainerState(dir);
+    const { dir, state } = resumeCheckpoint(opts.resumeFrom);
+    if (!state.unetConfig || !state.schedulerConfig)
+      throw new ArgumentError(`resume: ${dir} is not a diffusion training checkpoint (no unetConfig)`);
     const unet = new UNet2DModel(state.unetConfig, { skipInit: true });
     if (opts.device) unet.toDevice(opts.device);
     const scheduler = new DDPMScheduler(state.schedulerConfig);
@@ -129,9 +126,7 @@ export async function sampleGrid(
 ) {
   const labels = opts.labels ?? [...Array(20).keys()].map((i) => i % 10);
   const sampler = samplerFromName(opts.sampler ?? "dpmpp-2m", schedulerJson(trainer));
-  trainer.ema.store();
-  trainer.ema.copyTo();
-  try {
+  return withEmaWeights(trainer, async () => {
     const x = await generateClassImages(trainer.unet, sampler, {
       classLabels: labels,
       steps: opts.steps ?? 20,
@@ -143,9 +138,7 @@ export async function sampleGrid(
     const cpu = await toDeviceAsync(x, "cpu");
     const images = labels.map((_, i) => tensorToImage(select(cpu, 0, i)));
     return imageGrid(images, opts.columns ?? 10);
-  } finally {
-    trainer.ema.restore();
-  }
+  });
 }
 
 /** Runs (or resumes) training into `outDir`; see the file comment for the layout. */
@@ -155,7 +148,6 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const out = opts.outDir;
   const samplesDir = join(out, "samples");
   mkdirSync(samplesDir, { recursive: true });
-  const total = trainer.options.steps;
   const writeSamples = async (): Promise<void> => {
     const interval = opts.samples?.guidanceInterval ?? opts.guidanceInterval;
     const grid = await sampleGrid(trainer, { ...opts.samples, guidanceInterval: interval }, opts.onProgress);
@@ -175,49 +167,21 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     writePng(path, grid, { parameters });
     opts.onSaved?.("samples", path, trainer.step);
     const svg = join(samplesDir, "loss.svg");
-    writeFileAtomic(svg, lossCurveSvg(await trainer.readLosses()));
+    await writeLossCurve(trainer, svg);
     opts.onSaved?.("samples", svg, trainer.step);
   };
-  const checkpoint = async (): Promise<void> => {
-    const path = join(out, "checkpoint");
-    await saveCheckpoint(trainer, path, { extra: opts.extra });
-    opts.onSaved?.("checkpoint", path, trainer.step);
-  };
-  let stopped = false;
-  let trainSeconds = 0;
-  while (trainer.step < total) {
-    // a step is synchronous: yield so signal handlers (Ctrl-C) and other callbacks get to run
-    await new Promise<void>((done) => setImmediate(done));
-    if (opts.signal?.aborted) {
-      stopped = true;
-      break;
-    }
-    const t0 = performance.now();
-    const r = trainer.trainStep();
-    trainSeconds += (performance.now() - t0) / 1000;
-    // training throughput only (sample grids and checkpoints excluded)
-    const imagesPerSecond = ((r.step - resumedAt) * trainer.options.batchSize) / trainSeconds;
-    // the loss and gradient norm are read back only on the steps that report them
-    const logEvery = opts.logEvery ?? 1;
-    if (opts.onProgress && (r.step % logEvery === 0 || r.step === total)) {
-      const losses = await trainer.readLosses();
-      opts.onProgress({
-        stage: "train",
-        step: r.step,
-        total,
-        values: {
-          loss: losses[losses.length - 1]!,
-          lr: r.lr,
-          gradNorm: await r.gradNorm.itemAsync(),
-          epoch: r.epoch,
-          imagesPerSecond,
-        },
-      });
-    }
-    const last = r.step === total;
-    if (!last && opts.checkpointEvery && r.step % opts.checkpointEvery === 0) await checkpoint();
-    if (!last && opts.sampleEvery && r.step % opts.sampleEvery === 0) await writeSamples();
-  }
+  const checkpoint = checkpointTo(trainer, join(out, "checkpoint"), opts.extra, (path, step) =>
+    opts.onSaved?.("checkpoint", path, step),
+  );
+  const stopped = await runTrainingLoop(trainer, {
+    onProgress: opts.onProgress,
+    logEvery: opts.logEvery,
+    signal: opts.signal,
+    checkpointEvery: opts.checkpointEvery,
+    sampleEvery: opts.sampleEvery,
+    checkpoint,
+    writeSamples,
+  });
   await checkpoint();
   await saveClassConditionalPipeline(out, trainer.unet, schedulerJson(trainer), {
     weights: trainer.ema.averagedStateDict(),

@@ -124,7 +124,7 @@ describe("diffuse train mnist", () => {
       }
     });
     const code = await new Promise<number | null>((done) => child.on("close", done));
-    assert.equal(code, 0);
+    assert.equal(code, 130); // as a shell reports a SIGINT, after the checkpoint
     const last = jsonLines(stdout).at(-1)!;
     assert.equal(last.type, "stopped");
     const step = last.step as number;
@@ -158,6 +158,27 @@ describe("diffuse train mnist", () => {
       [step + 1],
     );
     assert.equal(readTrainerState(join(out, "checkpoint")).step, step + 1);
+  });
+
+  it("--resume keeps the run's recorded options: a contradicting flag is an error naming both values", async () => {
+    const out = join(dir, "interrupted"); // the run of the previous test, recorded with --batch 2
+    const resume = (...args: string[]) =>
+      buildProgram().parseAsync([
+        "node",
+        "diffuse",
+        "train",
+        "mnist",
+        "--out",
+        out,
+        "--resume",
+        out,
+        ...args,
+      ]);
+    await assert.rejects(resume("--batch", "3"), /--batch 3 contradicts the resumed run's --batch 2/);
+    await assert.rejects(
+      resume("--channels", "8,32"),
+      /--channels 8,32 contradicts the resumed run's --channels 8,16/,
+    );
   });
 
   it("rejects bad options with clear messages", async () => {
