@@ -13,7 +13,10 @@ import { GUIDANCE_INTERVAL_HELP, guidanceIntervalOption } from "./guidance-inter
 import { cliInt, cliInts, cliNumber } from "./option-values.js";
 import { recordedOptions, resumeOptions } from "./resume-options.js";
 import { registerTrainClassifier } from "./train-classifier.js";
+import { registerTrainClip } from "./train-clip.js";
 import { trainSession } from "./train-session.js";
+import { registerTrainUNet } from "./train-unet.js";
+import { registerTrainVae } from "./train-vae.js";
 
 /** Parsed options of `diffuse train`. */
 export interface TrainCliOptions {
@@ -186,5 +189,8 @@ export function registerTrain(program: Command): void {
   addDeviceOption(mnist).action(async (o: TrainCliOptions, cmd: Command) =>
     runTrain("mnist", resumeOptions(cmd, o, ["steps"])),
   );
+  registerTrainVae(train);
+  registerTrainClip(train);
+  registerTrainUNet(train);
   registerTrainClassifier(train, "classifier");
 }

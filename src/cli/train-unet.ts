@@ -1,0 +1,158 @@
+/**
+ * `diffuse train unet --vae DIR --text-encoder DIR --out DIR [...]`: trains a text-conditioned latent diffusion
+ * UNet on the emoji images into a Stable Diffusion pipeline folder (see src/train/run-text-to-image.ts).
+ */
+import type { Command } from "commander";
+import { loadEmoji } from "../train/data/emoji.js";
+import { trainTextToImage } from "../train/run-text-to-image.js";
+import { addDeviceOption, resolveDevice } from "./device-option.js";
+import { CliError } from "./errors.js";
+import { cliInt, cliInts, cliNumber } from "./option-values.js";
+import { recordedOptions, resumeOptions } from "./resume-options.js";
+import { trainSession } from "./train-session.js";
+
+/** Parsed options of `diffuse train unet`. */
+export interface TrainUNetCliOptions {
+  out: string;
+  resume?: string;
+  device?: string;
+  vae?: string;
+  textEncoder?: string;
+  data: string;
+  steps: string;
+  batch: string;
+  lr: string;
+  warmup?: string;
+  emaDecay: string;
+  condDropout: string;
+  predictionType: string;
+  betaSchedule: string;
+  channels: string;
+  layersPerBlock: string;
+  heads: string;
+  normGroups: string;
+  seed: string;
+  sampleEvery: string;
+  checkpointEvery: string;
+  json?: boolean;
+}
+
+/** The UNet2DConditionModel config the options describe (cross-attention at every level). */
+export function textUNetConfig(o: TrainUNetCliOptions) {
+  const channels = cliInts("channels", o.channels, 1);
+  if (channels.length < 1 || channels.length > 4)
+    throw new CliError(`--channels takes 1 to 4 values, got "${o.channels}"`);
+  const groups = cliInt("norm-groups", o.normGroups, 1);
+  for (const c of channels) {
+    if (c % groups !== 0)
+      throw new CliError(`--channels value ${c} is not divisible by --norm-groups ${groups}`);
+  }
+  return {
+    block_out_channels: channels,
+    down_block_types: channels.map(() => "CrossAttnDownBlock2D"),
+    up_block_types: channels.map(() => "CrossAttnUpBlock2D"),
+    layers_per_block: cliInt("layers-per-block", o.layersPerBlock, 1),
+    // diffusers' SD 1.x naming: attention_head_dim is the number of heads
+    attention_head_dim: cliInt("heads", o.heads, 1),
+    norm_num_groups: groups,
+  };
+}
+
+/** Runs `diffuse train unet`. */
+export async function runTrainUNet(o: TrainUNetCliOptions): Promise<void> {
+  if (o.data !== "emoji")
+    throw new CliError(`--data must be emoji (the only image set so far), got "${o.data}"`);
+  if (!o.resume && (!o.vae || !o.textEncoder))
+    throw new CliError(
+      "a new run needs --vae DIR (a `train vae` output) and --text-encoder DIR (a `train clip` output)",
+    );
+  if (o.resume && (o.vae || o.textEncoder))
+    throw new CliError(
+      "--vae and --text-encoder apply to a new run; a resumed run uses the copies in its folder",
+    );
+  if (!["epsilon", "v_prediction"].includes(o.predictionType))
+    throw new CliError(`--prediction-type must be epsilon or v_prediction, got "${o.predictionType}"`);
+  const schedules = ["linear", "scaled_linear", "squaredcos_cap_v2"];
+  if (!schedules.includes(o.betaSchedule))
+    throw new CliError(`--beta-schedule must be one of ${schedules.join(", ")}, got "${o.betaSchedule}"`);
+  const unetConfig = textUNetConfig(o);
+  const train = {
+    steps: cliInt("steps", o.steps, 1),
+    batchSize: cliInt("batch", o.batch, 1),
+    lr: cliNumber("lr", o.lr, Number.MIN_VALUE),
+    warmupSteps: o.warmup !== undefined ? cliInt("warmup", o.warmup, 0) : undefined,
+    emaDecay: cliNumber("ema-decay", o.emaDecay, 0, 1),
+    condDropout: cliNumber("cond-dropout", o.condDropout, 0, 1),
+    seed: cliInt("seed", o.seed, 0),
+  };
+  const sampleEvery = cliInt("sample-every", o.sampleEvery, 0);
+  const checkpointEvery = cliInt("checkpoint-every", o.checkpointEvery, 0);
+  const device = await resolveDevice(o.device, (text) => {
+    if (!o.json) process.stderr.write(`diffuse: warning: ${text}\n`);
+  });
+  const data = loadEmoji(32);
+  await trainSession(o, async ({ signal, onProgress, onSaved }) => {
+    const r = await trainTextToImage({
+      outDir: o.out,
+      data,
+      vaeFrom: o.vae,
+      textFrom: o.textEncoder,
+      unetConfig,
+      schedulerConfig: {
+        prediction_type: o.predictionType,
+        beta_schedule: o.betaSchedule,
+        clip_sample: false,
+      },
+      train,
+      resumeFrom: o.resume,
+      device,
+      logEvery: device === "cpu" ? 1 : 10,
+      sampleEvery,
+      checkpointEvery,
+      onProgress,
+      signal,
+      onSaved,
+      extra: { argv: process.argv.slice(2), options: recordedOptions({ ...o }) },
+    });
+    return { stopped: r.stopped, step: r.trainer.step };
+  });
+}
+
+/** Adds `train unet` to `train`. */
+export function registerTrainUNet(train: Command): void {
+  const cmd = train
+    .command("unet")
+    .description("train a text-to-image latent diffusion UNet into a Stable Diffusion pipeline folder")
+    .requiredOption("--out <dir>", "output pipeline folder (also holds checkpoint/ and samples/)")
+    .option("--resume <dir>", "continue the run whose output folder this is")
+    .option("--vae <dir>", "the VAE of a new run: a `diffuse train vae` output folder")
+    .option("--text-encoder <dir>", "the text encoder of a new run: a `diffuse train clip` output folder")
+    .option("--data <name>", "image set: emoji", "emoji")
+    .option("--steps <n>", "optimisation steps", "6000")
+    .option("--batch <n>", "images per step", "64")
+    .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", "1e-3")
+    .option("--warmup <n>", "warm-up steps (default min(200, steps / 10))")
+    .option("--ema-decay <x>", "EMA decay upper bound", "0.999")
+    .option("--cond-dropout <p>", "probability of training on the empty prompt", "0.1")
+    .option("--prediction-type <t>", "training target: epsilon or v_prediction", "v_prediction")
+    .option(
+      "--beta-schedule <s>",
+      "noise schedule: linear, scaled_linear or squaredcos_cap_v2",
+      "squaredcos_cap_v2",
+    )
+    .option("--channels <list>", "block_out_channels (one level per value)", "96,192")
+    .option("--layers-per-block <n>", "ResNet + transformer layers per down block", "1")
+    .option("--heads <n>", "attention heads", "4")
+    .option("--norm-groups <n>", "GroupNorm groups", "16")
+    .option("--seed <n>", "seed of weights, noise and data order", "0")
+    .option(
+      "--sample-every <k>",
+      "write a grid of sample prompts and the loss curve every k steps (0: at the end)",
+      "500",
+    )
+    .option("--checkpoint-every <k>", "write a checkpoint every k steps (0: at the end)", "250")
+    .option("--json", "print progress as JSON lines");
+  addDeviceOption(cmd).action(async (o: TrainUNetCliOptions, c: Command) =>
+    runTrainUNet(resumeOptions(c, o, ["steps"])),
+  );
+}
