@@ -119,7 +119,11 @@ async function describeFolder(dir: string): Promise<{ json: Record<string, unkno
   }
   const unet = components.find((c) => c.name === "unet");
   const unetConfig = (unet?.config ?? {}) as Record<string, unknown>;
-  const family = unet
+  // a Stable Diffusion family only for SD pipelines; one whose text width is none of the released ones (768, 1024,
+  // SDXL's 2048), like a model trained here, has that family's layout but not its sizes
+  const sdLayout = unet && index.className.startsWith("StableDiffusion");
+  const released = [768, 1024, 2048].includes(Number(unetConfig.cross_attention_dim));
+  const family = sdLayout
     ? folderFamily(
         unetConfig,
         components.some((c) => c.name === "text_encoder"),
@@ -133,15 +137,24 @@ async function describeFolder(dir: string): Promise<{ json: Record<string, unkno
     format: "diffusers",
     pipeline: index.className,
     family,
+    /** False for an SD-layout model of other sizes (e.g. one trained with this package). */
+    releasedSizes: family ? released : null,
     inpainting: unetConfig.in_channels === 9,
     predictionType: prediction,
     parameterCount,
     components: Object.fromEntries(components.map((c) => [c.name, c])),
     absent,
   };
+  const familyText = family
+    ? released
+      ? family
+      : `${family} layout, own sizes (cross_attention_dim ${unetConfig.cross_attention_dim})`
+    : index.className === "ClassConditionalPipeline"
+      ? "none (class-conditional, pixel space)"
+      : "unknown";
   const lines = [
     `${dir}: diffusers pipeline ${index.className}`,
-    `family: ${family ?? "unknown"}${json.inpainting ? " (inpainting)" : ""}, prediction: ${prediction}, parameters: ${formatCount(parameterCount)}`,
+    `family: ${familyText}${json.inpainting ? " (inpainting)" : ""}, prediction: ${prediction}, parameters: ${formatCount(parameterCount)}`,
     "",
     formatTable(["component", "class", "parameters", "dtypes / notes"], componentRows(components), [2]),
   ];

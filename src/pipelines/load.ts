@@ -327,10 +327,12 @@ export async function componentWeightFiles(
   className: string,
   variant?: string,
 ): Promise<string[]> {
-  // a folder path yields file paths
+  // a folder path yields file paths; transformers-style folders (CLIP, the package's classifiers) hold model*.safetensors
+  const transformers =
+    className.startsWith("CLIP") || (await stat(join(dir, "model.safetensors")).catch(() => null)) !== null;
   return findWeightFiles(dir, {
     who: className,
     variant,
-    naming: className.startsWith("CLIP") ? "transformers" : "diffusers",
+    naming: transformers ? "transformers" : "diffusers",
   }) as Promise<string[]>;
 }

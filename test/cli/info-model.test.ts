@@ -64,7 +64,10 @@ describe("diffuse info on models", { skip: skipWithoutFixtures() }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /: diffusers pipeline StableDiffusionPipeline/);
     // 1,106,212 + 658,375 + 41,184 parameters (tiny_unet, tiny_vae, tiny_text_encoder)
-    assert.match(r.stdout, /family: sd1, prediction: epsilon, parameters: 1,805,771/);
+    assert.match(
+      r.stdout,
+      /family: sd1 layout, own sizes \(cross_attention_dim 32\), prediction: epsilon, parameters: 1,805,771/,
+    );
     assert.match(r.stdout, /^unet\s+UNet2DConditionModel\s+1,106,212\s+F32 x 304$/m);
     assert.match(r.stdout, /^vae\s+AutoencoderKL\s+658,375\s+F32 x 124$/m);
     assert.match(r.stdout, /^text_encoder\s+CLIPTextModel\s+41,184\s+F32 x \d+$/m);
@@ -78,6 +81,7 @@ describe("diffuse info on models", { skip: skipWithoutFixtures() }, () => {
     assert.equal(info.format, "diffusers");
     assert.equal(info.pipeline, "StableDiffusionPipeline");
     assert.equal(info.family, "sd1");
+    assert.equal(info.releasedSizes, false);
     assert.equal(info.parameterCount, 1805771);
     assert.deepEqual(Object.keys(info.components).sort(), [
       "scheduler",
