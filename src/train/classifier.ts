@@ -24,11 +24,15 @@ export interface AugmentOptions {
   scale?: number;
   /** Translation in pixels (default 2). */
   shift?: number;
+  /** Channels per image (default 1); every channel of an image gets the same transform. */
+  channels?: number;
+  /** Value of pixels taken from outside the image (default -1: MNIST's black; 1 for white). */
+  background?: number;
 }
 
 /**
- * Applies an independent random rotation, scale and translation about the centre to each of `count` square
- * single-channel images in [-1, 1] (bilinear sampling; pixels from outside the image are background, -1).
+ * Applies an independent random rotation, scale and translation about the centre to each of `count` square images
+ * of `channels` planes in [-1, 1] (bilinear sampling; pixels from outside the image are `background`).
  */
 export function augmentDigits(
   images: Float32Array,
@@ -36,9 +40,13 @@ export function augmentDigits(
   generator: Generator,
   opts: AugmentOptions = {},
 ): Float32Array {
-  const side = Math.round(Math.sqrt(images.length / count));
-  if (side * side * count !== images.length) {
-    throw new ArgumentError(`augmentDigits: ${images.length} values are not ${count} square images`);
+  const channels = opts.channels ?? 1;
+  const background = opts.background ?? -1;
+  const side = Math.round(Math.sqrt(images.length / count / channels));
+  if (side * side * count * channels !== images.length) {
+    throw new ArgumentError(
+      `augmentDigits: ${images.length} values are not ${count} square images of ${channels} channel(s)`,
+    );
   }
   const maxRot = ((opts.rotate ?? 10) * Math.PI) / 180;
   const maxScale = opts.scale ?? 0.1;
@@ -47,17 +55,18 @@ export function augmentDigits(
   const out = new Float32Array(images.length);
   const c = (side - 1) / 2;
   const px = side * side;
-  for (let n = 0; n < count; n++) {
-    const theta = (2 * u[4 * n]! - 1) * maxRot;
-    const scale = 1 + (2 * u[4 * n + 1]! - 1) * maxScale;
-    const tx = (2 * u[4 * n + 2]! - 1) * maxShift;
-    const ty = (2 * u[4 * n + 3]! - 1) * maxShift;
+  for (let n = 0; n < count * channels; n++) {
+    const k = Math.floor(n / channels); // the image whose draws this plane uses
+    const theta = (2 * u[4 * k]! - 1) * maxRot;
+    const scale = 1 + (2 * u[4 * k + 1]! - 1) * maxScale;
+    const tx = (2 * u[4 * k + 2]! - 1) * maxShift;
+    const ty = (2 * u[4 * k + 3]! - 1) * maxShift;
     // output pixel p maps to source R(-theta) (p - c - t) / scale + c
     const cos = Math.cos(theta) / scale;
     const sin = Math.sin(theta) / scale;
     const src = images.subarray(n * px, (n + 1) * px);
     const at = (x: number, y: number): number =>
-      x < 0 || y < 0 || x >= side || y >= side ? -1 : src[y * side + x]!;
+      x < 0 || y < 0 || x >= side || y >= side ? background : src[y * side + x]!;
     for (let y = 0; y < side; y++) {
       const dy = y - c - ty;
       for (let x = 0; x < side; x++) {
@@ -198,7 +207,10 @@ export async function trainDigitClassifier(opts: TrainClassifierOptions): Promis
     const batch = loader.next();
     let images = batch.images;
     if (opts.augment !== false) {
-      const jittered = augmentDigits(images.toFloat32Array(), batchSize, augmentGenerator, opts.augment);
+      const jittered = augmentDigits(images.toFloat32Array(), batchSize, augmentGenerator, {
+        channels: config.in_channels,
+        ...opts.augment,
+      });
       images = tensor(jittered, images.shape);
     }
     const stepLr = warmupCosine(step, { lr, warmupSteps, totalSteps: steps });

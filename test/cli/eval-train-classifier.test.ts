@@ -68,6 +68,33 @@ describe("diffuse train classifier", () => {
     }
   });
 
+  it("--data emoji: one class per emoji name, scored on the real images", async () => {
+    const out = join(dir, "emoji-clf");
+    const r = diffuse(
+      "train",
+      "classifier",
+      "--data",
+      "emoji",
+      "--out",
+      out,
+      "--steps",
+      "2",
+      "--batch",
+      "4",
+      "--json",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout.trimEnd().split("\n").at(-1)!);
+    assert.equal(result.trainDigits, 3786);
+    assert.equal(result.heldOutDigits, 3786);
+    assert.equal(result.heldOutPerClass, undefined);
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    assert.equal(config.in_channels, 3);
+    assert.equal(config.num_classes, 1911);
+    const bad = diffuse("train", "classifier", "--out", join(dir, "x"), "--vae", dir);
+    assert.match(bad.stderr, /--vae applies to --data emoji only/);
+  });
+
   it("rejects bad numbers and an --out that is a file, in one line", () => {
     const file = join(dir, "a-file");
     writeFileSync(file, "x");

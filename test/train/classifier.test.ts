@@ -74,7 +74,10 @@ describe("augmentDigits", () => {
       rotate: 45,
     });
     assert.ok(blank.every((v) => Math.abs(v + 1) < 1e-6));
-    assert.throws(() => augmentDigits(new Float32Array(1000), 1, new Generator(0)), /not 1 square images/);
+    assert.throws(
+      () => augmentDigits(new Float32Array(1000), 1, new Generator(0)),
+      /not 1 square images of 1 channel/,
+    );
   });
 });
 
