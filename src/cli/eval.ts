@@ -10,6 +10,7 @@ import type { Command } from "commander";
 import { DigitClassifier } from "../models/classifier/digit-classifier.js";
 import { loadClassConditionalPipeline } from "../pipelines/class-conditional.js";
 import { formatGuidanceInterval } from "../pipelines/guidance.js";
+import { isStableDiffusionModel } from "../pipelines/model-kind.js";
 import { samplerSpec } from "../schedulers/samplers.js";
 import { loadMnist } from "../train/data/mnist.js";
 import {
@@ -24,8 +25,10 @@ import {
   sweepMarkdown,
   sweepSettings,
 } from "../train/eval.js";
+import type { TextToImageEvalResult } from "../train/eval-text-to-image.js";
 import { resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
+import { DEFAULT_EMOJI_CLASSIFIER_DIR, runTextToImageEval } from "./eval-text-to-image.js";
 import {
   GUIDANCE_INTERVAL_HELP,
   guidanceIntervalOption,
@@ -54,6 +57,7 @@ interface EvalCliOptions {
   seed: string;
   batch: string;
   sweep?: boolean;
+  names?: string;
   json?: boolean;
 }
 
@@ -117,8 +121,33 @@ function describeResult(r: EvalResult): string {
 }
 
 /** Runs the command; returns the results it printed. */
-export async function runEval(opts: EvalCliOptions): Promise<EvalResult[]> {
+export async function runEval(opts: EvalCliOptions): Promise<EvalResult[] | TextToImageEvalResult[]> {
   const modelDir = opts.model ?? DEFAULT_MODEL_DIR;
+  if (await isStableDiffusionModel(modelDir)) {
+    if (opts.numPerClass !== "50" || opts.guidanceInterval !== undefined || opts.batch !== "100")
+      throw new CliError(
+        "--num-per-class, --guidance-interval and --batch apply to class-conditional models; a text-to-image model is scored with one image per name (--names N to prompt fewer)",
+      );
+    checkFolder(
+      opts.classifier ?? DEFAULT_EMOJI_CLASSIFIER_DIR,
+      "classifier",
+      'train one with "diffuse train classifier --data emoji --out DIR" and pass --classifier DIR',
+    );
+    const device = await resolveDevice(opts.device, (text) => {
+      if (!opts.json) process.stderr.write(`diffuse: warning: ${text}\n`);
+    });
+    return runTextToImageEval({
+      modelDir,
+      classifierDir: opts.classifier ?? DEFAULT_EMOJI_CLASSIFIER_DIR,
+      names: opts.names,
+      seed: opts.seed,
+      settings: settingsFromOptions(opts),
+      sweep: opts.sweep,
+      json: opts.json,
+      device,
+    });
+  }
+  if (opts.names !== undefined) throw new CliError("--names applies to text-to-image models only");
   const classifierDir = opts.classifier ?? DEFAULT_CLASSIFIER_DIR;
   const numPerClass = cliInt("num-per-class", opts.numPerClass, 1);
   const seed = cliInt("seed", opts.seed, 0);
@@ -215,10 +244,16 @@ export function registerEval(program: Command): void {
   program
     .command("eval")
     .description(
-      "score a class-conditional digit model: class accuracy and Fréchet distance to held-out digits",
+      "score a model with a classifier: class accuracy (digits) or prompt adherence (emoji) and Fréchet distance",
     )
-    .option("--model <dir>", "class-conditional pipeline folder (default: the shipped models/mnist)")
-    .option("--classifier <dir>", "digit classifier folder (default: the shipped models/mnist-classifier)")
+    .option(
+      "--model <dir>",
+      "class-conditional pipeline folder (default: the shipped models/mnist), or a text-to-image model trained on the emoji",
+    )
+    .option(
+      "--classifier <dir>",
+      "classifier folder (default: models/mnist-classifier, or models/emoji-classifier for text-to-image)",
+    )
     .option("--num-per-class <n>", "generated images per class and setting", "50")
     .option(
       "--sampler <name>",
@@ -233,6 +268,10 @@ export function registerEval(program: Command): void {
     .option("--seed <n>", "seed of the initial noise (the same for every setting)", "0")
     .option("--batch <n>", "images per generation batch", "100")
     .option("--sweep", "evaluate every sampler x steps x guidance combination and print a markdown table")
+    .option(
+      "--names <n>",
+      "text-to-image models: prompt this many emoji names (spread over all; default all)",
+    )
     .option("--json", "print progress and the result as JSON lines")
     .option("--device <name>", "where to sample: cpu or webgpu (default: $DIFFUSE_DEVICE or cpu)")
     .action(async (opts: EvalCliOptions) => {

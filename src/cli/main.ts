@@ -7,6 +7,7 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { packageVersion } from "../io/package-version.js";
+import { registerConvert } from "./convert.js";
 import { registerEval } from "./eval.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerGenerate(program);
   registerTrain(program);
+  registerConvert(program);
   registerServe(program);
   // the first spelling of `diffuse train classifier`, kept working
   registerTrainClassifier(program, "train-classifier", { hidden: true });

@@ -102,7 +102,7 @@ export function registerTrainClip(train: Command): void {
     .requiredOption("--out <dir>", "output folder (text_encoder/, tokenizer/, clip/, checkpoint/, samples/)")
     .option("--resume <dir>", "continue the run whose output folder this is")
     .option("--data <name>", "image set: emoji", "emoji")
-    .option("--steps <n>", "optimisation steps", "1500")
+    .option("--steps <n>", "optimisation steps", "800")
     .option("--batch <n>", "image-caption pairs per step", "128")
     .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", "1e-3")
     .option("--warmup <n>", "warm-up steps (default min(200, steps / 10))")
@@ -113,7 +113,7 @@ export function registerTrainClip(train: Command): void {
     .option("--layers <n>", "text transformer layers", "4")
     .option("--heads <n>", "attention heads", "4")
     .option("--projection-dim <n>", "shared embedding size", "256")
-    .option("--image-channels <list>", "image encoder block channels", "32,64,128")
+    .option("--image-channels <list>", "image encoder block channels", "16,32,64")
     .option("--seed <n>", "seed of the vocabulary's captions, weights and data order", "0")
     .option(
       "--sample-every <k>",

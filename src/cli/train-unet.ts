@@ -140,7 +140,7 @@ export function registerTrainUNet(train: Command): void {
       "noise schedule: linear, scaled_linear or squaredcos_cap_v2",
       "squaredcos_cap_v2",
     )
-    .option("--channels <list>", "block_out_channels (one level per value)", "96,192")
+    .option("--channels <list>", "block_out_channels (one level per value)", "64,128")
     .option("--layers-per-block <n>", "ResNet + transformer layers per down block", "1")
     .option("--heads <n>", "attention heads", "4")
     .option("--norm-groups <n>", "GroupNorm groups", "16")

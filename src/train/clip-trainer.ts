@@ -1,7 +1,8 @@
 // Contrastive text-image training (CLIP; Radford et al. 2021, Fig. 3): per step a batch of images and one caption
 // drawn for each, the B x B matrix of scaled cosine similarities, and the mean of the cross entropies along its
-// rows (image -> text) and columns (text -> image) with the diagonal as the targets. Captions are padded to the
-// tokenizer's full length without an attention mask, as text-to-image pipelines will feed the text tower.
+// rows (image -> text) and columns (text -> image) with the diagonal as the targets. The pooled output is the
+// hidden state at EOS, which the causal mask keeps from seeing what follows, so captions are padded only to the
+// batch's longest: the same embeddings as at the full length, for less work.
 import type { ContrastiveTextImageModel } from "../models/clip/contrastive.js";
 import type { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import { add, cross_entropy, matmul, mul, toDevice, transpose } from "../ops/index.js";
@@ -36,9 +37,9 @@ export class ClipTrainer extends TrainerBase<ContrastiveTextImageModel, Resolved
     return { clipConfig: { ...this.model.config } };
   }
 
-  /** Token ids [B, L] (int64, L = the tokenizer's length) of `texts`. */
+  /** Token ids [B, L] (int64, L = the longest of `texts`, truncated to the tokenizer's length). */
   tokenIds(texts: readonly string[]): Tensor {
-    return this.tokenizer.encodeBatch(texts, { padding: "max_length" }).inputIds;
+    return this.tokenizer.encodeBatch(texts, { padding: "longest" }).inputIds;
   }
 
   protected batchLoss(batch: LabeledBatch): BatchLoss {
@@ -82,7 +83,7 @@ export function retrievalAccuracy(
   return noGrad(() => {
     const textRows: Float32Array[] = [];
     for (let i = 0; i < n; i += batch) {
-      const ids = tokenizer.encodeBatch(labels.slice(i, i + batch), { padding: "max_length" }).inputIds;
+      const ids = tokenizer.encodeBatch(labels.slice(i, i + batch), { padding: "longest" }).inputIds;
       textRows.push(toDevice(model.embedText(ids), "cpu").toFloat32Array());
     }
     const dim = model.config.projection_dim;

@@ -32,7 +32,7 @@ export interface ClipModelOptions {
   heads?: number;
   /** Shared embedding size (default 256). */
   projectionDim?: number;
-  /** The image tower's block channels (default [32, 64, 128]). */
+  /** The image tower's block channels (default [16, 32, 64]). */
   imageChannels?: number[];
 }
 
@@ -104,7 +104,7 @@ function writeTokenizer(
 export function clipConfigFor(tokenizer: CLIPTokenizer, m: ClipModelOptions = {}): ContrastiveConfig {
   const hidden = m.hiddenSize ?? 256;
   const projection = m.projectionDim ?? 256;
-  const channels = m.imageChannels ?? [32, 64, 128];
+  const channels = m.imageChannels ?? [16, 32, 64];
   // GroupNorm groups: the most of 16, 8, 4, 2, 1 that divide every block's channels
   const groups = [16, 8, 4, 2, 1].find((g) => channels.every((c) => c % g === 0))!;
   return {

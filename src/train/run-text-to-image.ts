@@ -1,7 +1,8 @@
 // A whole text-to-image UNet training run into a Stable Diffusion pipeline folder. A new run copies the trained
 // VAE, text encoder and tokenizer into the folder first (so the folder is complete and a resumed run needs nothing
 // else), encodes every image's latent posterior once, and trains the UNet; every K steps a grid of prompts sampled
-// with the EMA weights and the loss curve and/or a checkpoint; at the end unet/, scheduler/ and model_index.json.
+// with the EMA weights and the loss curve and/or a checkpoint; at the end (or when stopped) unet/ with the EMA
+// weights, scheduler/ and model_index.json.
 // Layout: model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/, checkpoint/, samples/.
 import { cpSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -206,16 +207,19 @@ export async function trainTextToImage(opts: TrainTextToImageOptions) {
     writeSamples,
   });
   await checkpoint();
-  if (!stopped) {
+  // the pipeline is written when stopped too (with the EMA weights so far), as `train mnist` does
+  {
     await saveModelFolder(join(out, "unet"), {
       config: { _class_name: "UNet2DConditionModel", _diffusers_version: "0.30.0", ...trainer.unet.config },
       weights: trainer.ema.averagedStateDict(),
     });
+    // the folder's default sampler is DPM-Solver++ 2M on the training schedule (DDPM's ancestral sampling needs
+    // hundreds of steps)
     const { _class_name: _, ...sched } = trainer.noiseScheduler.config as Record<string, unknown>;
     mkdirSync(join(out, "scheduler"), { recursive: true });
     writeFileAtomic(
       join(out, "scheduler", "scheduler_config.json"),
-      configJson({ _class_name: "DDPMScheduler", _diffusers_version: "0.30.0", ...sched }),
+      configJson({ _class_name: "DPMSolverMultistepScheduler", _diffusers_version: "0.30.0", ...sched }),
     );
     writeFileAtomic(
       join(out, MODEL_INDEX),
@@ -225,7 +229,7 @@ export async function trainTextToImage(opts: TrainTextToImageOptions) {
         feature_extractor: [null, null],
         requires_safety_checker: false,
         safety_checker: [null, null],
-        scheduler: ["diffusers", "DDPMScheduler"],
+        scheduler: ["diffusers", "DPMSolverMultistepScheduler"],
         text_encoder: ["transformers", "CLIPTextModel"],
         tokenizer: ["transformers", "CLIPTokenizer"],
         unet: ["diffusers", "UNet2DConditionModel"],
@@ -233,7 +237,7 @@ export async function trainTextToImage(opts: TrainTextToImageOptions) {
       }),
     );
     opts.onSaved?.("pipeline", out, trainer.step);
-    await writeSamples();
   }
+  if (!stopped) await writeSamples();
   return { trainer, stopped };
 }

@@ -7,12 +7,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadSafetensors } from "../../src/io/safetensors.js";
+import { DigitClassifier, DigitClassifierConfig } from "../../src/models/classifier/digit-classifier.js";
 import { CLIPTextModel } from "../../src/models/clip/text-model.js";
 import { CLIPTokenizer } from "../../src/models/clip/tokenizer.js";
 import { AutoencoderKL } from "../../src/models/vae/autoencoder-kl.js";
+import { copyPipelineFolder } from "../../src/pipelines/copy-pipeline.js";
 import { StableDiffusionPipeline } from "../../src/pipelines/stable-diffusion.js";
+import { Generator } from "../../src/tensor/generator.js";
 import { readTrainerState } from "../../src/train/checkpoint.js";
 import { emojiSubset, loadEmoji } from "../../src/train/data/emoji.js";
+import { evaluateTextToImage } from "../../src/train/eval-text-to-image.js";
 import { trainClip } from "../../src/train/run-clip.js";
 import { trainTextToImage } from "../../src/train/run-text-to-image.js";
 import { trainVae } from "../../src/train/run-vae.js";
@@ -138,5 +142,57 @@ describe("text-to-image stages", () => {
     const img = await pipe.generate({ prompt: "red heart", steps: 2, seed: 0 });
     assert.equal(img.images[0]!.width, 16);
     assert.ok(existsSync(join(out, "samples", "step-000002.png")));
+
+    // shipped as float16: the training leftovers stay behind, the weights halve, the folder still generates
+    const shipped = join(dir, "shipped");
+    const copied = await copyPipelineFolder(out, shipped, { dtype: "float16" });
+    assert.deepEqual(copied.components.sort(), ["scheduler", "text_encoder", "tokenizer", "unet", "vae"]);
+    assert.ok(!existsSync(join(shipped, "checkpoint")) && !existsSync(join(shipped, "samples")));
+    const unetWeights = await loadSafetensors(join(shipped, "unet", "diffusion_pytorch_model.safetensors"));
+    assert.ok([...unetWeights.tensors.values()].every((t) => t.dtype === "float16"));
+    const half = await StableDiffusionPipeline.fromPretrained(shipped);
+    const again = await half.generate({ prompt: "red heart", steps: 2, seed: 0 });
+    assert.equal(again.images[0]!.width, 16);
+  });
+
+  it("evaluateTextToImage prompts one image per name and scores it with a classifier of all names", async () => {
+    const pipeline = await StableDiffusionPipeline.fromPretrained(join(dir, "shipped"));
+    const classifier = new DigitClassifier(
+      DigitClassifierConfig.from({
+        in_channels: 3,
+        sample_size: 16,
+        block_out_channels: [4],
+        norm_num_groups: 2,
+        feature_dim: 6,
+        num_classes: set.classNames.length,
+      }),
+      { generator: new Generator(0) },
+    );
+    const classes = set.entries.slice(0, 3).map((e) => e.classIndex);
+    const r = await evaluateTextToImage({
+      pipeline,
+      classifier,
+      set,
+      classes,
+      sampler: "dpmpp-2m",
+      steps: 2,
+      guidance: 3,
+    });
+    assert.equal(r.count, 3);
+    assert.ok(r.top1 >= 0 && r.top1 <= r.top5 && r.top5 <= 1);
+    assert.ok(Number.isFinite(r.fd) && r.fd >= 0 && Number.isFinite(r.referenceFd));
+    assert.equal(r.fdRatio, r.fd / r.referenceFd);
+    await assert.rejects(
+      evaluateTextToImage({
+        pipeline,
+        classifier,
+        set,
+        classes: [0],
+        sampler: "dpmpp-2m",
+        steps: 2,
+        guidance: 3,
+      }),
+      /need 2\+ names to prompt, got 1/,
+    );
   });
 });
