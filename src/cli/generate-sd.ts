@@ -19,6 +19,7 @@ import {
   guidanceIntervalOption,
   resolveGuidanceInterval,
 } from "./guidance-interval-option.js";
+import { cliSeed } from "./option-values.js";
 import { progressReporter } from "./progress.js";
 
 /** Raw option values of the SD path (strings as typed; parsed and checked here). */
@@ -111,11 +112,7 @@ function float(v: string | undefined, name: string): number | undefined {
 }
 
 function seedOf(v: string | undefined): number | bigint | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v.trim())) throw new CliError(`--seed must be a non-negative integer, got "${v}"`);
-  const big = BigInt(v.trim());
-  if (big >= 2n ** 64n) throw new CliError(`--seed must be below 2^64, got ${v}`);
-  return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+  return v === undefined ? undefined : cliSeed(v);
 }
 
 /** "file.safetensors:0.8" -> path and scale (a trailing ":number" is the scale; default 1). */

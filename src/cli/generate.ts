@@ -16,7 +16,11 @@ import {
 } from "../pipelines/class-conditional.js";
 import { type GuidanceInterval, usesGuidance } from "../pipelines/guidance.js";
 import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
-import { isStableDiffusionModel, SHIPPED_MODEL_DIR } from "../pipelines/model-kind.js";
+import {
+  isStableDiffusionModel,
+  SHIPPED_MODEL_DIR,
+  SHIPPED_TEXT_MODEL_DIR,
+} from "../pipelines/model-kind.js";
 import { formatParameters } from "../pipelines/params.js";
 import { samplerFromName, samplerSpec } from "../schedulers/samplers.js";
 import type { Device } from "../tensor/device.js";
@@ -25,7 +29,7 @@ import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import { addSdGenerateOptions, runSdGenerate, type SdGenerateOptions } from "./generate-sd.js";
 import { guidanceIntervalOption, resolveGuidanceInterval } from "./guidance-interval-option.js";
-import { cliInt } from "./option-values.js";
+import { cliInt, cliSeed, offsetSeed } from "./option-values.js";
 import { progressReporter } from "./progress.js";
 
 export { SHIPPED_MODEL_DIR };
@@ -56,7 +60,7 @@ interface GenerateSettings {
   guidance: number;
   /** Typed interval; null = every step guided; undefined = the model's default. */
   guidanceInterval: GuidanceInterval | null | undefined;
-  seed: number;
+  seed: number | bigint;
   output: string;
   grid?: string;
   classes?: string;
@@ -102,7 +106,7 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
   requireFolderOf(paths[0]!);
   const modelName = basename(resolve(s.modelDir));
   // A1111-style parameters text (the class as the prompt), with the interval when one applied
-  const parametersText = (prompt: string, seed: number, width: number, height: number) =>
+  const parametersText = (prompt: string, seed: number | bigint, width: number, height: number) =>
     formatParameters({
       prompt,
       negativePrompt: "",
@@ -118,7 +122,7 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
   const images = [];
   for (let i = 0; i < s.numImages; i++) {
     const label = classes[i % classes.length]!;
-    const seed = s.seed + i;
+    const seed = offsetSeed(s.seed, i);
     const sampler = samplerFromName(s.sampler, scheduler.config);
     const x = await generateClassImages(unet, sampler, {
       classLabels: [label],
@@ -135,7 +139,8 @@ async function generateClassConditional(s: GenerateSettings): Promise<void> {
     images.push(image);
     const parameters = parametersText(`class ${label}`, seed, image.width, image.height);
     writePng(paths[i]!, image, { parameters });
-    s.onFile(paths[i]!, { class: label, seed });
+    // JSON numbers are exact below 2^53: a larger seed is written as a string
+    s.onFile(paths[i]!, { class: label, seed: typeof seed === "bigint" ? seed.toString() : seed });
   }
   if (s.grid) {
     requireFolderOf(s.grid);
@@ -211,7 +216,7 @@ export async function runGenerate(o: Partial<GenerateCliOptions>): Promise<void>
       steps: cliInt("steps", v.steps, 1),
       guidance,
       guidanceInterval: guidanceIntervalOption(o.guidanceInterval),
-      seed: cliInt("seed", v.seed, 0),
+      seed: cliSeed(v.seed),
       output: v.output,
       grid: o.grid,
       classes: o.class,
@@ -237,10 +242,13 @@ export function registerGenerate(program: Command): void {
   const cmd = program
     .command("generate")
     .description(
-      "generate images: a class-conditional model (default: the shipped MNIST model) or Stable Diffusion",
+      "generate images: from a prompt (default: the shipped emoji model) or a class (default: the shipped MNIST model)",
     )
-    .argument("[prompt]", "text prompt (Stable Diffusion models only)")
-    .option("--model <path>", "model folder or SD checkpoint (default: the shipped models/mnist)")
+    .argument("[prompt]", "text prompt (text-to-image models)")
+    .option(
+      "--model <path>",
+      "model folder or SD checkpoint (default: models/emoji with a prompt, models/mnist without)",
+    )
     .option(
       "--class <list>",
       "class-conditional: class label, or a comma list cycled over the images (default: all)",
@@ -262,8 +270,44 @@ export function registerGenerate(program: Command): void {
   addSdGenerateOptions(cmd);
   addDeviceOption(cmd);
   cmd.action(async (prompt: string | undefined, o: AllGenerateOptions) => {
-    if (o.from || (o.model !== undefined && (await isStableDiffusionModel(o.model))))
-      return runSdGenerate(prompt, o);
+    const textToImage =
+      o.from !== undefined ||
+      (o.model !== undefined && (await isStableDiffusionModel(o.model))) ||
+      (prompt !== undefined && o.model === undefined && o.class === undefined);
+    if (textToImage) {
+      const classOnly = [o.class !== undefined && "--class", o.grid !== undefined && "--grid"].filter(
+        Boolean,
+      );
+      if (classOnly.length > 0)
+        throw new CliError(
+          `${classOnly.join(", ")} ${classOnly.length > 1 ? "apply" : "applies"} to class-conditional models; this is a text-to-image run (give a prompt)`,
+        );
+      // a prompt without --model: the shipped text-to-image model
+      return runSdGenerate(
+        prompt,
+        o.model === undefined && !o.from ? { ...o, model: SHIPPED_TEXT_MODEL_DIR } : o,
+      );
+    }
+    // options of the text-to-image path that a class-conditional model has no use for: refused, not ignored
+    const textOnly: [keyof AllGenerateOptions, string][] = [
+      ["negative", "--negative"],
+      ["rescale", "--rescale"],
+      ["width", "--width"],
+      ["height", "--height"],
+      ["initImage", "--init-image"],
+      ["strength", "--strength"],
+      ["mask", "--mask"],
+      ["lora", "--lora"],
+      ["clipSkip", "--clip-skip"],
+      ["tokenizer", "--tokenizer"],
+      ["dtype", "--dtype"],
+    ];
+    const given = textOnly.filter(([k]) => o[k] !== undefined).map(([, flag]) => flag);
+    if (given.length > 0) {
+      throw new CliError(
+        `${given.join(", ")} ${given.length > 1 ? "apply" : "applies"} to text-to-image models; ${o.model ?? "the shipped MNIST model"} is class-conditional (it takes --class, --num-images, --sampler, --steps, --guidance, --guidance-interval, --seed, -o, --grid)`,
+      );
+    }
     if (prompt !== undefined) {
       throw new CliError(
         `a prompt was given, but ${o.model ?? "the shipped MNIST model"} is not a Stable Diffusion model (class-conditional models take --class)`,

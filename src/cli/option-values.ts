@@ -27,3 +27,18 @@ export function cliInts(name: string, v: string, min: number): number[] {
     .filter((s) => s !== "")
     .map((p) => cliInt(name, p, min));
 }
+
+/** A seed as PyTorch takes it: an integer in [0, 2^64), a number below 2^53 and a bigint above. */
+export function cliSeed(v: string): number | bigint {
+  if (!/^\d+$/.test(v.trim())) throw new CliError(`--seed must be a non-negative integer, got "${v}"`);
+  const big = BigInt(v.trim());
+  if (big >= 2n ** 64n) throw new CliError(`--seed must be below 2^64, got ${v}`);
+  return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+}
+
+/** `seed + i` exactly (a bigint once past 2^53); an error when it reaches 2^64. */
+export function offsetSeed(seed: number | bigint, i: number): number | bigint {
+  const big = BigInt(seed) + BigInt(i);
+  if (big >= 2n ** 64n) throw new CliError(`--seed ${seed} + ${i} (image ${i + 1}) is not below 2^64`);
+  return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+}

@@ -37,7 +37,7 @@ export interface ClassImageOptions {
   /** Inference steps (default 20). */
   steps?: number;
   /** Seed of a new Generator for the initial noise and stochastic steps (default 0), unless `generator`. */
-  seed?: number;
+  seed?: number | bigint;
   generator?: Generator;
   /** Called after each step with stage "sample". */
   onProgress?: ProgressCallback;

@@ -8,6 +8,9 @@ import { MODEL_INDEX, readModelIndex } from "./model-index.js";
 /** The shipped class-conditional MNIST model (inside the package: resolves from src/ and dist/ alike). */
 export const SHIPPED_MODEL_DIR = fileURLToPath(new URL("../../models/mnist", import.meta.url));
 
+/** The shipped text-to-image model (a Stable Diffusion folder trained on emoji; see docs/emoji.md). */
+export const SHIPPED_TEXT_MODEL_DIR = fileURLToPath(new URL("../../models/emoji", import.meta.url));
+
 /**
  * True when `path` is a Stable Diffusion model: a .safetensors file, or a folder whose model_index.json names a
  * StableDiffusion* pipeline.

@@ -17,6 +17,7 @@ import { outputPaths, SHIPPED_MODEL_DIR } from "../../src/cli/generate.js";
 import { buildProgram } from "../../src/cli/main.js";
 import { readImage, readPngText } from "../../src/io/image.js";
 import { saveClassConditionalPipeline } from "../../src/pipelines/class-conditional-save.js";
+import { parseParameters } from "../../src/pipelines/params.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
 import { tinyUNet } from "../train/tiny.js";
 
@@ -129,6 +130,31 @@ describe("diffuse generate (class-conditional)", () => {
     assert.deepEqual(readImage(one).data, readImage(join(dir, "many-1.png")).data);
   });
 
+  it("takes seeds up to 2^64 - 1 as PyTorch does, exactly, and records them", async () => {
+    const out = join(dir, "big-seed.png");
+    const gen = (...args: string[]) =>
+      buildProgram().parseAsync([
+        "node",
+        "diffuse",
+        "generate",
+        "--model",
+        model,
+        "--steps",
+        "2",
+        ...args,
+        "-o",
+        out,
+      ]);
+    await gen("--seed", "18446744073709551615");
+    const params = parseParameters(readPngText(readFileSync(out)).parameters!);
+    assert.equal(params.seed, 18446744073709551615n);
+    await assert.rejects(
+      gen("--seed", "18446744073709551615", "--num-images", "2"),
+      /\+ 1 \(image 2\) is not below 2\^64/,
+    );
+    await assert.rejects(gen("--seed", "18446744073709551616"), /--seed must be below 2\^64/);
+  });
+
   it("gives clear errors for a missing folder, a bad class, a bad sampler, a non-pipeline folder and a prompt", async () => {
     const out = join(dir, "x.png");
     // one run through the CLI for the one-line format; the rest in-process (same code path, no process start-up)
@@ -172,6 +198,20 @@ describe("diffuse generate (class-conditional)", () => {
     writeFileSync(join(bare, "model_index.json"), JSON.stringify({ _class_name: "KandinskyPipeline" }));
     await assert.rejects(gen("--model", bare), /"KandinskyPipeline" is not supported/);
     await assert.rejects(gen("--model", model, "a photo of a cat"), /class-conditional models take --class/);
+    // text-to-image options are refused for a class-conditional model, not ignored
+    await assert.rejects(
+      gen("--model", model, "--width", "64", "--negative", "blurry"),
+      /--negative, --width apply to text-to-image models; .* is class-conditional/,
+    );
+    await assert.rejects(
+      gen("--model", model, "--dtype", "float16"),
+      /--dtype applies to text-to-image models/,
+    );
+    // and class-conditional options for a text-to-image run
+    await assert.rejects(
+      gen("red heart", "--grid", join(dir, "g.png")),
+      /--grid applies to class-conditional models/,
+    );
     assert.equal(existsSync(out), false);
   });
 
