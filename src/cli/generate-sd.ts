@@ -122,7 +122,8 @@ export function parseLoraArg(arg: string): { path: string; scale: number } {
   return { path: arg, scale: 1 };
 }
 
-function readParameters(path: string): GenerationSettings {
+/** The generation settings stored in a PNG's `parameters` chunk (clear errors for a PNG without them). */
+export function readParameters(path: string): GenerationSettings {
   const image = readImage(path);
   const text = image.text.parameters;
   if (!text) {

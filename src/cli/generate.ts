@@ -14,7 +14,7 @@ import {
   generateClassImages,
   loadClassConditionalPipeline,
 } from "../pipelines/class-conditional.js";
-import { type GuidanceInterval, usesGuidance } from "../pipelines/guidance.js";
+import { formatGuidanceInterval, type GuidanceInterval, usesGuidance } from "../pipelines/guidance.js";
 import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
 import {
   isStableDiffusionModel,
@@ -27,7 +27,12 @@ import type { Device } from "../tensor/device.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
-import { addSdGenerateOptions, runSdGenerate, type SdGenerateOptions } from "./generate-sd.js";
+import {
+  addSdGenerateOptions,
+  readParameters,
+  runSdGenerate,
+  type SdGenerateOptions,
+} from "./generate-sd.js";
 import { guidanceIntervalOption, resolveGuidanceInterval } from "./guidance-interval-option.js";
 import { cliInt, cliSeed, offsetSeed } from "./option-values.js";
 import { progressReporter } from "./progress.js";
@@ -270,6 +275,33 @@ export function registerGenerate(program: Command): void {
   addSdGenerateOptions(cmd);
   addDeviceOption(cmd);
   cmd.action(async (prompt: string | undefined, o: AllGenerateOptions) => {
+    // a class-conditional PNG ("class 7" as its prompt) is replayed by the class-conditional path
+    if (o.from !== undefined) {
+      const p = readParameters(o.from);
+      if (/^classes /.test(p.prompt))
+        throw new CliError(`${o.from} is a grid of several classes; replay one of its images instead`);
+      const cls = /^class (\d+)$/.exec(p.prompt);
+      if (cls) {
+        if (prompt !== undefined)
+          throw new CliError(`${o.from} is a class-conditional image: it takes no prompt`);
+        const shipped = basename(SHIPPED_MODEL_DIR);
+        if (o.model === undefined && p.modelName !== shipped)
+          throw new CliError(
+            `${o.from} was made with the model "${p.modelName ?? "unknown"}", not the shipped ${shipped}; pass --model DIR`,
+          );
+        const { from: _, ...rest } = o;
+        return runGenerate({
+          ...rest,
+          class: o.class ?? cls[1],
+          steps: o.steps ?? String(p.steps),
+          sampler: o.sampler ?? p.sampler,
+          guidance: o.guidance ?? String(p.guidanceScale),
+          seed: o.seed ?? (p.seed !== undefined ? p.seed.toString() : undefined),
+          guidanceInterval:
+            o.guidanceInterval ?? (p.guidanceInterval ? formatGuidanceInterval(p.guidanceInterval) : "all"),
+        });
+      }
+    }
     const textToImage =
       o.from !== undefined ||
       (o.model !== undefined && (await isStableDiffusionModel(o.model))) ||

@@ -155,6 +155,33 @@ describe("diffuse generate (class-conditional)", () => {
     await assert.rejects(gen("--seed", "18446744073709551616"), /--seed must be below 2\^64/);
   });
 
+  it("--from replays a class-conditional PNG pixel for pixel", async () => {
+    const first = join(dir, "replay-a.png");
+    const again = join(dir, "replay-b.png");
+    const gen = (...args: string[]) => buildProgram().parseAsync(["node", "diffuse", "generate", ...args]);
+    await gen(
+      "--model",
+      model,
+      "--class",
+      "3",
+      "--seed",
+      "5",
+      "--steps",
+      "3",
+      "--sampler",
+      "euler",
+      "-o",
+      first,
+    );
+    await gen("--model", model, "--from", first, "-o", again);
+    assert.deepEqual(readImage(again).data, readImage(first).data);
+    await assert.rejects(
+      gen("--from", first, "-o", again),
+      /made with the model ".*", not the shipped mnist; pass --model/,
+    );
+    await assert.rejects(gen("--model", model, "--from", first, "a cat", "-o", again), /takes no prompt/);
+  });
+
   it("gives clear errors for a missing folder, a bad class, a bad sampler, a non-pipeline folder and a prompt", async () => {
     const out = join(dir, "x.png");
     // one run through the CLI for the one-line format; the rest in-process (same code path, no process start-up)
