@@ -8,7 +8,7 @@ import { DigitClassifier } from "../models/classifier/digit-classifier.js";
 import { StableDiffusionPipeline } from "../pipelines/stable-diffusion.js";
 import type { Device } from "../tensor/device.js";
 import { loadEmoji } from "../train/data/emoji.js";
-import type { EvalSetting } from "../train/eval.js";
+import { type EvalSetting, settingsTable } from "../train/eval.js";
 import {
   evaluateTextToImage,
   realEmojiStats,
@@ -40,28 +40,13 @@ function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }
 
-/** The sweep as a markdown table: rows sampler x steps, columns guidance, cells "top-1 / top-5 / FD". */
+/** The sweep as a markdown table (cells "top-1 / top-5 / FD"; see settingsTable). */
 export function textToImageSweepMarkdown(results: readonly TextToImageEvalResult[]): string {
-  const guidance = [...new Set(results.map((r) => r.guidance))].sort((a, b) => a - b);
-  const rows = new Map<string, Map<number, TextToImageEvalResult>>();
-  for (const r of results) {
-    const key = `${r.sampler}\u0000${r.steps}`;
-    if (!rows.has(key)) rows.set(key, new Map());
-    rows.get(key)!.set(r.guidance, r);
-  }
-  const lines = [
-    `| sampler | steps | ${guidance.map((g) => `guidance ${g}: top-1 / top-5 / FD`).join(" | ")} |`,
-    `| --- | ---: | ${guidance.map(() => "---:").join(" | ")} |`,
-  ];
-  for (const [key, byGuidance] of rows) {
-    const [sampler, steps] = key.split("\u0000");
-    const cells = guidance.map((g) => {
-      const r = byGuidance.get(g);
-      return r ? `${pct(r.top1)} / ${pct(r.top5)} / ${r.fd.toFixed(2)}` : "-";
-    });
-    lines.push(`| ${sampler} | ${steps} | ${cells.join(" | ")} |`);
-  }
-  return lines.join("\n");
+  return settingsTable(
+    results,
+    "top-1 / top-5 / FD",
+    (r) => `${pct(r.top1)} / ${pct(r.top5)} / ${r.fd.toFixed(2)}`,
+  );
 }
 
 /** Runs the text-to-image path of `diffuse eval`; returns its results. */

@@ -6,23 +6,20 @@
 import type { Command } from "commander";
 import { loadEmoji } from "../train/data/emoji.js";
 import { trainClip } from "../train/run-clip.js";
-import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
-import { cliInt, cliInts, cliNumber } from "./option-values.js";
+import { cliInt, cliInts } from "./option-values.js";
 import { recordedOptions, resumeOptions } from "./resume-options.js";
-import { trainSession } from "./train-session.js";
+import {
+  addTrainRunOptions,
+  loopFromCli,
+  optimFromCli,
+  type TrainRunCliOptions,
+  trainSession,
+} from "./train-session.js";
 
 /** Parsed options of `diffuse train clip`. */
-export interface TrainClipCliOptions {
-  out: string;
-  resume?: string;
-  device?: string;
+export interface TrainClipCliOptions extends TrainRunCliOptions {
   data: string;
-  steps: string;
-  batch: string;
-  lr: string;
-  warmup?: string;
-  emaDecay: string;
   merges: string;
   maxLength: string;
   hidden: string;
@@ -30,10 +27,6 @@ export interface TrainClipCliOptions {
   heads: string;
   projectionDim: string;
   imageChannels: string;
-  seed: string;
-  sampleEvery: string;
-  checkpointEvery: string;
-  json?: boolean;
 }
 
 /** Runs `diffuse train clip`. */
@@ -52,19 +45,8 @@ export async function runTrainClip(o: TrainClipCliOptions): Promise<void> {
     projectionDim: cliInt("projection-dim", o.projectionDim, 1),
     imageChannels: cliInts("image-channels", o.imageChannels, 1),
   };
-  const train = {
-    steps: cliInt("steps", o.steps, 1),
-    batchSize: cliInt("batch", o.batch, 2),
-    lr: cliNumber("lr", o.lr, Number.MIN_VALUE),
-    warmupSteps: o.warmup !== undefined ? cliInt("warmup", o.warmup, 0) : undefined,
-    emaDecay: cliNumber("ema-decay", o.emaDecay, 0, 1),
-    seed: cliInt("seed", o.seed, 0),
-  };
-  const sampleEvery = cliInt("sample-every", o.sampleEvery, 0);
-  const checkpointEvery = cliInt("checkpoint-every", o.checkpointEvery, 0);
-  const device = await resolveDevice(o.device, (text) => {
-    if (!o.json) process.stderr.write(`diffuse: warning: ${text}\n`);
-  });
+  const train = optimFromCli(o, 2);
+  const loop = await loopFromCli(o);
   const data = loadEmoji(32);
   await trainSession(o, async ({ signal, onProgress, onSaved, log }) => {
     const r = await trainClip({
@@ -73,10 +55,7 @@ export async function runTrainClip(o: TrainClipCliOptions): Promise<void> {
       model,
       train,
       resumeFrom: o.resume,
-      device,
-      logEvery: device === "cpu" ? 1 : 10,
-      sampleEvery,
-      checkpointEvery,
+      ...loop,
       onProgress,
       signal,
       onSaved,
@@ -100,29 +79,18 @@ export function registerTrainClip(train: Command): void {
     .command("clip")
     .description("train a CLIP-style text encoder (and tokenizer) contrastively on images and captions")
     .requiredOption("--out <dir>", "output folder (text_encoder/, tokenizer/, clip/, checkpoint/, samples/)")
-    .option("--resume <dir>", "continue the run whose output folder this is")
     .option("--data <name>", "image set: emoji", "emoji")
-    .option("--steps <n>", "optimisation steps", "800")
-    .option("--batch <n>", "image-caption pairs per step", "128")
-    .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", "1e-3")
-    .option("--warmup <n>", "warm-up steps (default min(200, steps / 10))")
-    .option("--ema-decay <x>", "EMA decay upper bound", "0.999")
     .option("--merges <n>", "BPE merges to learn", "1500")
     .option("--max-length <n>", "token sequence length (BOS and EOS included)", "32")
     .option("--hidden <n>", "text transformer width", "256")
     .option("--layers <n>", "text transformer layers", "4")
     .option("--heads <n>", "attention heads", "4")
     .option("--projection-dim <n>", "shared embedding size", "256")
-    .option("--image-channels <list>", "image encoder block channels", "16,32,64")
-    .option("--seed <n>", "seed of the vocabulary's captions, weights and data order", "0")
-    .option(
-      "--sample-every <k>",
-      "measure retrieval and write the loss curve every k steps (0: at the end)",
-      "500",
-    )
-    .option("--checkpoint-every <k>", "write a checkpoint every k steps (0: at the end)", "250")
-    .option("--json", "print progress as JSON lines");
-  addDeviceOption(cmd).action(async (o: TrainClipCliOptions, c: Command) =>
-    runTrainClip(resumeOptions(c, o, ["steps"])),
-  );
+    .option("--image-channels <list>", "image encoder block channels", "16,32,64");
+  addTrainRunOptions(cmd, {
+    steps: "800",
+    batch: "128",
+    batchHelp: "image-caption pairs per step",
+    samplesHelp: "measure retrieval and write the loss curve",
+  }).action(async (o: TrainClipCliOptions, c: Command) => runTrainClip(resumeOptions(c, o, ["steps"])));
 }

@@ -5,25 +5,22 @@
 import type { Command } from "commander";
 import { loadEmoji } from "../train/data/emoji.js";
 import { trainTextToImage } from "../train/run-text-to-image.js";
-import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import { cliInt, cliInts, cliNumber } from "./option-values.js";
 import { recordedOptions, resumeOptions } from "./resume-options.js";
-import { trainSession } from "./train-session.js";
+import {
+  addTrainRunOptions,
+  loopFromCli,
+  optimFromCli,
+  type TrainRunCliOptions,
+  trainSession,
+} from "./train-session.js";
 
 /** Parsed options of `diffuse train unet`. */
-export interface TrainUNetCliOptions {
-  out: string;
-  resume?: string;
-  device?: string;
+export interface TrainUNetCliOptions extends TrainRunCliOptions {
   vae?: string;
   textEncoder?: string;
   data: string;
-  steps: string;
-  batch: string;
-  lr: string;
-  warmup?: string;
-  emaDecay: string;
   condDropout: string;
   predictionType: string;
   betaSchedule: string;
@@ -31,10 +28,6 @@ export interface TrainUNetCliOptions {
   layersPerBlock: string;
   heads: string;
   normGroups: string;
-  seed: string;
-  sampleEvery: string;
-  checkpointEvery: string;
-  json?: boolean;
 }
 
 /** The UNet2DConditionModel config the options describe (cross-attention at every level). */
@@ -76,20 +69,8 @@ export async function runTrainUNet(o: TrainUNetCliOptions): Promise<void> {
   if (!schedules.includes(o.betaSchedule))
     throw new CliError(`--beta-schedule must be one of ${schedules.join(", ")}, got "${o.betaSchedule}"`);
   const unetConfig = textUNetConfig(o);
-  const train = {
-    steps: cliInt("steps", o.steps, 1),
-    batchSize: cliInt("batch", o.batch, 1),
-    lr: cliNumber("lr", o.lr, Number.MIN_VALUE),
-    warmupSteps: o.warmup !== undefined ? cliInt("warmup", o.warmup, 0) : undefined,
-    emaDecay: cliNumber("ema-decay", o.emaDecay, 0, 1),
-    condDropout: cliNumber("cond-dropout", o.condDropout, 0, 1),
-    seed: cliInt("seed", o.seed, 0),
-  };
-  const sampleEvery = cliInt("sample-every", o.sampleEvery, 0);
-  const checkpointEvery = cliInt("checkpoint-every", o.checkpointEvery, 0);
-  const device = await resolveDevice(o.device, (text) => {
-    if (!o.json) process.stderr.write(`diffuse: warning: ${text}\n`);
-  });
+  const train = { ...optimFromCli(o), condDropout: cliNumber("cond-dropout", o.condDropout, 0, 1) };
+  const loop = await loopFromCli(o);
   const data = loadEmoji(32);
   await trainSession(o, async ({ signal, onProgress, onSaved }) => {
     const r = await trainTextToImage({
@@ -105,10 +86,7 @@ export async function runTrainUNet(o: TrainUNetCliOptions): Promise<void> {
       },
       train,
       resumeFrom: o.resume,
-      device,
-      logEvery: device === "cpu" ? 1 : 10,
-      sampleEvery,
-      checkpointEvery,
+      ...loop,
       onProgress,
       signal,
       onSaved,
@@ -124,15 +102,9 @@ export function registerTrainUNet(train: Command): void {
     .command("unet")
     .description("train a text-to-image latent diffusion UNet into a Stable Diffusion pipeline folder")
     .requiredOption("--out <dir>", "output pipeline folder (also holds checkpoint/ and samples/)")
-    .option("--resume <dir>", "continue the run whose output folder this is")
     .option("--vae <dir>", "the VAE of a new run: a `diffuse train vae` output folder")
     .option("--text-encoder <dir>", "the text encoder of a new run: a `diffuse train clip` output folder")
     .option("--data <name>", "image set: emoji", "emoji")
-    .option("--steps <n>", "optimisation steps", "6000")
-    .option("--batch <n>", "images per step", "64")
-    .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", "1e-3")
-    .option("--warmup <n>", "warm-up steps (default min(200, steps / 10))")
-    .option("--ema-decay <x>", "EMA decay upper bound", "0.999")
     .option("--cond-dropout <p>", "probability of training on the empty prompt", "0.1")
     .option("--prediction-type <t>", "training target: epsilon or v_prediction", "v_prediction")
     .option(
@@ -143,16 +115,10 @@ export function registerTrainUNet(train: Command): void {
     .option("--channels <list>", "block_out_channels (one level per value)", "64,128")
     .option("--layers-per-block <n>", "ResNet + transformer layers per down block", "1")
     .option("--heads <n>", "attention heads", "4")
-    .option("--norm-groups <n>", "GroupNorm groups", "16")
-    .option("--seed <n>", "seed of weights, noise and data order", "0")
-    .option(
-      "--sample-every <k>",
-      "write a grid of sample prompts and the loss curve every k steps (0: at the end)",
-      "500",
-    )
-    .option("--checkpoint-every <k>", "write a checkpoint every k steps (0: at the end)", "250")
-    .option("--json", "print progress as JSON lines");
-  addDeviceOption(cmd).action(async (o: TrainUNetCliOptions, c: Command) =>
-    runTrainUNet(resumeOptions(c, o, ["steps"])),
-  );
+    .option("--norm-groups <n>", "GroupNorm groups", "16");
+  addTrainRunOptions(cmd, {
+    steps: "4000",
+    batch: "64",
+    samplesHelp: "write a grid of sample prompts and the loss curve",
+  }).action(async (o: TrainUNetCliOptions, c: Command) => runTrainUNet(resumeOptions(c, o, ["steps"])));
 }

@@ -5,34 +5,27 @@
 import type { Command } from "commander";
 import { loadEmoji } from "../train/data/emoji.js";
 import { trainVae } from "../train/run-vae.js";
-import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import { cliInt, cliInts, cliNumber } from "./option-values.js";
 import { recordedOptions, resumeOptions } from "./resume-options.js";
-import { trainSession } from "./train-session.js";
+import {
+  addTrainRunOptions,
+  loopFromCli,
+  optimFromCli,
+  type TrainRunCliOptions,
+  trainSession,
+} from "./train-session.js";
 
 /** Parsed options of `diffuse train vae`. */
-export interface TrainVaeCliOptions {
-  out: string;
-  resume?: string;
-  device?: string;
+export interface TrainVaeCliOptions extends TrainRunCliOptions {
   data: string;
   size: string;
-  steps: string;
-  batch: string;
-  lr: string;
-  warmup?: string;
-  emaDecay: string;
   klWeight: string;
   edgeWeight: string;
   channels: string;
   layersPerBlock: string;
   latentChannels: string;
   normGroups: string;
-  seed: string;
-  sampleEvery: string;
-  checkpointEvery: string;
-  json?: boolean;
 }
 
 /** The AutoencoderKL config the options describe. */
@@ -69,20 +62,11 @@ export async function runTrainVae(o: TrainVaeCliOptions): Promise<void> {
   if (![16, 32, 64].includes(size)) throw new CliError(`--size must be 16, 32 or 64, got ${size}`);
   const vaeConfig = vaeConfigFromOptions(o, size);
   const train = {
-    steps: cliInt("steps", o.steps, 1),
-    batchSize: cliInt("batch", o.batch, 1),
-    lr: cliNumber("lr", o.lr, Number.MIN_VALUE),
-    warmupSteps: o.warmup !== undefined ? cliInt("warmup", o.warmup, 0) : undefined,
-    emaDecay: cliNumber("ema-decay", o.emaDecay, 0, 1),
+    ...optimFromCli(o),
     klWeight: cliNumber("kl-weight", o.klWeight, 0),
     edgeWeight: cliNumber("edge-weight", o.edgeWeight, 0),
-    seed: cliInt("seed", o.seed, 0),
   };
-  const sampleEvery = cliInt("sample-every", o.sampleEvery, 0);
-  const checkpointEvery = cliInt("checkpoint-every", o.checkpointEvery, 0);
-  const device = await resolveDevice(o.device, (text) => {
-    if (!o.json) process.stderr.write(`diffuse: warning: ${text}\n`);
-  });
+  const loop = await loopFromCli(o);
   const data = loadEmoji(size);
   await trainSession(o, async ({ signal, onProgress, onSaved, log }) => {
     const r = await trainVae({
@@ -91,10 +75,7 @@ export async function runTrainVae(o: TrainVaeCliOptions): Promise<void> {
       vaeConfig,
       train,
       resumeFrom: o.resume,
-      device,
-      logEvery: device === "cpu" ? 1 : 10,
-      sampleEvery,
-      checkpointEvery,
+      ...loop,
       onProgress,
       signal,
       onSaved,
@@ -117,29 +98,17 @@ export function registerTrainVae(train: Command): void {
     .command("vae")
     .description("train an AutoencoderKL (the latent space of a text-to-image model) into DIR/vae")
     .requiredOption("--out <dir>", "output folder (vae/, checkpoint/, samples/)")
-    .option("--resume <dir>", "continue the run whose output folder (or checkpoint/) this is")
     .option("--data <name>", "image set: emoji", "emoji")
     .option("--size <n>", "image side: 16, 32 or 64", "32")
-    .option("--steps <n>", "optimisation steps", "4000")
-    .option("--batch <n>", "images per step", "32")
-    .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", "1e-3")
-    .option("--warmup <n>", "warm-up steps (default min(200, steps / 10))")
-    .option("--ema-decay <x>", "EMA decay upper bound", "0.999")
     .option("--kl-weight <x>", "weight of the KL divergence to N(0, I)", "1e-4")
     .option("--edge-weight <x>", "weight of the L1 error of neighbouring-pixel differences", "0.5")
     .option("--channels <list>", "block_out_channels (downscale factor 2^(n - 1))", "32,64,64")
     .option("--layers-per-block <n>", "ResNet layers per block", "1")
     .option("--latent-channels <n>", "latent channels", "4")
-    .option("--norm-groups <n>", "GroupNorm groups", "16")
-    .option("--seed <n>", "seed of weights, sampling and data order", "0")
-    .option(
-      "--sample-every <k>",
-      "write a reconstruction grid and the loss curve every k steps (0: at the end)",
-      "500",
-    )
-    .option("--checkpoint-every <k>", "write a checkpoint every k steps (0: at the end)", "250")
-    .option("--json", "print progress as JSON lines");
-  addDeviceOption(cmd).action(async (o: TrainVaeCliOptions, c: Command) =>
-    runTrainVae(resumeOptions(c, o, ["steps"])),
-  );
+    .option("--norm-groups <n>", "GroupNorm groups", "16");
+  addTrainRunOptions(cmd, {
+    steps: "1500",
+    batch: "32",
+    samplesHelp: "write a grid of originals over reconstructions and the loss curve",
+  }).action(async (o: TrainVaeCliOptions, c: Command) => runTrainVae(resumeOptions(c, o, ["steps"])));
 }

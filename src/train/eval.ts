@@ -283,29 +283,38 @@ function pct(x: number): string {
 }
 
 /**
- * The sweep as a markdown table: one row per sampler and step count, one column per guidance scale, each cell
- * "accuracy / FD". Missing combinations are shown as "-".
+ * A sweep as a markdown table: one row per sampler and step count, one column per guidance scale headed
+ * `guidance G: <cellHeader>`, each cell `cell(result)`; missing combinations are shown as "-".
  */
-export function sweepMarkdown(results: readonly EvalResult[]): string {
+export function settingsTable<R extends EvalSetting>(
+  results: readonly R[],
+  cellHeader: string,
+  cell: (r: R) => string,
+): string {
   if (results.length === 0) return "";
   const guidance = [...new Set(results.map((r) => r.guidance))].sort((a, b) => a - b);
-  const rows = new Map<string, Map<number, EvalResult>>();
+  const rows = new Map<string, Map<number, R>>();
   for (const r of results) {
     const key = `${r.sampler}\u0000${r.steps}`;
     if (!rows.has(key)) rows.set(key, new Map());
     rows.get(key)!.set(r.guidance, r);
   }
   const lines = [
-    `| sampler | steps | ${guidance.map((g) => `guidance ${g}: accuracy / FD`).join(" | ")} |`,
+    `| sampler | steps | ${guidance.map((g) => `guidance ${g}: ${cellHeader}`).join(" | ")} |`,
     `| --- | ---: | ${guidance.map(() => "---:").join(" | ")} |`,
   ];
   for (const [key, byGuidance] of rows) {
     const [sampler, steps] = key.split("\u0000");
     const cells = guidance.map((g) => {
       const r = byGuidance.get(g);
-      return r ? `${pct(r.accuracy)} / ${r.fd.toFixed(2)}` : "-";
+      return r ? cell(r) : "-";
     });
     lines.push(`| ${sampler} | ${steps} | ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
+}
+
+/** The class-conditional sweep as a markdown table (cells "accuracy / FD"; see {@link settingsTable}). */
+export function sweepMarkdown(results: readonly EvalResult[]): string {
+  return settingsTable(results, "accuracy / FD", (r) => `${pct(r.accuracy)} / ${r.fd.toFixed(2)}`);
 }

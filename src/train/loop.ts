@@ -2,6 +2,7 @@
 // progress (reading the loss back only on the steps that report it), and every K steps write samples and/or a
 // checkpoint. What a step, a checkpoint and a sample are is the caller's.
 
+import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -95,4 +96,43 @@ export function checkpointTo(
 /** Writes the loss curve of the losses so far to `path` (an SVG). */
 export async function writeLossCurve(trainer: CheckpointableTrainer, path: string): Promise<void> {
   writeFileAtomic(path, lossCurveSvg(await trainer.readLosses()));
+}
+
+/** What every training run into an output folder takes about its loop (see {@link trainIntoFolder}). */
+export interface RunLoopOptions {
+  sampleEvery?: number;
+  checkpointEvery?: number;
+  logEvery?: number;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+  /** Told about each checkpoint written. */
+  onSaved?: (what: "checkpoint", path: string, step: number) => void;
+  /** Extras stored in the checkpoint (e.g. the command line). */
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * Steps `trainer` to its last step (or until stopped) with checkpoints in `outDir/checkpoint` and `writeSamples`
+ * every `sampleEvery` steps, then writes the final checkpoint; true when stopped by the signal.
+ */
+export async function trainIntoFolder(
+  trainer: LoopTrainer,
+  outDir: string,
+  opts: RunLoopOptions,
+  writeSamples?: () => Promise<void>,
+): Promise<boolean> {
+  const checkpoint = checkpointTo(trainer, join(outDir, "checkpoint"), opts.extra, (path, step) =>
+    opts.onSaved?.("checkpoint", path, step),
+  );
+  const stopped = await runTrainingLoop(trainer, {
+    onProgress: opts.onProgress,
+    logEvery: opts.logEvery,
+    signal: opts.signal,
+    checkpointEvery: opts.checkpointEvery,
+    sampleEvery: opts.sampleEvery,
+    checkpoint,
+    writeSamples,
+  });
+  await checkpoint();
+  return stopped;
 }

@@ -18,7 +18,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import { ClipTrainer, type RetrievalAccuracy, retrievalAccuracy } from "./clip-trainer.js";
 import { type EmojiSet, emojiCaption } from "./data/emoji.js";
-import { checkpointTo, runTrainingLoop, writeLossCurve } from "./loop.js";
+import { trainIntoFolder, writeLossCurve } from "./loop.js";
 import { type OptimOptions, withEmaWeights } from "./trainer-base.js";
 
 /** Sizes of a new run's towers. */
@@ -188,19 +188,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
     await writeLossCurve(trainer, svg);
     opts.onSaved?.("samples", svg, trainer.step);
   };
-  const checkpoint = checkpointTo(trainer, join(out, "checkpoint"), opts.extra, (path, step) =>
-    opts.onSaved?.("checkpoint", path, step),
-  );
-  const stopped = await runTrainingLoop(trainer, {
-    onProgress: opts.onProgress,
-    logEvery: opts.logEvery,
-    signal: opts.signal,
-    checkpointEvery: opts.checkpointEvery,
-    sampleEvery: opts.sampleEvery,
-    checkpoint,
-    writeSamples,
-  });
-  await checkpoint();
+  const stopped = await trainIntoFolder(trainer, out, opts, writeSamples);
   if (stopped) return { trainer, stopped, retrieval: null };
   await writeLossCurve(trainer, join(samplesDir, "loss.svg"));
   const retrieval = await measure();

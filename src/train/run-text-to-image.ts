@@ -23,7 +23,7 @@ import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import type { EmojiSet } from "./data/emoji.js";
-import { checkpointTo, runTrainingLoop, writeLossCurve } from "./loop.js";
+import { trainIntoFolder, writeLossCurve } from "./loop.js";
 import { encodeLatents, TextToImageTrainer, type TextToImageTrainOptions } from "./text-to-image-trainer.js";
 import { withEmaWeights } from "./trainer-base.js";
 
@@ -194,19 +194,7 @@ export async function trainTextToImage(opts: TrainTextToImageOptions) {
     await writeLossCurve(trainer, svg);
     opts.onSaved?.("samples", svg, trainer.step);
   };
-  const checkpoint = checkpointTo(trainer, join(out, "checkpoint"), opts.extra, (path, step) =>
-    opts.onSaved?.("checkpoint", path, step),
-  );
-  const stopped = await runTrainingLoop(trainer, {
-    onProgress: opts.onProgress,
-    logEvery: opts.logEvery,
-    signal: opts.signal,
-    checkpointEvery: opts.checkpointEvery,
-    sampleEvery: opts.sampleEvery,
-    checkpoint,
-    writeSamples,
-  });
-  await checkpoint();
+  const stopped = await trainIntoFolder(trainer, out, opts, writeSamples);
   // the pipeline is written when stopped too (with the EMA weights so far), as `train mnist` does
   {
     await saveModelFolder(join(out, "unet"), {

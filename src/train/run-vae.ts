@@ -17,7 +17,7 @@ import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import type { LabeledImages } from "./data/loader.js";
-import { checkpointTo, runTrainingLoop, writeLossCurve } from "./loop.js";
+import { trainIntoFolder, writeLossCurve } from "./loop.js";
 import { withEmaWeights } from "./trainer-base.js";
 import { measureScalingFactor, VaeTrainer, type VaeTrainOptions, vaeConfigJson } from "./vae-trainer.js";
 
@@ -146,19 +146,7 @@ export async function trainVae(opts: TrainVaeOptions): Promise<TrainVaeResult> {
     await writeLossCurve(trainer, svg);
     opts.onSaved?.("samples", svg, trainer.step);
   };
-  const checkpoint = checkpointTo(trainer, join(out, "checkpoint"), opts.extra, (path, step) =>
-    opts.onSaved?.("checkpoint", path, step),
-  );
-  const stopped = await runTrainingLoop(trainer, {
-    onProgress: opts.onProgress,
-    logEvery: opts.logEvery,
-    signal: opts.signal,
-    checkpointEvery: opts.checkpointEvery,
-    sampleEvery: opts.sampleEvery,
-    checkpoint,
-    writeSamples,
-  });
-  await checkpoint();
+  const stopped = await trainIntoFolder(trainer, out, opts, writeSamples);
   if (stopped) return { trainer, stopped, resumedAt, scalingFactor: null, reconstruction: null };
   await writeSamples();
   const { scalingFactor, reconstruction } = await withEmaWeights(trainer, () => ({

@@ -21,7 +21,7 @@ import type { ProgressCallback } from "../tensor/progress.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import type { LabeledImages } from "./data/loader.js";
 import { DiffusionTrainer, type DiffusionTrainOptions } from "./diffusion-trainer.js";
-import { checkpointTo, runTrainingLoop, writeLossCurve } from "./loop.js";
+import { trainIntoFolder, writeLossCurve } from "./loop.js";
 import { withEmaWeights } from "./trainer-base.js";
 
 /** How the periodic sample grids are drawn. */
@@ -170,19 +170,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     await writeLossCurve(trainer, svg);
     opts.onSaved?.("samples", svg, trainer.step);
   };
-  const checkpoint = checkpointTo(trainer, join(out, "checkpoint"), opts.extra, (path, step) =>
-    opts.onSaved?.("checkpoint", path, step),
-  );
-  const stopped = await runTrainingLoop(trainer, {
-    onProgress: opts.onProgress,
-    logEvery: opts.logEvery,
-    signal: opts.signal,
-    checkpointEvery: opts.checkpointEvery,
-    sampleEvery: opts.sampleEvery,
-    checkpoint,
-    writeSamples,
-  });
-  await checkpoint();
+  const stopped = await trainIntoFolder(trainer, out, opts, writeSamples);
   await saveClassConditionalPipeline(out, trainer.unet, schedulerJson(trainer), {
     weights: trainer.ema.averagedStateDict(),
     guidanceInterval: opts.guidanceInterval,
