@@ -120,5 +120,9 @@ export function registerTrainUNet(train: Command): void {
     steps: "4000",
     batch: "64",
     samplesHelp: "write a grid of sample prompts and the loss curve",
-  }).action(async (o: TrainUNetCliOptions, c: Command) => runTrainUNet(resumeOptions(c, o, ["steps"])));
+  }).action(async (o: TrainUNetCliOptions, c: Command) =>
+    // the VAE and text encoder a run was started from are copied into its folder: a resumed run does not take the
+    // recorded paths, only ones typed now (which are refused)
+    runTrainUNet({ ...resumeOptions(c, o, ["steps"]), vae: o.vae, textEncoder: o.textEncoder }),
+  );
 }

@@ -93,6 +93,19 @@ describe("diffuse train vae / clip / unet", () => {
     assert.equal(unet.lines.at(-1)!.type, "done");
     for (const part of ["model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler"])
       assert.ok(existsSync(join(dir, "t2i", part)), part);
+    // resuming needs neither --vae nor --text-encoder (the run recorded them; its folder holds copies)
+    const resumed = diffuse(
+      "train",
+      "unet",
+      "--out",
+      join(dir, "t2i"),
+      "--resume",
+      join(dir, "t2i"),
+      "--steps",
+      "3",
+    );
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(resumed.lines.at(-1)!.step, 3);
     const gen = diffuse(
       "generate",
       "red heart",
