@@ -301,6 +301,9 @@ export function registerGenerate(program: Command): void {
             o.guidanceInterval ?? (p.guidanceInterval ? formatGuidanceInterval(p.guidanceInterval) : "all"),
         });
       }
+      // an image of the shipped text-to-image model replays with it
+      if (o.model === undefined && p.modelName === basename(SHIPPED_TEXT_MODEL_DIR))
+        return runSdGenerate(prompt, { ...o, model: SHIPPED_TEXT_MODEL_DIR });
     }
     const textToImage =
       o.from !== undefined ||
