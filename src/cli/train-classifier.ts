@@ -7,11 +7,10 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
-import { noGrad } from "../tensor/autograd.js";
-import { tensor } from "../tensor/create.js";
 import { trainDigitClassifier } from "../train/classifier.js";
 import { loadEmoji } from "../train/data/emoji.js";
 import { loadMnist } from "../train/data/mnist.js";
+import { reconstructImages } from "../train/run-vae.js";
 import { CliError } from "./errors.js";
 import { cliInt } from "./option-values.js";
 import { progressReporter } from "./progress.js";
@@ -57,7 +56,7 @@ async function emojiClassifierData(vaeDir: string | undefined) {
   if (vaeDir) {
     const dir = existsSync(join(vaeDir, "vae", "config.json")) ? join(vaeDir, "vae") : vaeDir;
     const vae = await AutoencoderKL.fromPretrained(dir);
-    const recon = reconstructAll(vae, set.images, set.count);
+    const recon = reconstructImages(vae, set.images, set.count);
     images = new Float32Array(2 * set.images.length);
     images.set(set.images);
     images.set(recon, set.images.length);
@@ -78,21 +77,6 @@ async function emojiClassifierData(vaeDir: string | undefined) {
     augment: { rotate: 5, scale: 0.05, shift: 2, background: 1 },
     description,
   };
-}
-
-/** The VAE's reconstructions (posterior mode) of `count` [3, S, S] images. */
-function reconstructAll(vae: AutoencoderKL, images: Float32Array, count: number): Float32Array {
-  const per = images.length / count;
-  const side = Math.round(Math.sqrt(per / 3));
-  const out = new Float32Array(images.length);
-  noGrad(() => {
-    for (let i = 0; i < count; i += 64) {
-      const b = Math.min(64, count - i);
-      const x = tensor(images.subarray(i * per, (i + b) * per), [b, 3, side, side]);
-      out.set(vae.decode(vae.encode(x).latentDist.mode()).toFloat32Array(), i * per);
-    }
-  });
-  return out;
 }
 
 function percent(x: number): string {

@@ -101,7 +101,11 @@ function writeTokenizer(
 }
 
 /** The model config of a new run around `tokenizer`. */
-export function clipConfigFor(tokenizer: CLIPTokenizer, m: ClipModelOptions = {}): ContrastiveConfig {
+export function clipConfigFor(
+  tokenizer: CLIPTokenizer,
+  m: ClipModelOptions = {},
+  imageSize = 32,
+): ContrastiveConfig {
   const hidden = m.hiddenSize ?? 256;
   const projection = m.projectionDim ?? 256;
   const channels = m.imageChannels ?? [16, 32, 64];
@@ -123,7 +127,7 @@ export function clipConfigFor(tokenizer: CLIPTokenizer, m: ClipModelOptions = {}
     },
     vision_config: {
       in_channels: 3,
-      sample_size: 32,
+      sample_size: imageSize,
       block_out_channels: channels,
       norm_num_groups: groups,
       feature_dim: projection,
@@ -157,8 +161,7 @@ export async function createClipTrainer(opts: TrainClipOptions): Promise<ClipTra
     opts.model?.maxLength ?? 32,
     seed,
   );
-  const config = clipConfigFor(tokenizer, opts.model);
-  if (opts.data.size !== 32) (config.vision_config as Record<string, unknown>).sample_size = opts.data.size;
+  const config = clipConfigFor(tokenizer, opts.model, opts.data.size);
   const model = new ContrastiveTextImageModel(config, { generator: new Generator(seed + 2) });
   if (opts.device) model.toDevice(opts.device);
   return new ClipTrainer(model, opts.data, tokenizer, opts.train);

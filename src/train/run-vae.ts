@@ -99,34 +99,40 @@ export function reconstructionGrid(vae: AutoencoderKL, data: LabeledImages, coun
   return imageGrid([...originals, ...recons], picks.length, 2, 255);
 }
 
-/** Reconstruction error of the posterior mode over every image of `data`, `batch` at a time. */
-export function reconstructionError(
+/** The VAE's reconstructions (posterior mode) of `count` [3, S, S] images in [-1, 1], `batch` at a time. */
+export function reconstructImages(
   vae: AutoencoderKL,
-  data: LabeledImages,
+  images: Float32Array,
+  count: number,
   batch = 64,
-): ReconstructionError {
-  const per = data.images.length / data.count;
+): Float32Array {
+  const per = images.length / count;
   const side = Math.round(Math.sqrt(per / 3));
-  let abs = 0;
-  let sq = 0;
+  const out = new Float32Array(images.length);
   noGrad(() => {
-    for (let i = 0; i < data.count; i += batch) {
-      const b = Math.min(batch, data.count - i);
-      const src = data.images.subarray(i * per, (i + b) * per);
-      const x = tensor(src, [b, 3, side, side]);
-      const y = toDevice(
-        vae.decode(vae.encode(toDevice(x, vae.device)).latentDist.mode()),
-        "cpu",
-      ).toFloat32Array();
-      for (let k = 0; k < y.length; k++) {
-        // both in [-1, 1]; the error in [0, 1] units is half of it, after clamping the output as a PNG would
-        const d = (Math.max(-1, Math.min(1, y[k]!)) - src[k]!) / 2;
-        abs += Math.abs(d);
-        sq += d * d;
-      }
+    for (let i = 0; i < count; i += batch) {
+      const b = Math.min(batch, count - i);
+      const x = tensor(images.subarray(i * per, (i + b) * per), [b, 3, side, side]);
+      const y = vae.decode(vae.encode(toDevice(x, vae.device)).latentDist.mode());
+      out.set(toDevice(y, "cpu").toFloat32Array(), i * per);
     }
   });
-  const n = data.images.length;
+  return out;
+}
+
+/** Reconstruction error of the posterior mode over every image of `data` (see {@link reconstructImages}). */
+export function reconstructionError(vae: AutoencoderKL, data: LabeledImages): ReconstructionError {
+  const y = reconstructImages(vae, data.images, data.count);
+  const src = data.images;
+  let abs = 0;
+  let sq = 0;
+  for (let k = 0; k < y.length; k++) {
+    // both in [-1, 1]; the error in [0, 1] units is half of it, after clamping the output as a PNG would
+    const d = (Math.max(-1, Math.min(1, y[k]!)) - src[k]!) / 2;
+    abs += Math.abs(d);
+    sq += d * d;
+  }
+  const n = src.length;
   return { l1: abs / n, psnr: -10 * Math.log10(sq / n), images: data.count };
 }
 
