@@ -11,10 +11,11 @@ import { type CheckpointDetection, detectCheckpointFamily } from "../io/ldm/dete
 import { LDM_UNET_PREFIX } from "../io/ldm/unet.js";
 import { openSafetensors } from "../io/safetensors.js";
 import { CLIPTokenizer } from "../models/clip/tokenizer.js";
-import { type PipelineConfigs, resolveConfigs } from "../pipelines/family-configs.js";
+import { resolveConfigs } from "../pipelines/family-configs.js";
 import { componentWeightFiles, folderFamily } from "../pipelines/load.js";
 import { shapeMap } from "../pipelines/load-single-file.js";
 import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
+import { embeddedConfigs } from "../pipelines/single-file-metadata.js";
 import { CliError } from "./errors.js";
 import { formatBytes, formatCount, formatTable } from "./format.js";
 import type { Inspector } from "./info.js";
@@ -181,13 +182,22 @@ function textEncoderText(name: string, t: TextEncoderShapeInfo | null): string |
   return `${name}: ${kind}, ${t.layers} layers, hidden ${t.hiddenSize}, MLP ${t.intermediateSize}, vocab ${t.vocabSize}${proj}`;
 }
 
-/** Which released configs (see pipelines/family-configs.ts) a detected file would be built with, or why none fit. */
-function configsOf(det: CheckpointDetection): {
+/**
+ * The configs a detected file would be built with (pipelines/family-configs.ts: its metadata's, the released
+ * ones, or inferred from shapes), where each came from and what was assumed; or why none can be made.
+ */
+function configsOf(
+  det: CheckpointDetection,
+  metadata: Readonly<Record<string, string>> | null,
+  path: string,
+): {
   configs: Record<string, unknown> | null;
+  sources: Record<string, unknown> | null;
+  assumed: string[];
   note: string | null;
 } {
   try {
-    const c = resolveConfigs(det, {} as PipelineConfigs, det.predictionType);
+    const c = resolveConfigs(det, {}, det.predictionType, embeddedConfigs(metadata, path));
     return {
       configs: {
         unet: c.unet,
@@ -196,11 +206,24 @@ function configsOf(det: CheckpointDetection): {
         text_encoder_2: c.textEncoder2,
         scheduler: c.scheduler,
       },
+      sources: c.sources,
+      assumed: c.assumed,
       note: null,
     };
   } catch (err) {
-    return { configs: null, note: (err as Error).message };
+    return { configs: null, sources: null, assumed: [], note: (err as Error).message };
   }
+}
+
+/** The metadata for display: the tokenizer files a file carries are named with their size, not printed. */
+function shownMetadata(metadata: Readonly<Record<string, string>> | null): Record<string, string> | null {
+  if (!metadata) return null;
+  return Object.fromEntries(
+    Object.entries(metadata).map(([k, v]) => [
+      k,
+      k.startsWith("diffuse.tokenizer.") ? `<${v.length} characters>` : v,
+    ]),
+  );
 }
 
 async function describeCheckpoint(path: string): Promise<{ json: Record<string, unknown>; text: string }> {
@@ -223,7 +246,7 @@ async function describeCheckpoint(path: string): Promise<{ json: Record<string, 
     if (det.textEncoder) components.text_encoder!.layout = det.textEncoder;
     if (det.textEncoder2) components.text_encoder_2!.layout = det.textEncoder2;
     const all = summarize(file.entries);
-    const { configs, note } = configsOf(det);
+    const { configs, sources, assumed, note } = configsOf(det, file.metadata, path);
     const fileBytes = file.header.dataStart + file.header.dataLength;
     const json = {
       path,
@@ -238,8 +261,10 @@ async function describeCheckpoint(path: string): Promise<{ json: Record<string, 
       components,
       ignored: det.ignored,
       configs,
+      configSources: sources,
+      assumed,
       configsNote: note,
-      metadata: file.metadata,
+      metadata: shownMetadata(file.metadata),
     };
     const u = det.unet;
     const rows = Object.entries(components).map(([name, c]) => [
@@ -267,11 +292,15 @@ async function describeCheckpoint(path: string): Promise<{ json: Record<string, 
       textEncoderText("text_encoder_2", det.textEncoder2),
     ])
       if (t) lines.push(t);
-    lines.push(
-      configs
-        ? `configs: the released ${det.family} configs fit (scheduler ${(configs.scheduler as Record<string, unknown>)._class_name})`
-        : `configs: ${note}`,
-    );
+    if (configs && sources) {
+      const from = Object.entries(sources)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => `${k} ${v}`);
+      lines.push(
+        `configs: ${from.join(", ")} (scheduler ${(configs.scheduler as Record<string, unknown>)._class_name})`,
+      );
+      if (assumed.length > 0) lines.push(`assumed (not in the file): ${assumed.join("; ")}`);
+    } else lines.push(`configs: ${note}`);
     const ignored = Object.entries(det.ignored);
     if (ignored.length > 0) lines.push(`ignored: ${ignored.map(([p, n]) => `${p}.* (${n})`).join(", ")}`);
     return { json, text: lines.join("\n") };

@@ -18,6 +18,12 @@ import {
 } from "../models/clip/config.js";
 import { planUNet, UNet2DConditionConfig } from "../models/unet/config.js";
 import { AutoencoderKLConfig } from "../models/vae/config.js";
+import {
+  type InferredConfig,
+  inferTextEncoderConfig,
+  inferUNetConfig,
+  inferVAEConfig,
+} from "./infer-configs.js";
 
 /** Configs that replace the family's released ones (diffusers / transformers `config.json` contents). */
 export interface PipelineConfigs {
@@ -183,60 +189,169 @@ export function textEncoderMismatches(cfg: CLIPTextConfig, info: TextEncoderShap
   return out;
 }
 
-function fits(
+/** Where a resolved config came from. */
+export type ConfigSource = "given" | "file metadata" | "released" | "inferred from shapes";
+
+/** The configs a checkpoint's models are built with, with where each came from. */
+export interface ResolvedConfigsWithSources extends ResolvedConfigs {
+  sources: {
+    unet: ConfigSource;
+    vae: ConfigSource;
+    textEncoder: ConfigSource | null;
+    textEncoder2: ConfigSource | null;
+    scheduler: ConfigSource;
+  };
+  /** What configs inferred from shapes had to assume (attention heads, GroupNorm groups, ...); [] otherwise. */
+  assumed: string[];
+}
+
+function mustFit(
   component: string,
-  family: CheckpointFamily,
+  source: ConfigSource,
   mismatches: string[],
   key: keyof PipelineConfigs,
 ): void {
   if (mismatches.length === 0) return;
+  const where = source === "given" ? `the given configs.${key}` : "the configs in the file's metadata";
   throw new CheckpointError(
-    `the ${component} of this ${family} checkpoint does not have the sizes of the released ${family} model (${mismatches.join("; ")}); ` +
-      `pass its config explicitly (configs.${key}: the diffusers config.json of a matching model)`,
+    `the ${component} does not have the sizes ${where} says (${mismatches.join("; ")})`,
   );
 }
 
 /**
- * The configs to build a detected checkpoint with: `given` ones where present, else the family's released
- * configs, each checked against the file's shapes (a mismatch throws CheckpointError naming the differences).
+ * One component's config: the given one, else the one in the file's metadata (both must fit the shapes; a
+ * mismatch throws CheckpointError naming the differences), else the family's released one when it fits, else one
+ * inferred from the shapes.
+ */
+function pick<C>(
+  component: string,
+  key: keyof PipelineConfigs,
+  given: PipelineConfigs,
+  embedded: PipelineConfigs,
+  build: (raw: never) => C,
+  released: () => C,
+  mismatches: (c: C) => string[],
+  infer: () => InferredConfig<C>,
+  assumed: string[],
+): [C, ConfigSource] {
+  for (const [configs, source] of [
+    [given, "given"],
+    [embedded, "file metadata"],
+  ] as const) {
+    const raw = configs[key];
+    if (raw) {
+      const c = build(raw as never);
+      mustFit(component, source, mismatches(c), key);
+      return [c, source];
+    }
+  }
+  const named = released();
+  if (mismatches(named).length === 0) return [named, "released"];
+  let inferred: InferredConfig<C>;
+  try {
+    inferred = infer();
+  } catch (err) {
+    if (!(err instanceof CheckpointError)) throw err;
+    throw new CheckpointError(`${err.message} (configs.${String(key)})`, { cause: err });
+  }
+  const left = mismatches(inferred.config);
+  if (left.length > 0)
+    throw new CheckpointError(
+      `the ${component}: a config inferred from its shapes still differs (${left.join("; ")}); pass its config explicitly (configs.${String(key)})`,
+    );
+  assumed.push(...inferred.assumed);
+  return [inferred.config, "inferred from shapes"];
+}
+
+/**
+ * The configs to build a detected checkpoint with: per component, `given` where present, else `embedded` (the
+ * configs a file written by `diffuse convert` carries in its metadata), else the family's released config when
+ * the file's shapes fit it, else one inferred from the shapes (what that had to assume is listed in `assumed`).
  */
 export function resolveConfigs(
   det: CheckpointDetection,
   given: PipelineConfigs,
   predictionType: PredictionType,
-): ResolvedConfigs {
+  embedded: PipelineConfigs = {},
+): ResolvedConfigsWithSources {
   const family = det.family;
-  const unet = given.unet
-    ? UNet2DConditionConfig.from(given.unet)
-    : familyUNetConfig(family, det.unet.inChannels, predictionType);
-  fits("UNet", family, unetMismatches(unet, det.unet), "unet");
+  const assumed: string[] = [];
+  const of = (component: string) => `${component} of this ${family} checkpoint`;
+  const [unet, unetSource] = pick(
+    of("UNet"),
+    "unet",
+    given,
+    embedded,
+    (raw: RawConfig) => UNet2DConditionConfig.from(raw),
+    () => familyUNetConfig(family, det.unet.inChannels, predictionType),
+    (c) => unetMismatches(c, det.unet),
+    () => inferUNetConfig(det, familyUNetConfig(family, det.unet.inChannels, predictionType)),
+    assumed,
+  );
   const xl = family === "sdxl" || family === "sdxl-refiner";
-  const vae = given.vae
-    ? AutoencoderKLConfig.from(given.vae)
-    : xl
-      ? AutoencoderKLConfig.sdxl()
-      : AutoencoderKLConfig.sd();
-  if (det.vae) fits("VAE", family, vaeMismatches(vae, det.vae), "vae");
+  const releasedVAE = () => (xl ? AutoencoderKLConfig.sdxl() : AutoencoderKLConfig.sd());
+  const vaeInfo = det.vae;
+  const [vae, vaeSource] = vaeInfo
+    ? pick(
+        of("VAE"),
+        "vae",
+        given,
+        embedded,
+        (raw: RawConfig) => AutoencoderKLConfig.from(raw),
+        releasedVAE,
+        (c) => vaeMismatches(c, vaeInfo),
+        () => inferVAEConfig(vaeInfo, releasedVAE(), family),
+        assumed,
+      )
+    : ([
+        given.vae ? AutoencoderKLConfig.from(given.vae) : releasedVAE(),
+        given.vae ? "given" : "released",
+      ] as const);
+  const text = (
+    key: "textEncoder" | "textEncoder2",
+    component: string,
+    named: Readonly<CLIPTextConfig>,
+    info: TextEncoderShapeInfo | null,
+  ): [CLIPTextConfig, ConfigSource] => {
+    if (!info) return given[key] ? [clipTextConfig(given[key]), "given"] : [{ ...named }, "released"];
+    // SD 2.x conditions on the penultimate OpenCLIP layer: its encoder keeps one layer fewer than the file has
+    const layers = info.kind === "openclip" && family === "sd2" ? info.layers - 1 : info.layers;
+    return pick(
+      of(component),
+      key,
+      given,
+      embedded,
+      (raw: CLIPTextConfigInput) => clipTextConfig(raw),
+      () => ({ ...named }),
+      (c) => textEncoderMismatches(c, info),
+      () => inferTextEncoderConfig(info, named, layers),
+      assumed,
+    );
+  };
   const named1 =
     family === "sd1" ? SD1_TEXT_ENCODER : family === "sd2" ? SD2_TEXT_ENCODER : SDXL_TEXT_ENCODER;
-  const textEncoder =
-    family === "sdxl-refiner" ? null : given.textEncoder ? clipTextConfig(given.textEncoder) : { ...named1 };
-  if (textEncoder && det.textEncoder)
-    fits("text encoder", family, textEncoderMismatches(textEncoder, det.textEncoder), "textEncoder");
-  const textEncoder2 = xl
-    ? given.textEncoder2
-      ? clipTextConfig(given.textEncoder2)
-      : { ...SDXL_TEXT_ENCODER_2 }
-    : null;
-  if (textEncoder2 && det.textEncoder2)
-    fits(
-      "second text encoder",
-      family,
-      textEncoderMismatches(textEncoder2, det.textEncoder2),
-      "textEncoder2",
-    );
-  const scheduler = given.scheduler
-    ? { ...given.scheduler }
+  const [textEncoder, textEncoderSource] =
+    family === "sdxl-refiner" ? [null, null] : text("textEncoder", "text encoder", named1, det.textEncoder);
+  const [textEncoder2, textEncoder2Source] = xl
+    ? text("textEncoder2", "second text encoder", SDXL_TEXT_ENCODER_2, det.textEncoder2)
+    : [null, null];
+  const schedulerRaw = given.scheduler ?? embedded.scheduler;
+  const scheduler = schedulerRaw
+    ? { ...schedulerRaw }
     : { ...FAMILY_SCHEDULER_CONFIGS[family], prediction_type: predictionType };
-  return { unet, vae, textEncoder, textEncoder2, scheduler };
+  return {
+    unet,
+    vae,
+    textEncoder,
+    textEncoder2,
+    scheduler,
+    sources: {
+      unet: unetSource,
+      vae: vaeSource,
+      textEncoder: textEncoderSource,
+      textEncoder2: textEncoder2Source,
+      scheduler: given.scheduler ? "given" : embedded.scheduler ? "file metadata" : "released",
+    },
+    assumed,
+  };
 }

@@ -1,5 +1,5 @@
 // Loading a single-file Stable Diffusion checkpoint (`.safetensors` in the original LDM / SGM naming): detect the
-// family from the header, build the models from named (or given) configs, convert the keys to the diffusers /
+// family from the header, build the models from given, embedded, released or shape-inferred configs, convert the keys to the diffusers /
 // transformers layouts and read the tensors one at a time, in the file's dtype unless another is asked for.
 import { CheckpointError } from "../io/errors.js";
 import type { TextEncoderShapeInfo } from "../io/ldm/clip.js";
@@ -18,16 +18,17 @@ import type { DType } from "../tensor/dtype.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   type PipelineConfigs,
-  type ResolvedConfigs,
+  type ResolvedConfigsWithSources,
   resolveConfigs,
   unetKeyLayout,
 } from "./family-configs.js";
+import { embeddedConfigs } from "./single-file-metadata.js";
 
 /** The models of a single-file checkpoint, before tokenizers and scheduler are added. */
 export interface SingleFileModels {
   detection: CheckpointDetection;
   predictionType: PredictionType;
-  configs: ResolvedConfigs;
+  configs: ResolvedConfigsWithSources;
   unet: UNet2DConditionModel;
   vae: AutoencoderKL;
   textEncoder: CLIPTextModel | null;
@@ -143,7 +144,12 @@ export async function loadSingleFileModels(
       `${file.path}: no OpenCLIP ViT-bigG text encoder (conditioner.embedders.${family === "sdxl" ? 1 : 0}.model.*) in this ${family} checkpoint (${found})`,
     );
   }
-  const configs = resolveConfigs(detection, opts.configs ?? {}, predictionType);
+  const configs = resolveConfigs(
+    detection,
+    opts.configs ?? {},
+    predictionType,
+    embeddedConfigs(file.metadata, file.path),
+  );
 
   const unetPlan = ldmUNetPlan(shapes, unetKeyLayout(configs.unet), detection.unet.prefix);
   const unetDType = componentDType(file, unetPlan, opts.dtype);

@@ -20,9 +20,10 @@ import { parseSchedulerConfigJson, schedulerFromConfig } from "../schedulers/reg
 import type { Scheduler } from "../schedulers/scheduler.js";
 import type { Device } from "../tensor/device.js";
 import type { DType } from "../tensor/dtype.js";
-import type { PipelineConfigs } from "./family-configs.js";
+import type { ConfigSource, PipelineConfigs } from "./family-configs.js";
 import { loadSingleFileModels, openCheckpointFile, shapeMap } from "./load-single-file.js";
 import { MODEL_INDEX, type ModelIndex, readModelIndex } from "./model-index.js";
+import { embeddedTokenizer } from "./single-file-metadata.js";
 
 /** Options of {@link loadPipelineComponents}. */
 export interface LoadPipelineOptions {
@@ -80,6 +81,10 @@ export interface PipelineComponents {
   detection: CheckpointDetection | null;
   /** Diffusers folders: their model_index.json; null for single files. */
   modelIndex: ModelIndex | null;
+  /** Single files: where each model's config came from (given, file metadata, released, inferred); {} for folders. */
+  configSources: Readonly<Record<string, ConfigSource | null>>;
+  /** Single files whose configs were inferred from shapes: what that assumed (heads, groups, ...); else []. */
+  assumed: readonly string[];
 }
 
 /** Pipelines `_class_name`s this loader reads. */
@@ -255,6 +260,8 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     },
     detection: null,
     modelIndex: index,
+    configSources: {},
+    assumed: [],
   };
 }
 
@@ -263,7 +270,8 @@ async function loadFile(path: string, opts: LoadPipelineOptions): Promise<Pipeli
   try {
     // detection reads only the header: the tokenizer is checked before any weights are read
     const { family } = detectCheckpointFamily(shapeMap(file), file.metadata);
-    if (!opts.tokenizer) {
+    const embedded = embeddedTokenizer(file.metadata);
+    if (!opts.tokenizer && !embedded) {
       throw new CheckpointError(
         `${path}: a single-file checkpoint carries no tokenizer; pass a tokenizer folder with --tokenizer DIR ({ tokenizer: DIR }): ` +
           (family === "sdxl" || family === "sdxl-refiner"
@@ -271,7 +279,9 @@ async function loadFile(path: string, opts: LoadPipelineOptions): Promise<Pipeli
             : "a CLIP tokenizer folder with vocab.json + merges.txt, or a diffusers pipeline folder with tokenizer/"),
       );
     }
-    const { tokenizer, tokenizer2 } = await tokenizersFrom(opts.tokenizer, family);
+    const { tokenizer, tokenizer2 } = opts.tokenizer
+      ? await tokenizersFrom(opts.tokenizer, family)
+      : { tokenizer: CLIPTokenizer.fromFiles(embedded!, `${path} (metadata)`), tokenizer2: null };
     const m = await loadSingleFileModels(file, opts);
     const scheduler = buildScheduler(m.configs.scheduler, opts.predictionType);
     return {
@@ -292,6 +302,8 @@ async function loadFile(path: string, opts: LoadPipelineOptions): Promise<Pipeli
       dtypes: m.dtypes,
       detection: m.detection,
       modelIndex: null,
+      configSources: m.configs.sources,
+      assumed: m.configs.assumed,
     };
   } finally {
     file.close();

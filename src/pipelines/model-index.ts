@@ -30,6 +30,25 @@ export interface ModelIndex {
   options: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The model_index.json contents of a StableDiffusionPipeline folder (unet, vae, one CLIP text encoder and
+ * tokenizer, the scheduler class given, no safety checker), as the package writes them.
+ */
+export function stableDiffusionModelIndex(schedulerClass: string): Record<string, unknown> {
+  return {
+    _class_name: "StableDiffusionPipeline",
+    _diffusers_version: "0.30.0",
+    feature_extractor: [null, null],
+    requires_safety_checker: false,
+    safety_checker: [null, null],
+    scheduler: ["diffusers", schedulerClass],
+    text_encoder: ["transformers", "CLIPTextModel"],
+    tokenizer: ["transformers", "CLIPTokenizer"],
+    unet: ["diffusers", "UNet2DConditionModel"],
+    vae: ["diffusers", "AutoencoderKL"],
+  };
+}
+
 /** Checks the contents of a model_index.json (`path`: the file, for errors). */
 export function parseModelIndex(raw: Record<string, unknown>, path: string): ModelIndex {
   const found = (v: unknown) => JSON.stringify(v) ?? String(v);

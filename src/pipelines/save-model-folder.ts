@@ -4,6 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
+import { stringifyConfigJson } from "../io/config-json.js";
 import { saveSafetensors } from "../io/safetensors.js";
 import type { DType } from "../tensor/dtype.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -19,9 +20,9 @@ export interface SaveModelFolderOptions {
   dtype?: DType;
 }
 
-/** The JSON text of a config file (2-space indent, final newline, as diffusers writes them). */
+/** The JSON text of a config file (2-space indent, final newline, non-finite numbers bare, as diffusers writes them). */
 export function configJson(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
+  return `${stringifyConfigJson(value, 2)}\n`;
 }
 
 /** Writes `dir/config.json` and the weights file (see {@link SaveModelFolderOptions}). */

@@ -93,7 +93,7 @@ function typeName(v: unknown): string {
 /**
  * The full config of `className`: `defaults` overlaid with `input`. Values are checked against the type of their
  * default (a number where a number is expected, ...); non-finite numbers may be given as the strings "Infinity",
- * "-Infinity", "NaN" (how JSON writers spell them). Keys no scheduler knows are kept and reported once each.
+ * "-Infinity", "NaN" (how JSON writers spell them); null for a number keeps its default. Keys no scheduler knows are kept and reported once each.
  * `_class_name` is set to `className`.
  */
 export function resolveConfig<C extends object>(
@@ -112,6 +112,8 @@ export function resolveConfig<C extends object>(
       const expected = def[key];
       let value = raw;
       if (typeof expected === "number" || expected === null) value = parseNonFinite(raw);
+      // null for a number: how JSON.stringify writes a non-finite one (the default, e.g. -Infinity), never a value
+      if (typeof expected === "number" && value === null) value = expected;
       if (expected !== null && value !== null && typeName(value) !== typeName(expected)) {
         throw new SchedulerError(
           `${className}: config "${key}" must be a ${typeName(expected)}, got ${JSON.stringify(raw)}`,

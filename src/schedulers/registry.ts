@@ -1,5 +1,6 @@
 // Building a scheduler from a diffusers config: `_class_name` picks the class (diffusers' `from_pretrained` of
 // a `scheduler/` folder).
+import { parseConfigJson } from "../io/config-json.js";
 import { type ModelSource, modelFolder } from "../io/folder.js";
 import type { SchedulerConfigInput, SchedulerOptions } from "./config.js";
 import { DDIMScheduler } from "./ddim.js";
@@ -59,17 +60,9 @@ export function parseSchedulerConfigJson(
 ): Record<string, unknown> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
-  } catch {
-    // quote bare non-finite tokens outside strings, then parse again
-    const quoted = text.replace(/("(?:[^"\\]|\\.)*")|(-?Infinity|NaN)/g, (_m, str: string, tok: string) =>
-      str !== undefined ? str : `"${tok}"`,
-    );
-    try {
-      parsed = JSON.parse(quoted);
-    } catch (err) {
-      throw new SchedulerError(`${file}: not valid JSON (${(err as Error).message})`);
-    }
+    parsed = parseConfigJson(text);
+  } catch (err) {
+    throw new SchedulerError(`${file}: not valid JSON (${(err as Error).message})`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new SchedulerError(`${file}: expected a JSON object`);

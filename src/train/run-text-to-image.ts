@@ -13,7 +13,7 @@ import { CLIPTextModel } from "../models/clip/text-model.js";
 import { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
-import { MODEL_INDEX } from "../pipelines/model-index.js";
+import { MODEL_INDEX, stableDiffusionModelIndex } from "../pipelines/model-index.js";
 import { configJson, saveModelFolder } from "../pipelines/save-model-folder.js";
 import { StableDiffusionPipeline } from "../pipelines/stable-diffusion.js";
 import { DDPMScheduler } from "../schedulers/ddpm.js";
@@ -211,18 +211,7 @@ export async function trainTextToImage(opts: TrainTextToImageOptions) {
     );
     writeFileAtomic(
       join(out, MODEL_INDEX),
-      configJson({
-        _class_name: "StableDiffusionPipeline",
-        _diffusers_version: "0.30.0",
-        feature_extractor: [null, null],
-        requires_safety_checker: false,
-        safety_checker: [null, null],
-        scheduler: ["diffusers", "DPMSolverMultistepScheduler"],
-        text_encoder: ["transformers", "CLIPTextModel"],
-        tokenizer: ["transformers", "CLIPTokenizer"],
-        unet: ["diffusers", "UNet2DConditionModel"],
-        vae: ["diffusers", "AutoencoderKL"],
-      }),
+      configJson(stableDiffusionModelIndex("DPMSolverMultistepScheduler")),
     );
     opts.onSaved?.("pipeline", out, trainer.step);
   }

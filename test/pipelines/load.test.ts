@@ -189,6 +189,27 @@ describe("loadPipelineComponents", { skip: skipWithoutFixtures() }, () => {
     checkOutputs(p, 1e-4);
   });
 
+  it("a single file of its own sizes: UNet and VAE configs inferred from the shapes give the fixture outputs", async () => {
+    const p = await loadPipelineComponents(ldmFile, {
+      tokenizer: tokenizerDir,
+      configs: { textEncoder: tinyConfigs.textEncoder },
+    });
+    assert.deepEqual(p.configSources, {
+      unet: "inferred from shapes",
+      vae: "inferred from shapes",
+      textEncoder: "given",
+      textEncoder2: null,
+      scheduler: "released",
+    });
+    assert.deepEqual(p.unet.config.block_out_channels, [32, 64]);
+    assert.deepEqual(p.unet.config.down_block_types, ["CrossAttnDownBlock2D", "DownBlock2D"]);
+    assert.equal(p.unet.config.cross_attention_dim, 32);
+    assert.deepEqual(p.vae.config.block_out_channels, [32, 64]);
+    assert.ok(p.assumed.some((a) => /UNet: 8 attention heads per layer/.test(a)));
+    assert.ok(p.assumed.some((a) => /VAE: scaling_factor 0\.18215/.test(a)));
+    checkOutputs(p, 1e-4);
+  });
+
   it("a float16 single file stays float16 in memory; dtype float32 converts", async () => {
     const all = (await loadSafetensors(ldmFile)).tensors;
     const halfFile = join(tmp, "tiny_fp16.safetensors");
@@ -269,15 +290,22 @@ describe("loadPipelineComponents", { skip: skipWithoutFixtures() }, () => {
       loadPipelineComponents(ckpt),
       /PyTorch pickle checkpoints are not read: convert it to \.safetensors/,
     );
-    // without configs the tiny file is checked against SD 1.5's sizes
+    // without configs the UNet and VAE sizes are read from the shapes; a text encoder 32 wide has no 64-wide heads
     await assert.rejects(
       loadPipelineComponents(ldmFile, { tokenizer: tokenizerDir }),
       (e: unknown) =>
         e instanceof CheckpointError &&
-        /the UNet of this sd1 checkpoint does not have the sizes of the released sd1 model \(block_out_channels: config \[320,640,1280,1280\], file \[32,64\]/.test(
+        /cannot infer the attention heads of a text encoder of width 32 \(CLIP's heads are 64 wide\); pass its config explicitly/.test(
           e.message,
-        ) &&
-        /pass its config explicitly \(configs\.unet/.test(e.message),
+        ),
+    );
+    // a given config that does not fit the shapes is an error naming the differences
+    await assert.rejects(
+      loadPipelineComponents(ldmFile, {
+        tokenizer: tokenizerDir,
+        configs: { ...tinyConfigs, unet: { ...tinyConfigs.unet, block_out_channels: [32, 128] } },
+      }),
+      /the UNet of this sd1 checkpoint does not have the sizes the given configs\.unet says \(block_out_channels: config \[32,128\], file \[32,64\]\)/,
     );
   });
 });
