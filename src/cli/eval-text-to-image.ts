@@ -29,6 +29,8 @@ export interface TextToImageEvalCliOptions {
   classifierDir: string;
   /** How many names to prompt (spread evenly over all of them). */
   names?: string;
+  /** Names per generation batch (default 16). */
+  batch?: string;
   seed: string;
   settings: EvalSetting[];
   sweep?: boolean;
@@ -57,6 +59,7 @@ export async function runTextToImageEval(o: TextToImageEvalCliOptions): Promise<
   if (n > all) throw new CliError(`--names must be at most ${all} (the emoji names), got ${n}`);
   const classes = Array.from({ length: n }, (_, i) => Math.floor((i * all) / n));
   const seed = cliInt("seed", o.seed, 0);
+  const batchSize = cliInt("batch", o.batch ?? "16", 1);
   const pipeline = await StableDiffusionPipeline.fromPretrained(o.modelDir, { device: o.device });
   const classifier = await DigitClassifier.fromPretrained(o.classifierDir);
   if (classifier.config.num_classes !== all)
@@ -78,6 +81,7 @@ export async function runTextToImageEval(o: TextToImageEvalCliOptions): Promise<
         set,
         classes,
         seed,
+        batchSize,
         real,
         onProgress: reporter.onProgress,
         signal: controller.signal,
@@ -103,7 +107,7 @@ export async function runTextToImageEval(o: TextToImageEvalCliOptions): Promise<
   }
   const header =
     `model ${o.modelDir}; classifier ${o.classifierDir} (top-1 ${pct(real.classifierAccuracy)} on the ${set.count} real images)\n` +
-    `${n} names prompted, one image each (seed ${seed} + k); reference FD between the two halves of the real images: ${real.referenceFd.toFixed(3)}`;
+    `${n} names prompted, one image each (batches of ${batchSize}, seed ${seed} + batch); reference FD between the two halves of the real images: ${real.referenceFd.toFixed(3)}`;
   const body = o.sweep
     ? `cells: top-1 / top-5 / FD(generated, real half)\n\n${textToImageSweepMarkdown(results)}`
     : results

@@ -55,7 +55,7 @@ interface EvalCliOptions {
   guidance?: string;
   guidanceInterval?: string;
   seed: string;
-  batch: string;
+  batch?: string;
   sweep?: boolean;
   names?: string;
   json?: boolean;
@@ -89,23 +89,37 @@ function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }
 
-/** Settings asked for: one (default dpmpp-2m, 20 steps, guidance 3), or with `sweep` lists (default: the README's). */
+/** The one setting scored without --sweep: class-conditional models' and text-to-image models' (`generate`'s). */
+const DEFAULT_SETTING = { steps: 20, guidance: 3 };
+const TEXT_TO_IMAGE_SETTING = { steps: 30, guidance: 7.5 };
+
+/**
+ * Settings asked for: one (dpmpp-2m at `single`'s steps and guidance), or with `sweep` lists (default: the
+ * README's).
+ */
 export function settingsFromOptions(
   opts: Pick<EvalCliOptions, "sampler" | "steps" | "guidance" | "sweep">,
+  single: { steps: number; guidance: number } = DEFAULT_SETTING,
 ): EvalSetting[] {
   const many = opts.sweep === true;
   const samplers = listOption(opts.sampler, "sampler", many, many ? SWEEP_SAMPLERS : ["dpmpp-2m"], (s) => {
     samplerSpec(s); // unknown names fail here, before any loading
     return s;
   });
-  const steps = listOption(opts.steps, "steps", many, many ? SWEEP_STEPS : [20], (s) =>
+  const steps = listOption(opts.steps, "steps", many, many ? SWEEP_STEPS : [single.steps], (s) =>
     cliInt("steps", s, 1),
   );
-  const guidance = listOption(opts.guidance, "guidance", many, many ? SWEEP_GUIDANCE : [3], (s) => {
-    const g = Number(s);
-    if (!Number.isFinite(g)) throw new CliError(`--guidance must be a number, got "${s}"`);
-    return g;
-  });
+  const guidance = listOption(
+    opts.guidance,
+    "guidance",
+    many,
+    many ? SWEEP_GUIDANCE : [single.guidance],
+    (s) => {
+      const g = Number(s);
+      if (!Number.isFinite(g)) throw new CliError(`--guidance must be a number, got "${s}"`);
+      return g;
+    },
+  );
   return sweepSettings(samplers, steps, guidance);
 }
 
@@ -124,9 +138,9 @@ function describeResult(r: EvalResult): string {
 export async function runEval(opts: EvalCliOptions): Promise<EvalResult[] | TextToImageEvalResult[]> {
   const modelDir = opts.model ?? DEFAULT_MODEL_DIR;
   if (await isStableDiffusionModel(modelDir)) {
-    if (opts.numPerClass !== "50" || opts.guidanceInterval !== undefined || opts.batch !== "100")
+    if (opts.numPerClass !== "50" || opts.guidanceInterval !== undefined)
       throw new CliError(
-        "--num-per-class, --guidance-interval and --batch apply to class-conditional models; a text-to-image model is scored with one image per name (--names N to prompt fewer)",
+        "--num-per-class and --guidance-interval apply to class-conditional models; a text-to-image model is scored with one image per name (--names N to prompt fewer)",
       );
     checkFolder(
       opts.classifier ?? DEFAULT_EMOJI_CLASSIFIER_DIR,
@@ -140,8 +154,9 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[] | Text
       modelDir,
       classifierDir: opts.classifier ?? DEFAULT_EMOJI_CLASSIFIER_DIR,
       names: opts.names,
+      batch: opts.batch,
       seed: opts.seed,
-      settings: settingsFromOptions(opts),
+      settings: settingsFromOptions(opts, TEXT_TO_IMAGE_SETTING),
       sweep: opts.sweep,
       json: opts.json,
       device,
@@ -151,7 +166,7 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[] | Text
   const classifierDir = opts.classifier ?? DEFAULT_CLASSIFIER_DIR;
   const numPerClass = cliInt("num-per-class", opts.numPerClass, 1);
   const seed = cliInt("seed", opts.seed, 0);
-  const batchSize = cliInt("batch", opts.batch, 1);
+  const batchSize = cliInt("batch", opts.batch ?? "100", 1);
   const settings = settingsFromOptions(opts);
   const typedInterval = guidanceIntervalOption(opts.guidanceInterval);
   checkFolder(
@@ -259,14 +274,20 @@ export function registerEval(program: Command): void {
       "--sampler <name>",
       "sampler (default dpmpp-2m; with --sweep a comma list, default ddim,euler,euler-a,dpmpp-2m,unipc)",
     )
-    .option("--steps <n>", "inference steps (default 20; with --sweep a comma list, default 5,10,20,50)")
+    .option(
+      "--steps <n>",
+      "inference steps (default 20, text-to-image 30 as generate; with --sweep a comma list, default 5,10,20,50)",
+    )
     .option(
       "--guidance <g>",
-      "classifier-free guidance (default 3; with --sweep a comma list, default 1,3,7)",
+      "classifier-free guidance (default 3, text-to-image 7.5 as generate; with --sweep a comma list, default 1,3,7)",
     )
     .option("--guidance-interval <lo,hi>", `${GUIDANCE_INTERVAL_HELP} (default: the model's)`)
     .option("--seed <n>", "seed of the initial noise (the same for every setting)", "0")
-    .option("--batch <n>", "images per generation batch", "100")
+    .option(
+      "--batch <n>",
+      "images per generation batch (default 100; text-to-image: names per batch, default 16)",
+    )
     .option("--sweep", "evaluate every sampler x steps x guidance combination and print a markdown table")
     .option(
       "--names <n>",

@@ -177,7 +177,7 @@ export function registerTrainClassifier(
   return parent
     .command(name, opts)
     .description(
-      "train the digit classifier used by `diffuse eval` (MNIST 9,000 train / 1,000 held-out digits)",
+      "train the classifier `diffuse eval` scores with: MNIST digits (9,000 train / 1,000 held out) or emoji names",
     )
     .requiredOption("--out <dir>", "folder to write config.json and model.safetensors to")
     .option("--data <name>", "mnist (digits) or emoji (one class per emoji name)", "mnist")

@@ -57,18 +57,23 @@ export function encodeTexts(
  */
 export function encodeSdPrompt(
   pair: TextEncoderPair,
-  prompt: string,
+  prompts: string | readonly string[],
   negativePrompt: string,
   numImages: number,
   guided: boolean,
   clipSkip = 0,
 ): PromptConditioning {
-  const warnings = [prompt, negativePrompt]
+  const list = typeof prompts === "string" ? [prompts] : prompts;
+  const warnings = [...list, negativePrompt]
     .map((t) => truncationWarning(pair.tokenizer, t))
     .filter((w): w is string => w !== null);
-  const texts = guided ? [negativePrompt, prompt] : [prompt];
+  const texts = guided ? [negativePrompt, ...list] : [...list];
   const { embeds } = encodeTexts(pair, texts, clipSkip, "sd");
-  return { embeds: repeatRows(embeds, numImages), warnings };
+  if (!guided) return { embeds: repeatRows(embeds, numImages), warnings };
+  // [negative x (prompts x images), each prompt x images]: the unconditional half first, as diffusers
+  const neg = repeatRows(narrow(embeds, 0, 0, 1), list.length * numImages);
+  const pos = repeatRows(narrow(embeds, 0, 1, list.length), numImages);
+  return { embeds: list.length === 1 && numImages === 1 ? embeds : cat([neg, pos], 0), warnings };
 }
 
 /**
@@ -78,31 +83,34 @@ export function encodeSdPrompt(
  */
 export function encodeSdxlPrompt(
   pairs: readonly [TextEncoderPair, TextEncoderPair],
-  prompt: string,
+  prompts: string | readonly string[],
   negativePrompt: string,
   numImages: number,
   guided: boolean,
   zeroNegative: boolean,
   clipSkip = 0,
 ): PromptConditioning {
-  const warnings = [prompt, negativePrompt]
+  const list = typeof prompts === "string" ? [prompts] : prompts;
+  const warnings = [...list, negativePrompt]
     .map((t) => truncationWarning(pairs[0].tokenizer, t))
     .filter((w): w is string => w !== null);
-  const encodeBoth = (text: string) => {
-    const a = encodeTexts(pairs[0], [text], clipSkip, "sdxl");
-    const b = encodeTexts(pairs[1], [text], clipSkip, "sdxl");
+  const encodeBoth = (texts: readonly string[]) => {
+    const a = encodeTexts(pairs[0], texts, clipSkip, "sdxl");
+    const b = encodeTexts(pairs[1], texts, clipSkip, "sdxl");
     return { embeds: cat([a.embeds, b.embeds], -1), pooled: b.pooled };
   };
-  const pos = encodeBoth(prompt);
+  const pos = encodeBoth(list);
   if (!guided) {
     return { embeds: repeatRows(pos.embeds, numImages), pooled: repeatRows(pos.pooled, numImages), warnings };
   }
+  const first = (t: Tensor) => narrow(t, 0, 0, 1);
   const neg = zeroNegative
-    ? { embeds: zerosLike(pos.embeds), pooled: zerosLike(pos.pooled) }
-    : encodeBoth(negativePrompt);
+    ? { embeds: zerosLike(first(pos.embeds)), pooled: zerosLike(first(pos.pooled)) }
+    : encodeBoth([negativePrompt]);
+  const n = list.length * numImages;
   return {
-    embeds: cat([repeatRows(neg.embeds, numImages), repeatRows(pos.embeds, numImages)], 0),
-    pooled: cat([repeatRows(neg.pooled, numImages), repeatRows(pos.pooled, numImages)], 0),
+    embeds: cat([repeatRows(neg.embeds, n), repeatRows(pos.embeds, numImages)], 0),
+    pooled: cat([repeatRows(neg.pooled, n), repeatRows(pos.pooled, numImages)], 0),
     warnings,
   };
 }

@@ -8,7 +8,8 @@ import type { GenerationSettings } from "./params.js";
 
 /** Options of {@link StableDiffusionPipeline.generate}. */
 export interface GenerateOptions {
-  prompt: string;
+  /** The prompt, or a list of prompts drawn in one batch (numImages images each, in order). */
+  prompt: string | readonly string[];
   /** What to steer away from (default ""). */
   negativePrompt?: string;
   /** Image size in pixels, multiples of the VAE's downscale factor (default: the init image's size, else the UNet's
@@ -37,7 +38,7 @@ export interface GenerateOptions {
    * init sigma for text-to-image; the noise added to the init image's latents for image-to-image / inpainting.
    */
   latents?: Tensor;
-  /** Images drawn at once (default 1). */
+  /** Images drawn at once per prompt (default 1). */
   numImages?: number;
   /** Image-to-image / inpainting source (8-bit image, resized to the size; or [B, 3, H, W] in [-1, 1]). */
   initImage?: Image | Tensor;
@@ -63,7 +64,12 @@ export interface GenerateResult {
   images: Image[];
   /** The final latents [numImages, C, h, w] (before decoding). */
   latents: Tensor;
-  /** The parameters of the run (batchSize = numImages; set batchPos per image when writing them). */
+  /**
+   * The parameters of the run (batchSize = all images; set batchPos per image when writing them; with a prompt
+   * list, `prompt` is the first: take each image's from `prompts`).
+   */
   settings: GenerationSettings;
+  /** The prompt of each image. */
+  prompts: string[];
   warnings: string[];
 }

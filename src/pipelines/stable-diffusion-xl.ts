@@ -111,7 +111,7 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
   }
 
   protected override encodeConditioning(
-    prompt: string,
+    prompts: readonly string[],
     negativePrompt: string,
     numImages: number,
     guided: boolean,
@@ -123,7 +123,7 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
         { tokenizer: this.tokenizer, encoder: this.textEncoder },
         { tokenizer: this.tokenizer2, encoder: this.textEncoder2 },
       ],
-      prompt,
+      prompts,
       negativePrompt,
       numImages,
       guided,

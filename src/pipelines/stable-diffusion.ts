@@ -197,7 +197,7 @@ export class StableDiffusionPipeline {
 
   /** Prompt embeddings for the guidance batch (SDXL overrides this). */
   protected encodeConditioning(
-    prompt: string,
+    prompts: readonly string[],
     negativePrompt: string,
     numImages: number,
     guided: boolean,
@@ -206,7 +206,7 @@ export class StableDiffusionPipeline {
   ): PromptConditioning & { addedCondKwargs?: AddedCondKwargs } {
     return encodeSdPrompt(
       { tokenizer: this.tokenizer, encoder: this.textEncoder },
-      prompt,
+      prompts,
       negativePrompt,
       numImages,
       guided,
@@ -216,7 +216,13 @@ export class StableDiffusionPipeline {
 
   /** Runs the pipeline (see {@link GenerateOptions}). */
   async generate(opts: GenerateOptions): Promise<GenerateResult> {
-    if (typeof opts.prompt !== "string") throw new PipelineError("generate: prompt must be a string");
+    const prompts = typeof opts.prompt === "string" ? [opts.prompt] : opts.prompt;
+    if (
+      !Array.isArray(prompts) ||
+      prompts.length === 0 ||
+      !prompts.every((p: unknown) => typeof p === "string")
+    )
+      throw new PipelineError("generate: prompt must be a string or a non-empty array of strings");
     const warnings: string[] = [];
     const warn = (m: string) => {
       warnings.push(m);
@@ -226,13 +232,14 @@ export class StableDiffusionPipeline {
     const steps = opts.steps ?? 30;
     const guidanceScale = opts.guidanceScale ?? 7.5;
     const guidanceRescale = opts.guidanceRescale ?? 0;
-    const numImages = opts.numImages ?? 1;
+    const perPrompt = opts.numImages ?? 1;
     const clipSkip = opts.clipSkip ?? 0;
     if (!Number.isInteger(steps) || steps < 1)
       throw new PipelineError(`steps must be a positive integer, got ${steps}`);
-    if (!Number.isInteger(numImages) || numImages < 1) {
-      throw new PipelineError(`numImages must be a positive integer, got ${numImages}`);
+    if (!Number.isInteger(perPrompt) || perPrompt < 1) {
+      throw new PipelineError(`numImages must be a positive integer, got ${perPrompt}`);
     }
+    const numImages = prompts.length * perPrompt;
     checkGuidance(guidanceScale, guidanceRescale);
     if (opts.guidanceInterval) checkGuidanceInterval(opts.guidanceInterval);
     const high = guidanceWarning(guidanceScale);
@@ -262,7 +269,7 @@ export class StableDiffusionPipeline {
         : undefined;
 
     const cond = noGrad(() =>
-      this.encodeConditioning(opts.prompt, negativePrompt, numImages, guided, clipSkip, size),
+      this.encodeConditioning(prompts, negativePrompt, perPrompt, guided, clipSkip, size),
     );
     for (const w of cond.warnings) warn(w);
 
@@ -323,7 +330,7 @@ export class StableDiffusionPipeline {
     opts.onProgress?.({ stage: "decode", step: 1, total: 1 });
     const images: Image[] = await decodedImages(decoded);
     const settings: GenerationSettings = {
-      prompt: opts.prompt,
+      prompt: prompts[0]!,
       negativePrompt,
       steps,
       sampler: samplerName,
@@ -340,7 +347,8 @@ export class StableDiffusionPipeline {
     if (this.modelName) settings.modelName = this.modelName;
     const loras = this.activeLoras;
     if (loras.length > 0) settings.loras = loras;
-    return { images, latents: final, settings, warnings };
+    const imagePrompts = prompts.flatMap((p) => Array<string>(perPrompt).fill(p));
+    return { images, latents: final, settings, prompts: imagePrompts, warnings };
   }
 
   /** The models a LoRA may adapt (SDXL adds its second text encoder). */

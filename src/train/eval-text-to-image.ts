@@ -48,8 +48,10 @@ export interface TextToImageEvalOptions extends EvalSetting {
   set: EmojiSet;
   /** The classes (emoji names) to prompt, one image each (default: every class). */
   classes?: readonly number[];
-  /** Image k is drawn with seed + k (default 0). */
+  /** Batch b of the names is drawn with seed + b (default 0). */
   seed?: number;
+  /** Names prompted in one batch (default 16). */
+  batchSize?: number;
   /** Precomputed {@link realEmojiStats} (shared by the settings of a sweep). */
   real?: RealEmojiStats;
   onProgress?: ProgressCallback;
@@ -90,19 +92,26 @@ export async function evaluateTextToImage(opts: TextToImageEvalOptions): Promise
   const size = classifier.config.sample_size;
   const per = 3 * size * size;
   const pixels = new Float32Array(classes.length * per);
-  for (let k = 0; k < classes.length; k++) {
+  const batch = opts.batchSize ?? 16;
+  if (!(Number.isInteger(batch) && batch >= 1))
+    throw new ArgumentError(`evaluate: batchSize must be a positive integer, got ${batch}`);
+  for (let start = 0; start < classes.length; start += batch) {
     opts.signal?.throwIfAborted();
+    const names = classes.slice(start, start + batch).map((c) => set.classNames[c]!);
     const r = await opts.pipeline.generate({
-      prompt: set.classNames[classes[k]!]!,
+      prompt: names,
       sampler: opts.sampler,
       steps: opts.steps,
       guidanceScale: opts.guidance,
-      seed: (opts.seed ?? 0) + k,
+      seed: (opts.seed ?? 0) + start / batch,
       width: size,
       height: size,
+      signal: opts.signal,
     });
-    pixels.set(imageToTensor(r.images[0]!, [-1, 1], 3).toFloat32Array(), k * per);
-    opts.onProgress?.({ stage: "eval", step: k + 1, total: classes.length });
+    r.images.forEach((image, i) => {
+      pixels.set(imageToTensor(image, [-1, 1], 3).toFloat32Array(), (start + i) * per);
+    });
+    opts.onProgress?.({ stage: "eval", step: start + names.length, total: classes.length });
   }
   const { features, logits } = classifyDigits(classifier, pixels, classes.length);
   let top1 = 0;
