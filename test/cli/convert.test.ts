@@ -2,26 +2,16 @@
 // weights and configs; the single file generates the same pixels as the folder; a file without the package's
 // metadata loads with configs inferred from its shapes (and says what it assumed); wrong uses are refused.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { readImage } from "../../src/io/image.js";
 import { loadSafetensors, openSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { loadPipelineComponents } from "../../src/pipelines/load.js";
+import { diffuse, repoRoot } from "./run-cli.js";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const emoji = join(repoRoot, "models", "emoji");
-
-function diffuse(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 let dir: string;
 before(() => {

@@ -1,22 +1,10 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { openSafetensors } from "../../src/io/safetensors.js";
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
-function diffuse(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-    env: { ...process.env, DIFFUSE_DEBUG: "" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { diffuse } from "./run-cli.js";
 
 let dir: string;
 before(() => {

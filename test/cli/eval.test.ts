@@ -1,26 +1,14 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { settingsFromOptions } from "../../src/cli/eval.js";
 import { saveSafetensors } from "../../src/io/safetensors.js";
 import { DigitClassifier, DigitClassifierConfig } from "../../src/models/classifier/digit-classifier.js";
 import { UNet2DModel } from "../../src/models/unet/unet-2d.js";
 import { Generator } from "../../src/tensor/generator.js";
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
-function diffuse(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-    env: { ...process.env, DIFFUSE_DEBUG: "" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { diffuse } from "./run-cli.js";
 
 function assertOneLineError(r: ReturnType<typeof diffuse>, pattern: RegExp): void {
   assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);

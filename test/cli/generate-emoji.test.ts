@@ -1,23 +1,12 @@
 // The shipped text-to-image model (models/emoji) through the CLI: the default of a prompt without --model.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { readImage, readPngText, writePng } from "../../src/io/image.js";
 import { parseParameters } from "../../src/pipelines/params.js";
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
-function diffuse(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { diffuse, repoRoot } from "./run-cli.js";
 
 let dir: string;
 before(() => {

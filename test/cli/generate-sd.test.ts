@@ -3,27 +3,15 @@
 // prints and `--from` reproduces byte for byte (single images, one image of a batch, image-to-image); errors
 // are one line.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { decodeImage, readPngText, writePng } from "../../src/io/image.js";
 import { parseParameters } from "../../src/pipelines/index.js";
 import { fixturesDir, skipWithoutFixtures } from "../helpers.js";
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
-function diffuse(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-    env: { ...process.env, DIFFUSE_DEBUG: "" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { diffuse } from "./run-cli.js";
 
 function assertOk(r: ReturnType<typeof diffuse>): void {
   assert.equal(r.code, 0, `exit code (stderr: ${r.stderr})`);

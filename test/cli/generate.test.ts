@@ -10,9 +10,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { outputPaths, SHIPPED_MODEL_DIR } from "../../src/cli/generate.js";
 import { buildProgram } from "../../src/cli/main.js";
 import { readImage, readPngText } from "../../src/io/image.js";
@@ -20,17 +19,7 @@ import { saveClassConditionalPipeline } from "../../src/pipelines/class-conditio
 import { parseParameters } from "../../src/pipelines/params.js";
 import { DDPMScheduler } from "../../src/schedulers/ddpm.js";
 import { tinyUNet } from "../train/tiny.js";
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
-function diffuse(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-    env: { ...process.env, DIFFUSE_DEBUG: "" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { diffuse, repoRoot } from "./run-cli.js";
 
 function assertOneLineError(r: ReturnType<typeof diffuse>, pattern: RegExp): void {
   assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);

@@ -1,26 +1,14 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { serializeSafetensors, Tensor, tensor } from "../../src/index.js";
 import { writePng } from "../../src/io/image.js";
 import { pngHeaderOnly } from "../helpers.js";
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+import { diffuse, repoRoot } from "./run-cli.js";
 
 /** Runs the CLI from its TypeScript entry (no build needed). */
-function diffuse(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-    env: { ...process.env, DIFFUSE_DEBUG: "" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 let dir: string;
 let good: string;
 before(() => {
