@@ -1,7 +1,7 @@
 /**
- * `diffuse serve`: the HTTP server (src/server) on this machine. Models are offered by name (--model entries, the
- * models of --models-dir, and the shipped MNIST model); jobs run one at a time. Loopback only unless an API key
- * (or --insecure) is given.
+ * `diffuse serve`: the HTTP server (src/server) on this machine: our API, A1111's and ComfyUI's. Models are offered
+ * by name (--model entries, the models of --models-dir, and the shipped emoji and MNIST models); jobs run one at a time.
+ * Loopback only unless an API key (or --insecure) is given.
  */
 import type { Command } from "commander";
 import { ServerConfigError } from "../server/errors.js";
@@ -104,7 +104,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
   if (o.json) process.stdout.write(`${JSON.stringify({ type: "listening", url, models })}\n`);
   else {
     process.stderr.write(
-      `diffuse: serving ${models.join(", ")} at ${url} (API: ${url}/openapi.json; A1111: ${url}/sdapi/v1)${apiKey ? "; API key required" : ""}\n`,
+      `diffuse: serving ${models.join(", ")} at ${url} (API: ${url}/openapi.json; A1111: ${url}/sdapi/v1; ComfyUI: ${url}/prompt, ${url.replace(/^http/, "ws")}/ws)${apiKey ? "; API key required" : ""}\n`,
     );
   }
   await new Promise<void>((resolve) => {
@@ -123,11 +123,11 @@ export function registerServe(program: Command): void {
   const cmd = program
     .command("serve")
     .description(
-      "HTTP server: its own API (/api/v1), A1111-compatible endpoints (/sdapi/v1), one job at a time",
+      "HTTP server: its own API (/api/v1), A1111- and ComfyUI-compatible endpoints (/sdapi/v1; /prompt, /ws), one job at a time",
     )
     .option(
       "--model <name-or-path>",
-      "model folder or SD .safetensors, or a model name in --models-dir (repeatable; the first is the default; default: the shipped MNIST model)",
+      "model folder or SD .safetensors, or a model name in --models-dir (repeatable; the first is the default; default: the shipped emoji text-to-image model)",
       collect,
     )
     .option("--models-dir <dir>", "offer every model folder and .safetensors checkpoint in this folder")

@@ -8,7 +8,11 @@ import {
   loadClassConditionalPipeline,
 } from "../pipelines/class-conditional.js";
 import { MODEL_INDEX, readModelIndex } from "../pipelines/model-index.js";
-import { isStableDiffusionModel, SHIPPED_MODEL_DIR } from "../pipelines/model-kind.js";
+import {
+  isStableDiffusionModel,
+  SHIPPED_MODEL_DIR,
+  SHIPPED_TEXT_MODEL_DIR,
+} from "../pipelines/model-kind.js";
 import type { StableDiffusionPipeline } from "../pipelines/stable-diffusion.js";
 import { loadStableDiffusionPipeline } from "../pipelines/stable-diffusion-xl.js";
 import type { Device } from "../tensor/device.js";
@@ -129,12 +133,13 @@ export class ModelCatalog {
       add(entry);
       defaultName ??= entry.name;
     }
-    const shipped = await entryOf(SHIPPED_MODEL_DIR);
-    if (!models.some((m) => m.name === shipped.name)) add(shipped);
+    // both shipped models are always served; the text-to-image one is the default when no --model is given
+    const shipped = [await entryOf(SHIPPED_TEXT_MODEL_DIR), await entryOf(SHIPPED_MODEL_DIR)];
+    for (const e of shipped) if (!models.some((m) => m.name === e.name)) add(e);
     for (const e of dirEntries) add(e);
     const loras = new Map<string, string>();
     for (const p of opts.lorasDir ? folderEntries(opts.lorasDir, "loras") : []) loras.set(nameOf(p), p);
-    return new ModelCatalog(models, loras, defaultName ?? shipped.name, opts);
+    return new ModelCatalog(models, loras, defaultName ?? shipped[0]!.name, opts);
   }
 
   /** Every model, the default first. */

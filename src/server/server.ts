@@ -1,13 +1,16 @@
-// `diffuse serve`'s HTTP server (fastify): our API under /api/v1, A1111's under /sdapi/v1, the OpenAPI document at
-// /openapi.json, one in-process job queue. Safe by default: loopback only unless an API key (or --insecure) is
-// given, the key checked on every route, bounded bodies, checked input images, CORS off unless an origin is named.
+// `diffuse serve`'s HTTP server (fastify): our API under /api/v1, A1111's under /sdapi/v1, ComfyUI's (/prompt, /ws,
+// /history, ...), the OpenAPI document at /openapi.json, one in-process job queue. Safe by default: loopback only
+// unless an API key (or --insecure) is given, the key checked on every route (the WebSocket's upgrade request
+// too), bounded bodies, checked input images, CORS off unless an origin is named.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import cors from "@fastify/cors";
+import websocket from "@fastify/websocket";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import { packageVersion } from "../io/package-version.js";
 import { registerA1111 } from "./a1111.js";
 import { registerApi } from "./api.js";
+import { registerComfyUI } from "./comfyui.js";
 import type { ServerContext } from "./context.js";
 import { type GenerationRequest, type GenerationResult, runGeneration } from "./engine.js";
 import { HttpError, ServerConfigError } from "./errors.js";
@@ -88,6 +91,9 @@ export async function createServer(opts: ServerOptions): Promise<DiffuseServer> 
     ajv: { customOptions: { removeAdditional: false, verbose: true } },
   });
   const openapi = collectOpenApi(app, { title: "diffuse serve", version: packageVersion() });
+  // before the API key hook: the plugin's hooks then see every upgrade request, and close the socket of one that
+  // is answered over HTTP (a 401 too) instead of leaving it half open
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   if (opts.cors) await app.register(cors, { origin: opts.cors });
   if (opts.apiKey) {
     const want = createHash("sha256").update(opts.apiKey).digest();
@@ -121,14 +127,27 @@ export async function createServer(opts: ServerOptions): Promise<DiffuseServer> 
       message: `no route ${request.method} ${request.url.split("?")[0]}; the routes are listed at /openapi.json`,
     }),
   );
+  const jobObservers = new Set<(info: JobInfo, event: JobEvent) => void>();
+  if (opts.onJobEvent) jobObservers.add(opts.onJobEvent);
   const queue = new MemoryQueue<GenerationRequest, GenerationResult>(
     (request, ctx) => runGeneration(request, opts.catalog, ctx),
     { maxQueue: opts.maxQueue, jobTimeoutSeconds: opts.jobTimeoutSeconds, maxFinished: opts.maxFinished },
-    opts.onJobEvent,
+    (info, event) => {
+      for (const observer of jobObservers) observer(info, event);
+    },
   );
-  const ctx: ServerContext = { catalog: opts.catalog, queue, limits };
+  const ctx: ServerContext = {
+    catalog: opts.catalog,
+    queue,
+    limits,
+    observeJobs: (listener) => {
+      jobObservers.add(listener);
+      return () => jobObservers.delete(listener);
+    },
+  };
   registerApi(app, ctx);
   registerA1111(app, ctx);
+  await registerComfyUI(app, ctx);
   app.get("/openapi.json", { schema: { summary: "This document" } }, async () => openapi.document());
   return {
     app,

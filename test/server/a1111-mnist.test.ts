@@ -3,13 +3,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { decodeImage } from "../../src/io/image.js";
-import { ModelCatalog } from "../../src/server/models.js";
-import { request, startServer, type TestServer } from "./helpers.js";
+import { mnistCatalog, request, startServer, type TestServer } from "./helpers.js";
 
 describe("diffuse serve: /sdapi/v1 (A1111) with the shipped MNIST model", () => {
   let t: TestServer;
   before(async () => {
-    t = await startServer({ catalog: await ModelCatalog.create() });
+    t = await startServer({ catalog: await mnistCatalog() });
   });
   after(() => t.close());
 
@@ -152,6 +151,7 @@ describe("diffuse serve: /sdapi/v1 (A1111) with the shipped MNIST model", () => 
     const models = (await request(`${t.url}/sdapi/v1/sd-models`, "GET")).body;
     assert.deepEqual(models, [
       { title: "mnist", model_name: "mnist", hash: null, sha256: null, filename: "mnist", config: null },
+      { title: "emoji", model_name: "emoji", hash: null, sha256: null, filename: "emoji", config: null },
     ]);
     assert.deepEqual((await request(`${t.url}/sdapi/v1/loras`, "GET")).body, []);
     assert.equal((await request(`${t.url}/sdapi/v1/options`, "GET")).body.sd_model_checkpoint, "mnist");

@@ -5,9 +5,17 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { decodeImage, encodePng } from "../../src/io/image.js";
 import { parseParameters } from "../../src/pipelines/params.js";
-import { ModelCatalog } from "../../src/server/models.js";
+import type { ModelCatalog } from "../../src/server/models.js";
 import { pngHeaderOnly } from "../helpers.js";
-import { behindBlocker, openEvents, readEvents, request, startServer, type TestServer } from "./helpers.js";
+import {
+  behindBlocker,
+  mnistCatalog,
+  openEvents,
+  readEvents,
+  request,
+  startServer,
+  type TestServer,
+} from "./helpers.js";
 
 function assertError(
   r: { status: number; body: { error?: string; message?: string } },
@@ -23,7 +31,7 @@ describe("diffuse serve: /api/v1 with the shipped MNIST model", () => {
   let catalog: ModelCatalog;
   let t: TestServer;
   before(async () => {
-    catalog = await ModelCatalog.create();
+    catalog = await mnistCatalog();
     t = await startServer({ catalog });
   });
   after(() => t.close());
@@ -32,6 +40,7 @@ describe("diffuse serve: /api/v1 with the shipped MNIST model", () => {
     const models = await request(`${t.url}/api/v1/models`, "GET");
     assert.deepEqual(models.body, [
       { name: "mnist", kind: "class-conditional", default: true, classes: 10, width: 32, height: 32 },
+      { name: "emoji", kind: "stable-diffusion", default: false },
     ]);
     const samplers = await request(`${t.url}/api/v1/samplers`, "GET");
     assert.ok(
@@ -224,7 +233,7 @@ describe("diffuse serve: /api/v1 with the shipped MNIST model", () => {
 
 describe("diffuse serve: queue bounds and job timeout (MNIST)", () => {
   it("answers 429 when max-queue jobs wait", async () => {
-    const t = await startServer({ catalog: await ModelCatalog.create(), maxQueue: 1 });
+    const t = await startServer({ catalog: await mnistCatalog(), maxQueue: 1 });
     try {
       const post = () => request(`${t.url}/api/v1/generate`, "POST", { prompt: "5", steps: 150 });
       const a = await post();
@@ -238,7 +247,7 @@ describe("diffuse serve: queue bounds and job timeout (MNIST)", () => {
   });
 
   it("stops a job that runs past --job-timeout: SSE error with the reason, status 503", async () => {
-    const t = await startServer({ catalog: await ModelCatalog.create(), jobTimeoutSeconds: 0.3 });
+    const t = await startServer({ catalog: await mnistCatalog(), jobTimeoutSeconds: 0.3 });
     try {
       const { body } = await request(`${t.url}/api/v1/generate`, "POST", { prompt: "5", steps: 150 });
       const { events } = await readEvents(`${t.url}/api/v1/jobs/${body.id}/events`);

@@ -1,4 +1,8 @@
 // Test helpers: a server on a free loopback port, JSON requests and Server-Sent Events read with fetch.
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SHIPPED_MODEL_DIR } from "../../src/pipelines/model-kind.js";
+import { ModelCatalog, type ModelCatalogOptions } from "../../src/server/models.js";
 import { createServer, type DiffuseServer, type ServerOptions } from "../../src/server/server.js";
 
 /** A listening server and its base URL. */
@@ -102,4 +106,36 @@ export function openEvents(url: string): { stream: ReturnType<typeof readEvents>
     opened = resolve;
   });
   return { stream: readEvents(url, () => opened()), first };
+}
+
+/**
+ * A diffusers folder at `dir` linking the tiny fixture components of ../shared/fixtures/models (the caller skips
+ * without fixtures), with `scheduler` as its scheduler config.
+ */
+export function assembleTinySd(dir: string, fixtures: string, scheduler: Record<string, unknown>): void {
+  const models = join(fixtures, "models");
+  mkdirSync(join(dir, "scheduler"), { recursive: true });
+  for (const [link, target] of [
+    ["unet", "tiny_unet"],
+    ["vae", "tiny_vae"],
+    ["text_encoder", "tiny_text_encoder"],
+    ["tokenizer", "tiny_tokenizer"],
+  ] as const) {
+    symlinkSync(join(models, target), join(dir, link));
+  }
+  const index = {
+    _class_name: "StableDiffusionPipeline",
+    unet: ["diffusers", "UNet2DConditionModel"],
+    vae: ["diffusers", "AutoencoderKL"],
+    text_encoder: ["transformers", "CLIPTextModel"],
+    tokenizer: ["transformers", "CLIPTokenizer"],
+    scheduler: ["diffusers", String(scheduler._class_name)],
+  };
+  writeFileSync(join(dir, "model_index.json"), JSON.stringify(index));
+  writeFileSync(join(dir, "scheduler", "scheduler_config.json"), JSON.stringify(scheduler));
+}
+
+/** The shipped models with MNIST as the default (the shipped emoji model is served too, second). */
+export function mnistCatalog(opts: ModelCatalogOptions = {}): Promise<ModelCatalog> {
+  return ModelCatalog.create({ ...opts, models: [SHIPPED_MODEL_DIR] });
 }

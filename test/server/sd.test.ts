@@ -61,12 +61,13 @@ describe("diffuse serve with the tiny fixture SD pipeline", { skip: skipWithoutF
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("lists the SD model first (the default), then the shipped one, and the LoRA by name", async () => {
+  it("lists the SD model first (the default), then the shipped ones, and the LoRA by name", async () => {
     const models = (await request(`${t.url}/api/v1/models`, "GET")).body;
     assert.deepEqual(
       models.map((m: { name: string; kind: string }) => [m.name, m.kind]),
       [
         ["tiny-sd", "stable-diffusion"],
+        ["emoji", "stable-diffusion"],
         ["mnist", "class-conditional"],
       ],
     );

@@ -5,9 +5,9 @@ import { spawnSync } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ModelCatalog } from "../../src/server/models.js";
+import type { ModelCatalog } from "../../src/server/models.js";
 import { checkBind, isLoopback } from "../../src/server/server.js";
-import { request, startServer, type TestServer } from "./helpers.js";
+import { mnistCatalog, request, startServer, type TestServer } from "./helpers.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -15,7 +15,7 @@ describe("diffuse serve: API key, bind address, CORS, body limit", () => {
   let catalog: ModelCatalog;
   let t: TestServer;
   before(async () => {
-    catalog = await ModelCatalog.create();
+    catalog = await mnistCatalog();
     t = await startServer({
       catalog,
       apiKey: "s3cret",
