@@ -14,6 +14,7 @@ import { registerInfo } from "./info.js";
 import { registerServe } from "./serve.js";
 import { registerTrain } from "./train.js";
 import { registerTrainClassifier } from "./train-classifier.js";
+import { registerWorker } from "./worker.js";
 
 /** Builds the command tree (commands are added before parsing so they inherit exitOverride). */
 export function buildProgram(): Command {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerConvert(program);
   registerServe(program);
+  registerWorker(program);
   // the first spelling of `diffuse train classifier`, kept working
   registerTrainClassifier(program, "train-classifier", { hidden: true });
   return program;

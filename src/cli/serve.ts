@@ -1,13 +1,14 @@
 /**
  * `diffuse serve`: the HTTP server (src/server) on this machine: our API, A1111's and ComfyUI's. Models are offered
- * by name (--model entries, the models of --models-dir, and the shipped emoji and MNIST models); jobs run one at a time.
- * Loopback only unless an API key (or --insecure) is given.
+ * by name (--model entries, the models of --models-dir, and the shipped emoji and MNIST models); jobs run one at a time,
+ * or with --redis on `diffuse worker` processes. Loopback only unless an API key (or --insecure) is given.
  */
 import type { Command } from "commander";
 import { ServerConfigError } from "../server/errors.js";
 import { DEFAULT_LIMITS } from "../server/limits.js";
 import { ModelCatalog } from "../server/models.js";
 import type { JobEvent, JobInfo } from "../server/queue.js";
+import { redactUrl } from "../server/redis-url.js";
 import { checkBind, createServer } from "../server/server.js";
 import { addDeviceOption, resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
@@ -33,12 +34,15 @@ export interface ServeCliOptions {
   maxBatch: string;
   device?: string;
   json?: boolean;
+  redis?: string;
+  queue: string;
+  resultTtl: string;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** Shows job events: JSON lines with --json; else a progress bar per job on a TTY and a line when it ends. */
-function jobLogger(json: boolean | undefined): (info: JobInfo, event: JobEvent) => void {
+export function jobLogger(json: boolean | undefined): (info: JobInfo, event: JobEvent) => void {
   const bars = new Map<string, ReturnType<typeof progressReporter>>();
   return (info, event) => {
     if (json) {
@@ -55,7 +59,23 @@ function jobLogger(json: boolean | undefined): (info: JobInfo, event: JobEvent) 
       bars.delete(info.id);
       const why = event.type === "error" ? `: ${event.message}` : "";
       process.stderr.write(`diffuse: ${label} ${event.type}${why}\n`);
+    } else if (event.type === "queued" && bars.has(info.id)) {
+      // a worker that stops puts its job back in the queue
+      bars.get(info.id)?.stop();
+      bars.delete(info.id);
+      process.stderr.write(`diffuse: ${label} put back in the queue\n`);
     }
+  };
+}
+
+/** Reports Redis connection problems once each (BullMQ and ioredis retry on their own). */
+export function redisErrorLogger(json: boolean | undefined): (err: Error) => void {
+  let last = "";
+  return (err) => {
+    if (err.message === last) return;
+    last = err.message;
+    if (json) process.stdout.write(`${JSON.stringify({ type: "redis-error", message: err.message })}\n`);
+    else process.stderr.write(`diffuse: warning: redis: ${err.message}\n`);
   };
 }
 
@@ -85,26 +105,42 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
     if (err instanceof ServerConfigError) throw new CliError(err.message);
     throw err;
   }
-  const server = await createServer({
-    catalog,
-    apiKey,
-    cors: o.cors,
-    maxQueue: cliInt("max-queue", o.maxQueue, 1),
-    jobTimeoutSeconds: cliInt("job-timeout", o.jobTimeout, 0),
-    limits: {
-      maxWidth: cliInt("max-width", o.maxWidth, 8),
-      maxHeight: cliInt("max-height", o.maxHeight, 8),
-      maxSteps: cliInt("max-steps", o.maxSteps, 1),
-      maxBatch: cliInt("max-batch", o.maxBatch, 1),
-    },
-    onJobEvent: jobLogger(o.json),
-  });
+  let server: Awaited<ReturnType<typeof createServer>>;
+  try {
+    server = await createServer({
+      catalog,
+      apiKey,
+      cors: o.cors,
+      maxQueue: cliInt("max-queue", o.maxQueue, 1),
+      jobTimeoutSeconds: cliInt("job-timeout", o.jobTimeout, 0),
+      limits: {
+        maxWidth: cliInt("max-width", o.maxWidth, 8),
+        maxHeight: cliInt("max-height", o.maxHeight, 8),
+        maxSteps: cliInt("max-steps", o.maxSteps, 1),
+        maxBatch: cliInt("max-batch", o.maxBatch, 1),
+      },
+      onJobEvent: jobLogger(o.json),
+      redis: o.redis
+        ? {
+            url: o.redis,
+            queueName: o.queue,
+            resultTtlSeconds: cliInt("result-ttl", o.resultTtl, 1),
+            onError: redisErrorLogger(o.json),
+          }
+        : undefined,
+    });
+  } catch (err) {
+    if (err instanceof ServerConfigError) throw new CliError(err.message);
+    throw err;
+  }
   const url = await server.listen(o.host, port);
   const models = catalog.list().map((m) => m.name);
-  if (o.json) process.stdout.write(`${JSON.stringify({ type: "listening", url, models })}\n`);
+  const redis = o.redis ? redactUrl(o.redis) : undefined;
+  if (o.json) process.stdout.write(`${JSON.stringify({ type: "listening", url, models, redis })}\n`);
   else {
+    const queue = redis ? `; jobs queued on ${redis} (queue "${o.queue}") for \`diffuse worker\`` : "";
     process.stderr.write(
-      `diffuse: serving ${models.join(", ")} at ${url} (API: ${url}/openapi.json; A1111: ${url}/sdapi/v1; ComfyUI: ${url}/prompt, ${url.replace(/^http/, "ws")}/ws)${apiKey ? "; API key required" : ""}\n`,
+      `diffuse: serving ${models.join(", ")} at ${url} (API: ${url}/openapi.json; A1111: ${url}/sdapi/v1; ComfyUI: ${url}/prompt, ${url.replace(/^http/, "ws")}/ws)${apiKey ? "; API key required" : ""}${queue}\n`,
     );
   }
   await new Promise<void>((resolve) => {
@@ -123,7 +159,7 @@ export function registerServe(program: Command): void {
   const cmd = program
     .command("serve")
     .description(
-      "HTTP server: its own API (/api/v1), A1111- and ComfyUI-compatible endpoints (/sdapi/v1; /prompt, /ws), one job at a time",
+      "HTTP server: its own API (/api/v1), A1111- and ComfyUI-compatible endpoints (/sdapi/v1; /prompt, /ws), one job at a time (or on `diffuse worker` processes with --redis)",
     )
     .option(
       "--model <name-or-path>",
@@ -144,6 +180,12 @@ export function registerServe(program: Command): void {
     .option("--cors <origin>", "let browser pages from this origin call the server (default: none)")
     .option("--max-queue <n>", "most jobs waiting; more are answered 429", "16")
     .option("--job-timeout <s>", "seconds a job may run (0: no limit)", "600")
+    .option(
+      "--redis <url>",
+      "queue the jobs on Redis (redis://host:port) for `diffuse worker` processes instead of running them here",
+    )
+    .option("--queue <name>", "with --redis: the queue's name (the workers' --queue)", "diffuse")
+    .option("--result-ttl <s>", "with --redis: seconds results are kept (in Redis and in memory)", "3600")
     .option("--max-width <px>", "largest image width", String(DEFAULT_LIMITS.maxWidth))
     .option("--max-height <px>", "largest image height", String(DEFAULT_LIMITS.maxHeight))
     .option("--max-steps <n>", "most steps", String(DEFAULT_LIMITS.maxSteps))

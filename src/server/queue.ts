@@ -1,6 +1,7 @@
 // The job queue behind the server, as a small interface (JobQueue) so that a shared queue (Redis / BullMQ with
-// workers on other machines) can replace the in-process one without touching the HTTP layer. MemoryQueue runs one
-// job at a time in this process, bounded, with a per-job timeout, and keeps finished jobs up to a cap.
+// workers on other machines: redis-queue.ts) can replace the in-process one without touching the HTTP layer.
+// MemoryQueue runs one job at a time in this process, bounded, with a per-job timeout, and keeps finished jobs up to
+// a cap.
 import { randomUUID } from "node:crypto";
 import { QueueFullError } from "./errors.js";
 
@@ -72,6 +73,36 @@ export interface MemoryQueueOptions {
   maxFinished?: number;
 }
 
+/** Turns step reports into progress with an ETA. */
+export class ProgressClock {
+  /** First progress report: ETA is measured from it, so model loading does not skew the rate. */
+  #first?: { time: number; step: number };
+
+  progress(step: number, total: number): JobProgress {
+    const now = performance.now();
+    this.#first ??= { time: now, step };
+    const progress: JobProgress = { step, total };
+    const done = step - this.#first.step;
+    if (done > 0) progress.etaSeconds = (((now - this.#first.time) / done) * (total - step)) / 1000;
+    return progress;
+  }
+}
+
+/** The error of a job stopped by the per-job timeout. */
+export function timeoutError(seconds: number): { message: string; status: number } {
+  return {
+    message: `the job ran longer than the server's limit of ${seconds} s (--job-timeout) and was stopped`,
+    status: 503,
+  };
+}
+
+/** Message and status of a failed job: an error's own `status` (HttpError), else 500. */
+export function errorOf(err: unknown): { message: string; status: number } {
+  const e = err as { status?: unknown; message?: unknown } | null;
+  const status = typeof e?.status === "number" ? e.status : 500;
+  return { message: typeof e?.message === "string" ? e.message : String(err), status };
+}
+
 interface Job<Req, Res> {
   info: JobInfo;
   request: Req;
@@ -80,8 +111,7 @@ interface Job<Req, Res> {
   listeners: Set<(event: JobEvent) => void>;
   finished: Promise<JobInfo>;
   resolve: (info: JobInfo) => void;
-  /** First progress report: ETA is measured from it, so model loading does not skew the rate. */
-  firstStep?: { time: number; step: number };
+  clock: ProgressClock;
 }
 
 const CANCELLED = Symbol("cancelled");
@@ -121,6 +151,7 @@ export class MemoryQueue<Req, Res> implements JobQueue<Req, Res> {
       listeners: new Set(),
       finished,
       resolve,
+      clock: new ProgressClock(),
     };
     this.#jobs.set(job.info.id, job);
     this.#waiting.push(job);
@@ -220,11 +251,7 @@ export class MemoryQueue<Req, Res> implements JobQueue<Req, Res> {
   }
 
   #progress(job: Job<Req, Res>, step: number, total: number): void {
-    const now = performance.now();
-    job.firstStep ??= { time: now, step };
-    const progress: JobProgress = { step, total };
-    const done = step - job.firstStep.step;
-    if (done > 0) progress.etaSeconds = (((now - job.firstStep.time) / done) * (total - step)) / 1000;
+    const progress = job.clock.progress(step, total);
     job.info.progress = progress;
     this.#emit(job, { type: "progress", ...progress });
   }
@@ -234,12 +261,7 @@ export class MemoryQueue<Req, Res> implements JobQueue<Req, Res> {
     job.info.finishedAt = Date.now();
     if (status === "error") {
       job.info.error =
-        job.controller.signal.reason === TIMED_OUT
-          ? {
-              message: `the job ran longer than the server's limit of ${this.jobTimeoutSeconds} s (--job-timeout) and was stopped`,
-              status: 503,
-            }
-          : errorOf(err);
+        job.controller.signal.reason === TIMED_OUT ? timeoutError(this.jobTimeoutSeconds) : errorOf(err);
       this.#emit(job, { type: "error", ...job.info.error });
     } else this.#emit(job, { type: status } as JobEvent);
     job.listeners.clear();
@@ -247,11 +269,4 @@ export class MemoryQueue<Req, Res> implements JobQueue<Req, Res> {
     this.#finished.push(job.info.id);
     while (this.#finished.length > this.maxFinished) this.#jobs.delete(this.#finished.shift()!);
   }
-}
-
-/** Message and status of a failed job: an error's own `status` (HttpError), else 500. */
-function errorOf(err: unknown): { message: string; status: number } {
-  const e = err as { status?: unknown; message?: unknown } | null;
-  const status = typeof e?.status === "number" ? e.status : 500;
-  return { message: typeof e?.message === "string" ? e.message : String(err), status };
 }

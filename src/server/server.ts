@@ -1,5 +1,6 @@
 // `diffuse serve`'s HTTP server (fastify): our API under /api/v1, A1111's under /sdapi/v1, ComfyUI's (/prompt, /ws,
-// /history, ...), the OpenAPI document at /openapi.json, one in-process job queue. Safe by default: loopback only
+// /history, ...), the OpenAPI document at /openapi.json, one job queue: in this process, or on Redis with the jobs
+// run by `diffuse worker` processes (redis-queue.ts, loaded only then). Safe by default: loopback only
 // unless an API key (or --insecure) is given, the key checked on every route (the WebSocket's upgrade request
 // too), bounded bodies, checked input images, CORS off unless an origin is named.
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -18,6 +19,7 @@ import { DEFAULT_LIMITS, type ServerLimits } from "./limits.js";
 import type { ModelCatalog } from "./models.js";
 import { collectOpenApi } from "./openapi.js";
 import { type JobEvent, type JobInfo, type JobQueue, MemoryQueue } from "./queue.js";
+import type { RedisTarget } from "./redis-queue.js";
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
@@ -35,6 +37,11 @@ export interface ServerOptions {
   maxFinished?: number;
   /** Sees every job event (the CLI shows them). */
   onJobEvent?: (info: JobInfo, event: JobEvent) => void;
+  /** Queue the jobs on Redis for `diffuse worker` processes instead of running them here. */
+  redis?: RedisTarget & {
+    /** Seconds results are kept (in Redis, and finished jobs here). Default 3600. */
+    resultTtlSeconds?: number;
+  };
 }
 
 /** A server made by {@link createServer}. */
@@ -129,13 +136,34 @@ export async function createServer(opts: ServerOptions): Promise<DiffuseServer> 
   );
   const jobObservers = new Set<(info: JobInfo, event: JobEvent) => void>();
   if (opts.onJobEvent) jobObservers.add(opts.onJobEvent);
-  const queue = new MemoryQueue<GenerationRequest, GenerationResult>(
-    (request, ctx) => runGeneration(request, opts.catalog, ctx),
-    { maxQueue: opts.maxQueue, jobTimeoutSeconds: opts.jobTimeoutSeconds, maxFinished: opts.maxFinished },
-    (info, event) => {
-      for (const observer of jobObservers) observer(info, event);
-    },
-  );
+  const queueOptions = {
+    maxQueue: opts.maxQueue,
+    jobTimeoutSeconds: opts.jobTimeoutSeconds,
+    maxFinished: opts.maxFinished,
+  };
+  const observe = (info: JobInfo, event: JobEvent) => {
+    for (const observer of jobObservers) observer(info, event);
+  };
+  let queue: JobQueue<GenerationRequest, GenerationResult>;
+  if (opts.redis) {
+    const [{ RedisQueue }, { generationCodec }] = await Promise.all([
+      import("./redis-queue.js"),
+      import("./job-codec.js"),
+    ]);
+    const codec = {
+      ...generationCodec,
+      // the model is named now: the workers' default model may differ from this server's current default
+      encodeRequest: (request: GenerationRequest) =>
+        generationCodec.encodeRequest({ ...request, model: request.model ?? opts.catalog.defaultModel }),
+    };
+    queue = await RedisQueue.connect(codec, { ...opts.redis, ...queueOptions }, observe);
+  } else {
+    queue = new MemoryQueue<GenerationRequest, GenerationResult>(
+      (request, ctx) => runGeneration(request, opts.catalog, ctx),
+      queueOptions,
+      observe,
+    );
+  }
   const ctx: ServerContext = {
     catalog: opts.catalog,
     queue,
