@@ -8,7 +8,7 @@ import { saveSafetensors } from "../../src/io/safetensors.js";
 import { DigitClassifier, DigitClassifierConfig } from "../../src/models/classifier/digit-classifier.js";
 import { UNet2DModel } from "../../src/models/unet/unet-2d.js";
 import { Generator } from "../../src/tensor/generator.js";
-import { diffuse } from "./run-cli.js";
+import { diffuse, repoRoot } from "./run-cli.js";
 
 function assertOneLineError(r: ReturnType<typeof diffuse>, pattern: RegExp): void {
   assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
@@ -137,6 +137,30 @@ describe("diffuse eval", () => {
     assert.match(r.stdout, /\| ddim \| 1 \| \d+\.\d% \/ \d+\.\d\d \| \d+\.\d% \/ \d+\.\d\d \|/);
     assert.match(r.stdout, /\| unipc \| 1 \|/);
     assert.match(r.stdout, /seed 0, guidance applied at every step; cells/);
+  });
+
+  it("scores the shipped emoji model with the shipped emoji classifier (a few names, few steps)", () => {
+    const emoji = join(repoRoot, "models", "emoji");
+    const r = diffuse("eval", "--model", emoji, "--names", "16", "--steps", "4", "--batch", "8", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.equal(result.type, "result");
+    assert.equal(result.names, 16);
+    assert.ok(
+      result.classifierAccuracy > 0.95,
+      `the classifier knows the real images (${result.classifierAccuracy})`,
+    );
+    assert.ok(result.referenceFd > 0);
+    const [setting] = result.results;
+    assert.deepEqual(
+      [setting.sampler, setting.steps, setting.guidance, setting.count],
+      ["dpmpp-2m", 4, 7.5, 16],
+    );
+    assert.ok(setting.top1 >= 0 && setting.top1 <= setting.top5 && setting.top5 <= 1);
+    assertOneLineError(
+      diffuse("eval", "--model", emoji, "--num-per-class", "5"),
+      /--num-per-class and --guidance-interval apply to class-conditional models/,
+    );
   });
 
   it("names a missing model or classifier folder in one line", () => {
