@@ -2,7 +2,7 @@
 // diffusers folder) and a fixture LoRA in --loras-dir: A1111 txt2img / img2img / inpainting and our API give the
 // library's own images, with LoRAs by name; library input errors come back as 400s.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -11,31 +11,14 @@ import { loadStableDiffusionPipeline } from "../../src/pipelines/stable-diffusio
 import { ModelCatalog } from "../../src/server/models.js";
 import { fixturesDir, skipWithoutFixtures } from "../helpers.js";
 import { SD15_SCHEDULER, testImage } from "../pipelines/tiny-pipeline.js";
-import { behindBlocker, openEvents, request, startServer, type TestServer } from "./helpers.js";
-
-/** A diffusers folder linking the fixture components. */
-function assemble(dir: string): void {
-  const models = join(fixturesDir()!, "models");
-  mkdirSync(join(dir, "scheduler"), { recursive: true });
-  for (const [link, target] of [
-    ["unet", "tiny_unet"],
-    ["vae", "tiny_vae"],
-    ["text_encoder", "tiny_text_encoder"],
-    ["tokenizer", "tiny_tokenizer"],
-  ]) {
-    symlinkSync(join(models, target!), join(dir, link!));
-  }
-  const index = {
-    _class_name: "StableDiffusionPipeline",
-    unet: ["diffusers", "UNet2DConditionModel"],
-    vae: ["diffusers", "AutoencoderKL"],
-    text_encoder: ["transformers", "CLIPTextModel"],
-    tokenizer: ["transformers", "CLIPTokenizer"],
-    scheduler: ["diffusers", "PNDMScheduler"],
-  };
-  writeFileSync(join(dir, "model_index.json"), JSON.stringify(index));
-  writeFileSync(join(dir, "scheduler", "scheduler_config.json"), JSON.stringify(SD15_SCHEDULER));
-}
+import {
+  assembleTinySd,
+  behindBlocker,
+  openEvents,
+  request,
+  startServer,
+  type TestServer,
+} from "./helpers.js";
 
 const b64 = (width: number, height: number, seed: number) =>
   encodePng(testImage(width, height, seed)).toString("base64");
@@ -47,7 +30,7 @@ describe("diffuse serve with the tiny fixture SD pipeline", { skip: skipWithoutF
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), "diffuse-serve-sd-"));
     model = join(tmp, "tiny-sd");
-    assemble(model);
+    assembleTinySd(model, fixturesDir()!, SD15_SCHEDULER);
     mkdirSync(join(tmp, "loras"));
     symlinkSync(
       join(fixturesDir()!, "lora", "lora_peft.safetensors"),
