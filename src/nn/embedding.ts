@@ -3,7 +3,7 @@ import { zeros } from "../tensor/create.js";
 import { ArgumentError } from "../tensor/errors.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { normal } from "./init.js";
-import { checkPositive, makeParameter } from "./linear.js";
+import { checkPositive, initialOptions, makeParameter } from "./linear.js";
 import { Module } from "./module.js";
 import type { LayerOptions } from "./options.js";
 import type { Parameter } from "./parameter.js";
@@ -39,7 +39,7 @@ export class Embedding extends Module<[Tensor], Tensor> {
       if (pad < 0) pad += numEmbeddings;
     }
     this.paddingIdx = pad;
-    const weight = zeros([numEmbeddings, embeddingDim]);
+    const weight = zeros([numEmbeddings, embeddingDim], initialOptions(opts));
     if (!opts.skipInit) {
       normal(weight, 0, 1, opts.generator);
       if (pad !== null) copy_(select(weight, 0, pad), zeros([embeddingDim]));

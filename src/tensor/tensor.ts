@@ -240,6 +240,17 @@ function nest(flat: Float32Array, shape: readonly number[]): unknown {
   return build(0, 0);
 }
 
+/** True when `strides` walk `shape` in row-major order with no gaps (dims of size 1 ignored). */
+export function isRowMajor(shape: Shape, strides: Shape): boolean {
+  let expected = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] === 1) continue;
+    if (strides[d] !== expected) return false;
+    expected *= shape[d]!;
+  }
+  return true;
+}
+
 /** Copies a strided view into a new contiguous array of the same storage type (any dtype). */
 export function gatherStrided(
   data: StorageArray,
@@ -248,6 +259,8 @@ export function gatherStrided(
   strides: Shape,
 ): StorageArray {
   const n = sizeOf(shape);
+  // row-major already (dims of size 1 may have any stride): one block copy
+  if (n > 0 && isRowMajor(shape, strides)) return data.slice(offset, offset + n) as StorageArray;
   const out = new (data.constructor as new (n: number) => StorageArray)(n);
   const nd = shape.length;
   if (n === 0) return out;
