@@ -31,6 +31,7 @@
         "native/src/geglu.cc",
         "native/src/norm.cc",
         "native/src/parallel.cc",
+        "native/src/mapfile.cc",
         "native/src/pool.cc",
         "native/src/reduce.cc",
         "native/src/scratch.cc",

@@ -22,6 +22,7 @@
 namespace diffuse {
 
 void register_pool(Napi::Env env, Napi::Object exports);  // pool.cc: allocF32, poolStats, poolTrim
+void register_mapfile(Napi::Env env, Napi::Object exports);  // mapfile.cc: mapFile
 
 namespace {
 
@@ -594,6 +595,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setKernel", Napi::Function::New(env, SetKernel));
   register_pool(env, exports);
+  register_mapfile(env, exports);
   return exports;
 }
 

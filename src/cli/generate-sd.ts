@@ -20,7 +20,7 @@ import {
   resolveGuidanceInterval,
 } from "./guidance-interval-option.js";
 import { cliSeed } from "./option-values.js";
-import { progressReporter } from "./progress.js";
+import { afterDelay, progressReporter } from "./progress.js";
 
 /** Raw option values of the SD path (strings as typed; parsed and checked here). */
 export interface SdGenerateOptions {
@@ -182,54 +182,61 @@ export async function runSdGenerate(prompt: string | undefined, opts: SdGenerate
   const device = await resolveDevice(opts.device, (text) => {
     if (!opts.json) say(`warning: ${text}`);
   });
-  const pipe: StableDiffusionPipeline = await loadStableDiffusionPipeline(opts.model, {
-    tokenizer: opts.tokenizer,
-    dtype,
-    device,
-  });
-  for (const { path, scale } of loraArgs) {
-    const handle = await pipe.loadLora(path, { scale: loraScaleFor(path, scale, opts.lora, from) });
-    const recorded = from?.loras?.find((l) => l.name === handle.name);
-    const hash = recorded?.hash ? await loraHash(path) : undefined;
-    if (recorded?.hash && hash !== recorded.hash) {
+  // one reporter for loading and sampling; a load from the page cache takes about a second, so its bar shows
+  // only when a load takes longer (every event with --json)
+  const reporter = progressReporter({ json: opts.json });
+  let result: Awaited<ReturnType<StableDiffusionPipeline["generate"]>>;
+  let pipe: StableDiffusionPipeline;
+  let modelHash: string | null | undefined;
+  try {
+    pipe = await loadStableDiffusionPipeline(opts.model, {
+      tokenizer: opts.tokenizer,
+      dtype,
+      device,
+      onProgress: opts.json ? reporter.onProgress : afterDelay(reporter.onProgress, 1000),
+    });
+    for (const { path, scale } of loraArgs) {
+      const handle = await pipe.loadLora(path, { scale: loraScaleFor(path, scale, opts.lora, from) });
+      const recorded = from?.loras?.find((l) => l.name === handle.name);
+      const hash = recorded?.hash ? await loraHash(path) : undefined;
+      if (recorded?.hash && hash !== recorded.hash) {
+        say(
+          `warning: LoRA ${path} has hash ${hash}, but ${opts.from} was made with ${recorded.hash}; the image will differ`,
+        );
+      }
+    }
+    // hashing reads the whole checkpoint (about a second per GB): done before sampling only when --from needs it
+    if (from?.modelHash) modelHash = await pipe.modelHash();
+    if (from?.modelHash && modelHash && from.modelHash !== modelHash) {
       say(
-        `warning: LoRA ${path} has hash ${hash}, but ${opts.from} was made with ${recorded.hash}; the image will differ`,
+        `warning: model hash ${modelHash} differs from the image's ${from.modelHash} (${from.modelName ?? "?"}); the image will differ`,
       );
     }
-  }
-  const modelHash = await pipe.modelHash();
-  if (from?.modelHash && modelHash && from.modelHash !== modelHash) {
-    say(
-      `warning: model hash ${modelHash} differs from the image's ${from.modelHash} (${from.modelName ?? "?"}); the image will differ`,
-    );
-  }
-  const seed = seedOf(opts.seed) ?? from?.seed;
-  const reporter = progressReporter({ json: opts.json });
-  const options: GenerateOptions = {
-    prompt: finalPrompt,
-    negativePrompt: opts.negative ?? from?.negativePrompt,
-    steps: int(opts.steps, "steps", 1) ?? from?.steps,
-    sampler: opts.sampler ?? from?.sampler,
-    guidanceScale: float(opts.guidance, "guidance") ?? from?.guidanceScale,
-    guidanceRescale: float(opts.rescale, "rescale") ?? from?.guidanceRescale,
-    guidanceInterval: resolveGuidanceInterval(
-      guidanceIntervalOption(opts.guidanceInterval),
-      from?.guidanceInterval,
-    ),
-    seed,
-    width: int(opts.width, "width", 1) ?? from?.width,
-    height: int(opts.height, "height", 1) ?? from?.height,
-    numImages: batchSize,
-    initImage,
-    mask,
-    strength: float(opts.strength, "strength") ?? (initImage ? from?.strength : undefined),
-    clipSkip: int(opts.clipSkip, "clip-skip", 0) ?? from?.clipSkip,
-    onProgress: reporter.onProgress,
-    onWarning: (m) => say(`warning: ${m}`),
-  };
-  let result: Awaited<ReturnType<StableDiffusionPipeline["generate"]>>;
-  try {
+    const seed = seedOf(opts.seed) ?? from?.seed;
+    const options: GenerateOptions = {
+      prompt: finalPrompt,
+      negativePrompt: opts.negative ?? from?.negativePrompt,
+      steps: int(opts.steps, "steps", 1) ?? from?.steps,
+      sampler: opts.sampler ?? from?.sampler,
+      guidanceScale: float(opts.guidance, "guidance") ?? from?.guidanceScale,
+      guidanceRescale: float(opts.rescale, "rescale") ?? from?.guidanceRescale,
+      guidanceInterval: resolveGuidanceInterval(
+        guidanceIntervalOption(opts.guidanceInterval),
+        from?.guidanceInterval,
+      ),
+      seed,
+      width: int(opts.width, "width", 1) ?? from?.width,
+      height: int(opts.height, "height", 1) ?? from?.height,
+      numImages: batchSize,
+      initImage,
+      mask,
+      strength: float(opts.strength, "strength") ?? (initImage ? from?.strength : undefined),
+      clipSkip: int(opts.clipSkip, "clip-skip", 0) ?? from?.clipSkip,
+      onProgress: reporter.onProgress,
+      onWarning: (m) => say(`warning: ${m}`),
+    };
     result = await pipe.generate(options);
+    modelHash ??= await pipe.modelHash();
   } finally {
     reporter.stop();
   }

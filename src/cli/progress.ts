@@ -72,3 +72,14 @@ function formatNumber(v: number): string {
   const a = Math.abs(v);
   return a >= 1000 || a < 1e-3 ? v.toExponential(3) : v.toPrecision(4);
 }
+
+/**
+ * Passes events on only once `delayMs` have passed since it was made: work that usually ends quickly (loading a
+ * cached checkpoint) shows a bar only when it does not.
+ */
+export function afterDelay(onProgress: ProgressCallback, delayMs: number): ProgressCallback {
+  const start = performance.now();
+  return (e) => {
+    if (performance.now() - start >= delayMs) onProgress(e);
+  };
+}

@@ -28,8 +28,23 @@ function checkRange(path: string, size: number, offset: number, length: number):
   }
 }
 
+/** Maps a whole file into memory (the native addon's mapFile); null where it cannot. */
+export type FileMapper = (path: string) => ArrayBuffer | null;
+
+let mapper: FileMapper | null = null;
+
+/**
+ * Installs the function that memory-maps files for {@link ByteSource.view} (the Node entry passes the native
+ * addon's; `DIFFUSE_MMAP=0` in the environment keeps files read into their own buffers).
+ */
+export function setFileMapper(fn: FileMapper | null): void {
+  mapper = process.env.DIFFUSE_MMAP === "0" ? null : fn;
+}
+
 function fileSource(path: string, fd: number, size: number): ByteSource {
   let isOpen = true;
+  // the whole file, mapped on the first view (undefined: not tried yet; null: cannot be mapped)
+  let mapped: Uint8Array | null | undefined;
   const check = (offset: number, length: number): void => {
     if (!isOpen) throw new IoError(`${path}: file is closed`);
     checkRange(path, size, offset, length);
@@ -71,6 +86,15 @@ function fileSource(path: string, fd: number, size: number): ByteSource {
         throw failed(err);
       }
       return out;
+    },
+    view(offset, length) {
+      check(offset, length);
+      if (mapped === undefined) {
+        const buffer = mapper?.(path) ?? null;
+        // a file that changed size since it was opened is not the file the header describes
+        mapped = buffer && buffer.byteLength === size ? new Uint8Array(buffer) : null;
+      }
+      return mapped && mapped.subarray(offset, offset + length);
     },
     close() {
       if (!isOpen) return;

@@ -10,6 +10,7 @@ import { IoError, SafetensorsError } from "./errors.js";
 import {
   parseHeader,
   readHeaderLength,
+  SAFETENSORS_DTYPE_BYTES,
   type SafetensorsDType,
   type SafetensorsEntry,
   type SafetensorsHeader,
@@ -87,6 +88,8 @@ export class SafetensorsFile {
   get(name: string): Tensor {
     const e = this.entry(name);
     const source = this.open();
+    const inPlace = this.view(source, e);
+    if (inPlace) return decodeSafetensor(e, inPlace, this.path);
     if (!source.readSync) {
       throw new SafetensorsError(`${this.path}: this source is read asynchronously; use getAsync`);
     }
@@ -99,12 +102,30 @@ export class SafetensorsFile {
     return decodeSafetensor(e, bytes, this.path);
   }
 
+  /**
+   * A tensor's bytes in the source's memory map, when the source has one and the bytes are aligned for a typed
+   * array of the tensor's element size; else null (the tensor is read into its own buffer).
+   */
+  private view(source: ByteSource, e: SafetensorsEntry): Uint8Array | null {
+    if (!source.view || e.byteLength === 0) return null;
+    const offset = this.header.dataStart + e.dataOffsets[0];
+    if (offset % SAFETENSORS_DTYPE_BYTES[e.dtype] !== 0) return null;
+    try {
+      return source.view(offset, e.byteLength);
+    } catch (err) {
+      throw asSafetensorsError(err);
+    }
+  }
+
   /** Reads one tensor without blocking (a positioned file read, a Blob slice). */
   async getAsync(name: string): Promise<Tensor> {
     const e = this.entry(name);
+    const source = this.open();
+    const inPlace = this.view(source, e);
+    if (inPlace) return decodeSafetensor(e, inPlace, this.path);
     let bytes: Uint8Array;
     try {
-      bytes = await this.open().read(this.header.dataStart + e.dataOffsets[0], e.byteLength);
+      bytes = await source.read(this.header.dataStart + e.dataOffsets[0], e.byteLength);
     } catch (err) {
       throw asSafetensorsError(err);
     }

@@ -19,6 +19,12 @@ export interface ByteSource {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Synchronous {@link read}; only file and in-memory sources have it. */
   readSync?(offset: number, length: number): Uint8Array;
+  /**
+   * The bytes in place, without a copy: a view of a memory map of the file (Node with the native addon). Views of
+   * one source share memory; writing to one changes what later views of the same bytes see, never the file.
+   * Null when this source cannot be mapped (callers then {@link read}).
+   */
+  view?(offset: number, length: number): Uint8Array | null;
   /** Releases the source (closes a file). Closing twice is allowed. */
   close(): void;
 }

@@ -21,6 +21,13 @@ export interface LoadStateDictOptions {
    * are converted and copied into the existing storage, so references held elsewhere (optimizers, EMA) stay valid.
    */
   keepDtype?: boolean;
+  /**
+   * Take the given tensors themselves, where they already have the parameter's dtype and device and are
+   * contiguous, instead of copying them into the existing storage: for a model built only to be loaded (no
+   * writes into memory that is dropped next; a memory-mapped checkpoint's tensors stay views of the file). The
+   * module then shares those tensors' storage, and references to its old parameters (an optimizer) go stale.
+   */
+  adopt?: boolean;
 }
 
 /** Keys that did not match in a non-strict load (PyTorch's `_IncompatibleKeys`). */
@@ -218,7 +225,7 @@ export class Module<In extends unknown[] = unknown[], Out = unknown> {
     }
     for (const s of slots) {
       const t = given.get(s.name);
-      if (t) loadInto(s, t, opts.keepDtype ?? false);
+      if (t) loadInto(s, t, opts);
     }
     return { missingKeys, unexpectedKeys };
   }
@@ -300,11 +307,18 @@ export class Module<In extends unknown[] = unknown[], Out = unknown> {
   }
 }
 
-/** Writes `src` into a slot: converted in place, or (keepDtype, float to float) adopted with its own dtype. */
-function loadInto(slot: Slot, src: Tensor, keepDtype: boolean): void {
+/**
+ * Writes `src` into a slot: converted in place, or adopted as it is (`adopt`, same dtype and device, contiguous),
+ * or (keepDtype, float to float) adopted with its own dtype.
+ */
+function loadInto(slot: Slot, src: Tensor, opts: LoadStateDictOptions): void {
   const dst = slot.tensor;
   const props = slot.owner as unknown as Props;
-  if (keepDtype && src.dtype !== dst.dtype && isFloating(src.dtype) && isFloating(dst.dtype)) {
+  if (opts.adopt && src.dtype === dst.dtype && src.device === dst.device && src.isContiguous()) {
+    props[slot.key] = slot.kind === "parameter" ? new Parameter(src, dst.requiresGrad) : detach(src);
+    return;
+  }
+  if (opts.keepDtype && src.dtype !== dst.dtype && isFloating(src.dtype) && isFloating(dst.dtype)) {
     // adopted with its dtype, on the slot's device
     const placed = toDevice(src, dst.device);
     props[slot.key] =

@@ -9,12 +9,19 @@ import { applyTransform, type ConversionPlan, type ShapeMap } from "../io/ldm/pl
 import { ldmUNetPlan } from "../io/ldm/unet.js";
 import { ldmVAEPlan } from "../io/ldm/vae.js";
 import { openSafetensors, type SafetensorsFile } from "../io/safetensors.js";
-import { dominantDType, loadTensorSources, type TensorSource } from "../models/blocks/weights.js";
+import {
+  byteProgress,
+  dominantDType,
+  loadedBytes,
+  loadTensorSources,
+  type TensorSource,
+} from "../models/blocks/weights.js";
 import { CLIPTextModel, CLIPTextModelWithProjection } from "../models/clip/text-model.js";
 import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
 import type { Module } from "../nn/index.js";
 import type { DType } from "../tensor/dtype.js";
+import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   type PipelineConfigs,
@@ -97,9 +104,15 @@ async function load<M extends Module>(
   plan: ConversionPlan,
   model: M,
   label: string,
+  onProgress: ProgressCallback | undefined,
 ): Promise<M> {
   model.eval();
-  await loadTensorSources(model, planSources(file, plan), { label: `${label} (${file.path})` });
+  const sources = planSources(file, plan);
+  await loadTensorSources(model, sources, {
+    label: `${label} (${file.path})`,
+    adopt: true,
+    onLoaded: onProgress && byteProgress(onProgress, loadedBytes(model, sources), label),
+  });
   return model;
 }
 
@@ -119,6 +132,8 @@ export interface SingleFileOptions {
   dtype?: DType;
   configs?: PipelineConfigs;
   predictionType?: PredictionType;
+  /** Loading progress: stage "load", MiB of each model in turn (the message names it). */
+  onProgress?: ProgressCallback;
 }
 
 /** Detects, converts and loads the UNet, VAE and text encoder(s) of an open single-file checkpoint. */
@@ -158,6 +173,7 @@ export async function loadSingleFileModels(
     unetPlan,
     new UNet2DConditionModel(configs.unet, { dtype: unetDType, skipInit: true }),
     "UNet2DConditionModel",
+    opts.onProgress,
   );
 
   const vaePlan = ldmVAEPlan(shapes, detection.vae.prefix, configs.vae.block_out_channels.length);
@@ -167,6 +183,7 @@ export async function loadSingleFileModels(
     vaePlan,
     new AutoencoderKL(configs.vae, { dtype: vaeDType, skipInit: true }),
     "AutoencoderKL",
+    opts.onProgress,
   );
 
   let textEncoder: CLIPTextModel | null = null;
@@ -179,6 +196,7 @@ export async function loadSingleFileModels(
       plan,
       new CLIPTextModel(configs.textEncoder, { dtype: teDType, skipInit: true }),
       "CLIPTextModel",
+      opts.onProgress,
     );
   }
   let textEncoder2: CLIPTextModelWithProjection | null = null;
@@ -191,6 +209,7 @@ export async function loadSingleFileModels(
       plan,
       new CLIPTextModelWithProjection(configs.textEncoder2, { dtype: te2DType, skipInit: true }),
       "CLIPTextModelWithProjection",
+      opts.onProgress,
     );
   }
   return {

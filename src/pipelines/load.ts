@@ -20,6 +20,7 @@ import { parseSchedulerConfigJson, schedulerFromConfig } from "../schedulers/reg
 import type { Scheduler } from "../schedulers/scheduler.js";
 import type { Device } from "../tensor/device.js";
 import type { DType } from "../tensor/dtype.js";
+import type { ProgressCallback } from "../tensor/progress.js";
 import type { ConfigSource, PipelineConfigs } from "./family-configs.js";
 import { loadSingleFileModels, openCheckpointFile, shapeMap } from "./load-single-file.js";
 import { MODEL_INDEX, type ModelIndex, readModelIndex } from "./model-index.js";
@@ -47,6 +48,8 @@ export interface LoadPipelineOptions {
   predictionType?: PredictionType;
   /** Diffusers folders: weights variant ("fp16" reads `*.fp16.safetensors`). */
   variant?: string;
+  /** Loading progress: stage "load", `step` / `total` in MiB of each model in turn (the message names it). */
+  onProgress?: ProgressCallback;
   /**
    * The device the models compute on (default "cpu"): `"webgpu"` after `await initWebGpu()`. The text encoders
    * take their token ids from the CPU and run there too.
@@ -227,7 +230,7 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
   }
   const scheduler = buildScheduler(schedulerConfig, opts.predictionType);
 
-  const fp = { dtype: opts.dtype, variant: opts.variant };
+  const fp = { dtype: opts.dtype, variant: opts.variant, onProgress: opts.onProgress };
   const unet = await UNet2DConditionModel.fromPretrained(unetDir, fp);
   const vae = await AutoencoderKL.fromPretrained(join(dir, "vae"), fp);
   const textEncoder = hasTE ? await CLIPTextModel.fromPretrained(join(dir, "text_encoder"), fp) : null;

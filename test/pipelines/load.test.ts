@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { loadSafetensors, noGrad, saveSafetensors, type Tensor } from "../../src/index.js";
 import { CheckpointError } from "../../src/io/errors.js";
 import { loadPipelineComponents, type PipelineComponents } from "../../src/pipelines/load.js";
+import type { ProgressEvent } from "../../src/tensor/progress.js";
 import { assertClose, fixturesDir, skipWithoutFixtures } from "../helpers.js";
 
 const SD15_SCHEDULER = {
@@ -235,6 +236,19 @@ describe("loadPipelineComponents", { skip: skipWithoutFixtures() }, () => {
       half.unet.conv_in.weight.toFloat32Array(),
       "the same half-rounded values",
     );
+  });
+
+  it("loading reports progress: stage load, MiB of each model in turn, ending at its total", async () => {
+    for (const [source, opts] of [
+      [pipeDir, {}],
+      [ldmFile, { tokenizer: tokenizerDir, configs: tinyConfigs }],
+    ] as const) {
+      const events: ProgressEvent[] = [];
+      await loadPipelineComponents(source, { ...opts, onProgress: (e) => events.push(e) });
+      assert.ok(events.every((e) => e.stage === "load" && e.total !== undefined && e.step <= e.total));
+      const finals = events.filter((e) => e.step === e.total).map((e) => e.message);
+      assert.deepEqual(finals, ["UNet2DConditionModel", "AutoencoderKL", "CLIPTextModel"], source);
+    }
   });
 
   it("errors: a missing component folder, a missing tokenizer, no model_index.json", async () => {

@@ -18,6 +18,11 @@ export interface NativeAddon {
   poolStats(): { idleBytes: number; liveBytes: number; hits: number; misses: number };
   /** Frees every idle pooled block. */
   poolTrim(): void;
+  /**
+   * The whole file as an ArrayBuffer over a private, writable memory map (writes never reach the file), unmapped
+   * when collected; null where maps are unavailable or the file is empty. Absent in addons built before it.
+   */
+  mapFile?(path: string): ArrayBuffer | null;
   gemm(
     a: F32OrHalf,
     aOffset: number,

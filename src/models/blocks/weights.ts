@@ -16,6 +16,7 @@ import { type LayerOptions, type Module, type ShapeMismatch, StateDictError } fr
 import { reshape } from "../../ops/index.js";
 import type { Device } from "../../tensor/device.js";
 import type { DType } from "../../tensor/dtype.js";
+import type { ProgressCallback } from "../../tensor/progress.js";
 import { shapesEqual } from "../../tensor/shape.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { CheckpointError } from "./errors.js";
@@ -38,6 +39,8 @@ export interface FromPretrainedOptions {
   strict?: boolean;
   /** The device the model computes on (default "cpu"; `"webgpu"` after `await initWebGpu()`). */
   device?: Device;
+  /** Loading progress: stage "load", `step` / `total` in MiB of weights loaded. */
+  onProgress?: ProgressCallback;
 }
 
 /** How a model folder names its weights: diffusers models or transformers models (the CLIP text encoders). */
@@ -150,6 +153,35 @@ export interface LoadWeightsOptions {
   skipKey?: (key: string) => boolean;
   /** Name of the model in error messages. */
   label: string;
+  /**
+   * The module takes the file's tensors as they are where dtype and layout match (no copy; views of a
+   * memory-mapped file): for a module built only to be loaded (Module.loadStateDict's `adopt`).
+   */
+  adopt?: boolean;
+  /** Called with each tensor's byte count in the file once it is loaded (see {@link byteProgress}). */
+  onLoaded?: (bytes: number) => void;
+}
+
+/**
+ * Turns loaded byte counts into "load" progress events in MiB, at most about one per percent of `totalBytes`
+ * (a checkpoint has a thousand tensors or more); the last one has step === total.
+ */
+export function byteProgress(
+  onProgress: ProgressCallback,
+  totalBytes: number,
+  message?: string,
+): (bytes: number) => void {
+  const mib = 2 ** 20;
+  const total = Math.max(1, Math.round(totalBytes / mib));
+  let done = 0;
+  let shown = -1;
+  return (bytes) => {
+    done += bytes;
+    const step = done >= totalBytes ? total : Math.min(total - 1, Math.round(done / mib));
+    if (step === shown || (step - shown < total / 100 && step < total)) return;
+    shown = step;
+    onProgress({ stage: "load", step, total, message });
+  };
 }
 
 /** Tensors read per loadStateDict call: bounded so a checkpoint is never held twice. */
@@ -200,7 +232,7 @@ export interface TensorSource {
 export async function loadTensorSources(
   module: Module,
   sources: ReadonlyMap<string, TensorSource>,
-  opts: Pick<LoadWeightsOptions, "strict" | "squeezeConv1x1" | "label">,
+  opts: Pick<LoadWeightsOptions, "strict" | "squeezeConv1x1" | "label" | "adopt" | "onLoaded">,
 ): Promise<void> {
   const expected = module.stateDict();
   const missing = [...expected.keys()].filter((k) => !sources.has(k));
@@ -219,7 +251,7 @@ export async function loadTensorSources(
   let batch = new Map<string, Tensor>();
   let batchBytes = 0;
   const flush = (): void => {
-    if (batch.size > 0) module.loadStateDict(batch, { strict: false });
+    if (batch.size > 0) module.loadStateDict(batch, { strict: false, adopt: opts.adopt });
     batch = new Map();
     batchBytes = 0;
   };
@@ -231,8 +263,16 @@ export async function loadTensorSources(
     batch.set(name, value);
     batchBytes += src.byteLength;
     if (batchBytes >= BATCH_BYTES) flush();
+    opts.onLoaded?.(src.byteLength);
   }
   flush();
+}
+
+/** Bytes in the file of the sources that `module` has a slot for (what a load reads). */
+export function loadedBytes(module: Module, sources: ReadonlyMap<string, TensorSource>): number {
+  let n = 0;
+  for (const key of module.stateDict().keys()) n += sources.get(key)?.byteLength ?? 0;
+  return n;
 }
 
 /** The tensors of a set of safetensors files, by (renamed) key, and the files to close after reading them. */
@@ -360,6 +400,8 @@ export async function loadPretrained<C, M extends Module>(
       strict: opts.strict,
       squeezeConv1x1: spec.squeezeConv1x1,
       label,
+      adopt: true,
+      onLoaded: opts.onProgress && byteProgress(opts.onProgress, loadedBytes(model, sources), who),
     });
     if (opts.device && opts.device !== "cpu") model.toDevice(opts.device);
     return model;
