@@ -55,9 +55,9 @@
           {
             "target_name": "diffuse_avx2",
             "type": "static_library",
-            "sources": ["native/src/gemm_avx2.cc", "native/src/vmath_avx2.cc"],
-            "cflags_cc": ["-mavx2", "-mfma"],
-            "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma"] }
+            "sources": ["native/src/gemm_avx2.cc", "native/src/pack_avx2.cc", "native/src/vmath_avx2.cc"],
+            "cflags_cc": ["-mavx2", "-mfma", "-mf16c"],
+            "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mf16c"] }
           },
           {
             "target_name": "diffuse_avx512",

@@ -265,7 +265,9 @@ namespace {
 bool cpu_has(const char* isa) {
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
   __builtin_cpu_init();
-  if (std::strcmp(isa, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // F16C (half <-> float) came before AVX2 on every x86 CPU; the AVX2 packers use it for float16 weights
+  if (std::strcmp(isa, "avx2") == 0)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   if (std::strcmp(isa, "avx512") == 0) return __builtin_cpu_supports("avx512f");
 #endif
   return std::strcmp(isa, "portable") == 0;

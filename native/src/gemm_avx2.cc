@@ -79,7 +79,8 @@ void kernel_6x16(i64 k, const float* a, const float* b, float* c, i64 ldc, float
 
 }  // namespace
 
+extern const PackKernels kAvx2Pack;  // pack_avx2.cc
 extern const KernelInfo kAvx2Kernel;
-const KernelInfo kAvx2Kernel = {"avx2", 6, 16, 384, 144, 4080, kernel_6x16, nullptr};
+const KernelInfo kAvx2Kernel = {"avx2", 6, 16, 384, 144, 4080, kernel_6x16, &kAvx2Pack};
 
 }  // namespace diffuse
