@@ -1,14 +1,15 @@
 /**
  * diffuse for browsers (the package's `browser` export condition): everything that runs without Node.js, on the
- * reference backend (no native addon, no CLI, no `node:` imports). Files come from URLs (fetch), `Blob` / `File`
- * and `ArrayBuffer`; a model folder is a base URL or a map of file names to contents. A bare string is a URL
- * here (relative to the page), a path in Node.js.
+ * reference backend or WebGPU (no native addon, no CLI, no `node:` imports): Stable Diffusion pipelines (loaded
+ * from a diffusers folder or a single `.safetensors` file), LoRAs, A1111 parameters and PNG text chunks. Files come
+ * from URLs (fetch), `Blob` / `File` and `ArrayBuffer`; a model folder is a base URL or a map of file names to
+ * contents. A bare string is a URL here (relative to the page), a path in Node.js.
  *
  * @example
- * import { generateClassImages, loadClassConditionalPipeline, tensorToImages } from "diffuse";  // resolves here in a bundler
- * const { unet, scheduler } = await loadClassConditionalPipeline(new URL("models/mnist/", location.href));
- * const digits = await generateClassImages(unet, scheduler, { classLabels: [7], steps: 20, seed: 0 });
- * const [image] = await tensorToImages(digits); // 8-bit pixels: image.data
+ * import { loadStableDiffusionPipeline } from "diffuse";  // resolves here in a bundler
+ * const pipe = await loadStableDiffusionPipeline(new URL("models/emoji/", location.href));
+ * const { images } = await pipe.generate({ prompt: "red heart", steps: 20, seed: 0 });
+ * // images[0].data: 8-bit RGB pixels; a File from a file picker (a .safetensors checkpoint) loads the same way
  */
 import * as F from "./ops/functional.js";
 
@@ -37,6 +38,7 @@ export {
 export { initWebGpu, type WebGpuAdapterInfo, type WebGpuBackend } from "./backend/webgpu/index.js";
 export { IoError, SafetensorsError } from "./io/errors.js";
 export { type FileMap, type ModelFolder, type ModelSource, modelFolder } from "./io/folder.js";
+export { ImageError } from "./io/image-errors.js";
 export {
   type Image,
   imageGrid,
@@ -45,6 +47,7 @@ export {
   tensorToImage,
   tensorToImages,
 } from "./io/image-tensor.js";
+export { addPngText, readPngText } from "./io/png-text.js";
 export {
   decodeSafetensor,
   loadSafetensors,
@@ -88,7 +91,39 @@ export {
   generateClassImages,
   loadClassConditionalPipeline,
 } from "./pipelines/class-conditional.js";
+export { PipelineError } from "./pipelines/errors.js";
+export type { GenerateOptions, GenerateResult } from "./pipelines/generate-options.js";
 export { type GuidanceInterval, parseGuidanceInterval } from "./pipelines/guidance.js";
+export {
+  type LoadPipelineOptions,
+  loadPipelineComponents,
+  type PipelineComponents,
+  type PipelineSource,
+} from "./pipelines/load.js";
+export {
+  type ApplyLoraOptions,
+  applyLora,
+  type LoraHandle,
+  LoraMismatchError,
+  loadLora,
+} from "./pipelines/lora.js";
+export { autoV2Hash, loraHash } from "./pipelines/model-hash.js";
+export {
+  formatParameters,
+  type GenerationSettings,
+  type LoraUse,
+  parseParameters,
+} from "./pipelines/params.js";
+export {
+  type PipelineLoraOptions,
+  type StableDiffusionComponents,
+  StableDiffusionPipeline,
+} from "./pipelines/stable-diffusion.js";
+export {
+  loadStableDiffusionPipeline,
+  type StableDiffusionXLComponents,
+  StableDiffusionXLPipeline,
+} from "./pipelines/stable-diffusion-xl.js";
 /** The whole schedulers layer, including the functional k-diffusion-style samplers and sigma helpers. */
 export * as schedulers from "./schedulers/index.js";
 export {

@@ -32,6 +32,7 @@ export {
 } from "./backend/index.js";
 export { initWebGpu, type WebGpuAdapterInfo, type WebGpuBackend } from "./backend/webgpu/index.js";
 export {
+  addPngText,
   decodeImage,
   encodePng,
   type Image,

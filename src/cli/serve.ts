@@ -3,6 +3,9 @@
  * by name (--model entries, the models of --models-dir, and the shipped emoji and MNIST models); jobs run one at a time,
  * or with --redis on `diffuse worker` processes. Loopback only unless an API key (or --insecure) is given.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { ServerConfigError } from "../server/errors.js";
 import { DEFAULT_LIMITS } from "../server/limits.js";
@@ -37,7 +40,12 @@ export interface ServeCliOptions {
   redis?: string;
   queue: string;
   resultTtl: string;
+  /** The web app's folder; false with --no-web. */
+  web: string | false;
 }
+
+/** The built web app of the package (`npm run build:web`): resolves from src/ and dist/ alike. */
+export const WEB_APP_DIR = fileURLToPath(new URL("../../dist/web", import.meta.url));
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -120,6 +128,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
         maxBatch: cliInt("max-batch", o.maxBatch, 1),
       },
       onJobEvent: jobLogger(o.json),
+      web: o.web === false ? undefined : o.web,
       redis: o.redis
         ? {
             url: o.redis,
@@ -139,8 +148,14 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
   if (o.json) process.stdout.write(`${JSON.stringify({ type: "listening", url, models, redis })}\n`);
   else {
     const queue = redis ? `; jobs queued on ${redis} (queue "${o.queue}") for \`diffuse worker\`` : "";
+    const page =
+      o.web === false
+        ? ""
+        : existsSync(join(o.web, "index.html"))
+          ? `; the web app: ${url}/`
+          : "; no web app at / (npm run build:web builds it)";
     process.stderr.write(
-      `diffuse: serving ${models.join(", ")} at ${url} (API: ${url}/openapi.json; A1111: ${url}/sdapi/v1; ComfyUI: ${url}/prompt, ${url.replace(/^http/, "ws")}/ws)${apiKey ? "; API key required" : ""}${queue}\n`,
+      `diffuse: serving ${models.join(", ")} at ${url}${page} (API: ${url}/openapi.json; A1111: ${url}/sdapi/v1; ComfyUI: ${url}/prompt, ${url.replace(/^http/, "ws")}/ws)${apiKey ? "; API key required" : ""}${queue}\n`,
     );
   }
   await new Promise<void>((resolve) => {
@@ -190,6 +205,8 @@ export function registerServe(program: Command): void {
     .option("--max-height <px>", "largest image height", String(DEFAULT_LIMITS.maxHeight))
     .option("--max-steps <n>", "most steps", String(DEFAULT_LIMITS.maxSteps))
     .option("--max-batch <n>", "most images drawn together", String(DEFAULT_LIMITS.maxBatch))
+    .option("--web <dir>", "serve this built web app at / (npm run build:web makes dist/web)", WEB_APP_DIR)
+    .option("--no-web", "serve no web app at /")
     .option("--json", "print the address and job events as JSON lines");
   addDeviceOption(cmd);
   cmd.action((o: ServeCliOptions) => runServe(o));

@@ -2,7 +2,18 @@
  * Node.js file access behind the {@link FileSystem} seam of source.ts: positioned reads of a file, so a tensor is
  * read from its own byte range. Imported only by the Node entry (src/platform-node.ts), never by the browser one.
  */
-import { close, closeSync, fstat, fstatSync, open, openSync, read, readSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  close,
+  closeSync,
+  createReadStream,
+  fstat,
+  fstatSync,
+  open,
+  openSync,
+  read,
+  readSync,
+} from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -148,4 +159,15 @@ export const nodeFileSystem: FileSystem = {
     return readdir(dir).catch(() => null);
   },
   join: (...parts) => join(...parts),
+  async sha256(path, start) {
+    const hash = createHash("sha256");
+    try {
+      for await (const chunk of createReadStream(path, { start, highWaterMark: 1 << 20 })) {
+        hash.update(chunk as Buffer);
+      }
+    } catch (err) {
+      throw new IoError(`${path}: cannot hash (${describeFsError(err)})`, { cause: err });
+    }
+    return hash.digest("hex");
+  },
 };

@@ -46,6 +46,8 @@ export interface FileSystem {
   list(dir: string): Promise<string[] | null>;
   /** Joins path segments with the platform's separator. */
   join(...parts: string[]): string;
+  /** The hex sha256 of a file's bytes from `start` to its end, streamed (never held in memory). */
+  sha256(path: string, start: number): Promise<string>;
 }
 
 let fileSystem: FileSystem | null = null;

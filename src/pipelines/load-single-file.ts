@@ -8,7 +8,8 @@ import { type CheckpointDetection, detectCheckpointFamily, type PredictionType }
 import { applyTransform, type ConversionPlan, type ShapeMap } from "../io/ldm/plan.js";
 import { ldmUNetPlan } from "../io/ldm/unet.js";
 import { ldmVAEPlan } from "../io/ldm/vae.js";
-import { openSafetensors, type SafetensorsFile } from "../io/safetensors.js";
+import { openSafetensors, type SafetensorsFile } from "../io/safetensors-read.js";
+import { describeInput, type FileInput } from "../io/source.js";
 import {
   byteProgress,
   dominantDType,
@@ -44,9 +45,10 @@ export interface SingleFileModels {
 }
 
 /** Opens a single-file checkpoint; pickles and other non-safetensors files get an actionable CheckpointError. */
-export async function openCheckpointFile(path: string): Promise<SafetensorsFile> {
+export async function openCheckpointFile(input: FileInput): Promise<SafetensorsFile> {
+  const path = describeInput(input);
   try {
-    return await openSafetensors(path);
+    return await openSafetensors(input);
   } catch (err) {
     const pickle = /\.(ckpt|pt|pth|bin)$/i.test(path)
       ? " (PyTorch pickle checkpoints are not read: convert it to .safetensors first)"

@@ -1,15 +1,17 @@
 // Loading a Stable Diffusion pipeline's parts from what users have: a diffusers folder (`model_index.json` with
 // unet/, vae/, text_encoder(_2)/, tokenizer(_2)/, scheduler/) or a single-file checkpoint in the original LDM /
-// SGM naming (see load-single-file.ts). Node.js only.
-import { readFile, stat } from "node:fs/promises";
-import { basename, extname, join } from "node:path";
+// SGM naming (see load-single-file.ts). A folder is a path (Node.js), a base URL or a map of files, read through
+// modelFolder(); a single file is a path, a URL or a Blob / File read slice by slice: this runs in browsers too.
 import { CheckpointError } from "../io/errors.js";
+import { type ModelFolder, type ModelSource, modelFolder } from "../io/folder.js";
 import {
   type CheckpointDetection,
   type CheckpointFamily,
   detectCheckpointFamily,
   type PredictionType,
 } from "../io/ldm/detect.js";
+import type { SafetensorsFile } from "../io/safetensors-read.js";
+import { describeInput, type FileInput } from "../io/source.js";
 import type { RawConfig } from "../models/blocks/config-values.js";
 import { findWeightFiles, readConfigJson } from "../models/blocks/weights.js";
 import { CLIPTextModel, CLIPTextModelWithProjection } from "../models/clip/text-model.js";
@@ -24,7 +26,17 @@ import type { ProgressCallback } from "../tensor/progress.js";
 import type { ConfigSource, PipelineConfigs } from "./family-configs.js";
 import { loadSingleFileModels, openCheckpointFile, shapeMap } from "./load-single-file.js";
 import { MODEL_INDEX, type ModelIndex, readModelIndex } from "./model-index.js";
+import {
+  baseName,
+  folderName,
+  hasFolder,
+  type PipelineSource,
+  resolveSource,
+  stem,
+} from "./pipeline-source.js";
 import { embeddedTokenizer } from "./single-file-metadata.js";
+
+export type { PipelineSource } from "./pipeline-source.js";
 
 /** Options of {@link loadPipelineComponents}. */
 export interface LoadPipelineOptions {
@@ -33,7 +45,9 @@ export interface LoadPipelineOptions {
    * merges.txt, or tokenizer.json), or a diffusers pipeline folder with `tokenizer/` (and `tokenizer_2/` for
    * SDXL). For a diffusers folder it replaces the folder's own tokenizers.
    */
-  tokenizer?: string;
+  tokenizer?: ModelSource;
+  /** The model's name in generation parameters (default: the folder's or file's name without extension). */
+  name?: string;
   /** Parameter dtype of every model. Default: each checkpoint's own (float16 files stay float16 in memory). */
   dtype?: DType;
   /**
@@ -64,11 +78,15 @@ export interface PipelineComponents {
   inpainting: boolean;
   predictionType: PredictionType;
   format: "diffusers" | "single-file";
+  /** The folder's or file's path, URL or name (for messages). */
   path: string;
   /** A name for generation parameters: the file name without extension, or the folder name. */
   modelName: string;
-  /** The file whose hash identifies the model (A1111 "Model hash"): the single file, or the UNet weights. */
-  hashPath: string;
+  /**
+   * The file whose hash identifies the model (A1111 "Model hash"): the single file, or the UNet weights (a path in
+   * Node.js, else a URL, Blob or buffer).
+   */
+  hashPath: FileInput;
   unet: UNet2DConditionModel;
   vae: AutoencoderKL;
   /** CLIP ViT-L (SD 1.x, SDXL) or OpenCLIP ViT-H (SD 2.x); null for the SDXL refiner. */
@@ -106,31 +124,33 @@ export function folderFamily(unetConfig: RawConfig, hasTextEncoder: boolean): Ch
   return unetConfig.cross_attention_dim === 1024 ? "sd2" : "sd1";
 }
 
-async function isDir(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => null))?.isDirectory() ?? false;
-}
-
 /**
  * Tokenizers for `family` from a `--tokenizer` folder: the folder itself when it holds tokenizer files, else its
  * `tokenizer/` and (SDXL) `tokenizer_2/` subfolders.
  */
 async function tokenizersFrom(
-  dir: string,
+  source: ModelSource,
   family: CheckpointFamily,
 ): Promise<{ tokenizer: CLIPTokenizer | null; tokenizer2: CLIPTokenizer | null }> {
+  const dir = modelFolder(source);
   const xl = family === "sdxl" || family === "sdxl-refiner";
-  if (!(await isDir(join(dir, "tokenizer"))) && !(await isDir(join(dir, "tokenizer_2")))) {
+  const subs = [await hasFolder(dir, "tokenizer"), await hasFolder(dir, "tokenizer_2")];
+  let nested = subs.includes(true);
+  // a URL folder cannot be listed: it is a tokenizer folder itself when its files are there
+  if (!nested && subs.includes(null))
+    nested = !((await dir.exists("vocab.json")) || (await dir.exists("tokenizer.json")));
+  if (!nested) {
     if (xl) {
       throw new CheckpointError(
-        `${dir}: an SDXL checkpoint needs two tokenizers; pass a folder with tokenizer/ and tokenizer_2/ subfolders (e.g. a diffusers SDXL pipeline folder)`,
+        `${dir.label}: an SDXL checkpoint needs two tokenizers; pass a folder with tokenizer/ and tokenizer_2/ subfolders (e.g. a diffusers SDXL pipeline folder)`,
       );
     }
     return { tokenizer: await CLIPTokenizer.fromPretrained(dir), tokenizer2: null };
   }
   const needs1 = family !== "sdxl-refiner";
   return {
-    tokenizer: needs1 ? await CLIPTokenizer.fromPretrained(join(dir, "tokenizer")) : null,
-    tokenizer2: xl ? await CLIPTokenizer.fromPretrained(join(dir, "tokenizer_2")) : null,
+    tokenizer: needs1 ? await CLIPTokenizer.fromPretrained(dir.sub("tokenizer")) : null,
+    tokenizer2: xl ? await CLIPTokenizer.fromPretrained(dir.sub("tokenizer_2")) : null,
   };
 }
 
@@ -139,17 +159,14 @@ function buildScheduler(config: RawConfig, predictionType: PredictionType | unde
   return schedulerFromConfig(predictionType ? { ...config, prediction_type: predictionType } : config);
 }
 
-async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<PipelineComponents> {
+async function loadFolder(dir: ModelFolder, opts: LoadPipelineOptions): Promise<PipelineComponents> {
   let index: ModelIndex;
   try {
     index = await readModelIndex(dir);
   } catch (err) {
-    if (
-      !(await stat(join(dir, MODEL_INDEX)).catch(() => null)) &&
-      (await stat(join(dir, "config.json")).catch(() => null))
-    ) {
+    if (!(await dir.exists(MODEL_INDEX)) && (await dir.exists("config.json"))) {
       throw new CheckpointError(
-        `${dir}: this is one model's folder (config.json), not a pipeline; pass the folder that holds model_index.json`,
+        `${dir.label}: this is one model's folder (config.json), not a pipeline; pass the folder that holds model_index.json`,
       );
     }
     throw err;
@@ -174,9 +191,9 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     if (!expectedClasses.includes(entry[1])) {
       throw new CheckpointError(`${where}: ${name} is ${entry[1]}, expected ${expectedClasses.join(" or ")}`);
     }
-    if (!(await isDir(join(dir, name)))) {
+    if ((await hasFolder(dir, name)) === false) {
       throw new CheckpointError(
-        `${dir}: component folder ${name}/ is missing (model_index.json lists ${name}: ${entry[1]})`,
+        `${dir.label}: component folder ${name}/ is missing (model_index.json lists ${name}: ${entry[1]})`,
       );
     }
     return true;
@@ -192,7 +209,7 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     throw new CheckpointError(`${where}: the pipeline has no "scheduler" component`);
 
   // everything that can be checked cheaply is checked before any weights are read
-  const unetDir = join(dir, "unet");
+  const unetDir = dir.sub("unet");
   const family = folderFamily(await readConfigJson(unetDir, "UNet2DConditionModel"), hasTE);
   if ((family === "sdxl" || family === "sdxl-refiner") && !hasTE2)
     throw new CheckpointError(
@@ -211,31 +228,33 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     }
     if (hasTE2 && !hasTok2)
       throw new CheckpointError(`${where}: the pipeline has no "tokenizer_2" component`);
-    tokenizer = hasTok ? await CLIPTokenizer.fromPretrained(join(dir, "tokenizer")) : null;
-    tokenizer2 = hasTok2 ? await CLIPTokenizer.fromPretrained(join(dir, "tokenizer_2")) : null;
+    tokenizer = hasTok ? await CLIPTokenizer.fromPretrained(dir.sub("tokenizer")) : null;
+    tokenizer2 = hasTok2 ? await CLIPTokenizer.fromPretrained(dir.sub("tokenizer_2")) : null;
   }
   let schedulerConfig: RawConfig;
   if (opts.configs?.scheduler) schedulerConfig = opts.configs.scheduler;
   else {
-    const file = join(dir, "scheduler", "scheduler_config.json");
-    let text: string;
+    const schedulerDir = dir.sub("scheduler");
+    const file = schedulerDir.describe("scheduler_config.json");
+    let text: string | null;
     try {
-      text = await readFile(file, "utf8");
+      text = await schedulerDir.readText("scheduler_config.json");
     } catch (err) {
       throw new CheckpointError(`${file}: cannot read the scheduler config (${(err as Error).message})`, {
         cause: err,
       });
     }
+    if (text === null) throw new CheckpointError(`${file}: cannot read the scheduler config (not found)`);
     schedulerConfig = parseSchedulerConfigJson(text, file);
   }
   const scheduler = buildScheduler(schedulerConfig, opts.predictionType);
 
   const fp = { dtype: opts.dtype, variant: opts.variant, onProgress: opts.onProgress };
   const unet = await UNet2DConditionModel.fromPretrained(unetDir, fp);
-  const vae = await AutoencoderKL.fromPretrained(join(dir, "vae"), fp);
-  const textEncoder = hasTE ? await CLIPTextModel.fromPretrained(join(dir, "text_encoder"), fp) : null;
+  const vae = await AutoencoderKL.fromPretrained(dir.sub("vae"), fp);
+  const textEncoder = hasTE ? await CLIPTextModel.fromPretrained(dir.sub("text_encoder"), fp) : null;
   const textEncoder2 = hasTE2
-    ? await CLIPTextModelWithProjection.fromPretrained(join(dir, "text_encoder_2"), fp)
+    ? await CLIPTextModelWithProjection.fromPretrained(dir.sub("text_encoder_2"), fp)
     : null;
   const unetFiles = await findWeightFiles(unetDir, { who: "UNet2DConditionModel", variant: opts.variant });
   const dtypeOf = (m: { parameters(): { dtype: DType }[] } | null): DType | null =>
@@ -245,9 +264,9 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
     inpainting: unet.config.in_channels === 9,
     predictionType: (scheduler.config.prediction_type as PredictionType | undefined) ?? "epsilon",
     format: "diffusers",
-    path: dir,
-    modelName: basename(dir),
-    hashPath: unetFiles[0] as string, // a folder path yields file paths
+    path: dir.label,
+    modelName: opts.name ?? folderName(dir, "model"),
+    hashPath: unetFiles[0]!,
     unet,
     vae,
     textEncoder,
@@ -268,11 +287,23 @@ async function loadFolder(dir: string, opts: LoadPipelineOptions): Promise<Pipel
   };
 }
 
-async function loadFile(path: string, opts: LoadPipelineOptions): Promise<PipelineComponents> {
-  const file = await openCheckpointFile(path);
+/** detectCheckpointFamily, with the file named in its errors. */
+function detectNamingTheFile(file: SafetensorsFile, path: string): CheckpointDetection {
+  try {
+    return detectCheckpointFamily(shapeMap(file), file.metadata);
+  } catch (err) {
+    if (err instanceof CheckpointError && !err.message.startsWith(path))
+      throw new CheckpointError(`${path}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+async function loadFile(input: FileInput, opts: LoadPipelineOptions): Promise<PipelineComponents> {
+  const path = describeInput(input);
+  const file = await openCheckpointFile(input);
   try {
     // detection reads only the header: the tokenizer is checked before any weights are read
-    const { family } = detectCheckpointFamily(shapeMap(file), file.metadata);
+    const { family } = detectNamingTheFile(file, path);
     const embedded = embeddedTokenizer(file.metadata);
     if (!opts.tokenizer && !embedded) {
       throw new CheckpointError(
@@ -293,8 +324,8 @@ async function loadFile(path: string, opts: LoadPipelineOptions): Promise<Pipeli
       predictionType: (scheduler.config.prediction_type as PredictionType | undefined) ?? m.predictionType,
       format: "single-file",
       path,
-      modelName: basename(path, extname(path)),
-      hashPath: path,
+      modelName: opts.name ?? stem(baseName(path)),
+      hashPath: input,
       unet: m.unet,
       vae: m.vae,
       textEncoder: m.textEncoder,
@@ -318,33 +349,29 @@ async function loadFile(path: string, opts: LoadPipelineOptions): Promise<Pipeli
  * folder (read through `model_index.json`) or a single-file `.safetensors` checkpoint in the original LDM naming
  * (family detected from keys and shapes; keys converted; tensors read one at a time). Half-precision weights stay
  * half-precision unless `dtype` says otherwise. Errors are CheckpointErrors naming what was found and expected
- * (StateDictError for keys and shapes that do not fit the model).
+ * (StateDictError for keys and shapes that do not fit the model). In browsers the source is a URL, a map of files
+ * or a `File` (see {@link PipelineSource}).
  */
 export async function loadPipelineComponents(
-  dirOrFile: string,
+  source: PipelineSource,
   opts: LoadPipelineOptions = {},
 ): Promise<PipelineComponents> {
-  const info = await stat(dirOrFile).catch((err: unknown) => {
-    throw new CheckpointError(`${dirOrFile}: not found (${(err as { code?: string }).code ?? err})`, {
-      cause: err,
-    });
-  });
-  const c = info.isDirectory() ? await loadFolder(dirOrFile, opts) : await loadFile(dirOrFile, opts);
+  const where = await resolveSource(source);
+  const c = "folder" in where ? await loadFolder(where.folder, opts) : await loadFile(where.file, opts);
   if (opts.device && opts.device !== "cpu") {
     for (const m of [c.unet, c.vae, c.textEncoder, c.textEncoder2]) m?.toDevice(opts.device);
   }
   return c;
 }
 
-/** Weight files of one component folder of a pipeline (diffusers or transformers naming). */
+/** Weight files of one component folder of a pipeline (diffusers or transformers naming), as paths (Node.js). */
 export async function componentWeightFiles(
   dir: string,
   className: string,
   variant?: string,
 ): Promise<string[]> {
   // a folder path yields file paths; transformers-style folders (CLIP, the package's classifiers) hold model*.safetensors
-  const transformers =
-    className.startsWith("CLIP") || (await stat(join(dir, "model.safetensors")).catch(() => null)) !== null;
+  const transformers = className.startsWith("CLIP") || (await modelFolder(dir).exists("model.safetensors"));
   return findWeightFiles(dir, {
     who: className,
     variant,

@@ -2,7 +2,6 @@
 // and shape-checked first, and a LoRA that does not fit is refused with LoraMismatchError before any weight is
 // touched, naming the model family it was made for when its keys tell. Fitting LoRAs are merged into the weights or
 // attached on the fly (src/nn/lora.ts); several can be active at once, and each handle removes exactly its own.
-import { basename, extname } from "node:path";
 import {
   kohyaNameIndex,
   LORA_FAMILY_LABEL,
@@ -15,7 +14,8 @@ import {
   parseLora,
   resolveKohyaName,
 } from "../io/lora-format.js";
-import { loadSafetensors } from "../io/safetensors.js";
+import { loadSafetensors } from "../io/safetensors-read.js";
+import { describeInput, type FileInput } from "../io/source.js";
 import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import {
   addLoraAdapter,
@@ -26,6 +26,7 @@ import {
 } from "../nn/lora.js";
 import type { Module } from "../nn/module.js";
 import { ArgumentError, DiffuseError } from "../tensor/errors.js";
+import { baseName, stem } from "./pipeline-source.js";
 
 export {
   type LoraEntry,
@@ -76,6 +77,7 @@ export interface LoraHandle {
 /** A parsed LoRA file with its name. */
 export interface LoadedLora extends ParsedLora {
   name: string;
+  /** The file's path, URL or name (for messages). */
   path: string;
 }
 
@@ -127,20 +129,24 @@ export function modelFamily(unet: Module): { family: LoraFamily | null; label: s
 }
 
 /**
- * Reads a LoRA `.safetensors` file (PEFT, diffusers or kohya layout) and parses it; apply it with {@link applyLora}.
- * Throws SafetensorsError for unreadable files and LoraFormatError for files that are not a supported LoRA.
+ * Reads a LoRA `.safetensors` file (PEFT, diffusers or kohya layout; a path, or in browsers a File, URL or bytes)
+ * and parses it; apply it with {@link applyLora}. `name` defaults to the file name without extension. Throws
+ * SafetensorsError for unreadable files and LoraFormatError for files that are not a supported LoRA.
  */
-export async function loadLora(path: string): Promise<LoadedLora> {
-  const ext = extname(path).toLowerCase();
-  if (ext !== ".safetensors") {
+export async function loadLora(file: FileInput, name?: string): Promise<LoadedLora> {
+  const path = describeInput(file);
+  const fileName = baseName(path);
+  const ext = fileName.includes(".") ? fileName.slice(fileName.lastIndexOf(".")).toLowerCase() : "";
+  // bytes and unnamed Blobs have no name to check
+  if (path !== "<buffer>" && path !== "<blob>" && ext !== ".safetensors") {
     throw new LoraFormatError(
       `${path}: LoRA files are read as .safetensors only (got "${ext || "no extension"}"); convert pickled ` +
         ".ckpt / .pt / .bin files to safetensors first",
     );
   }
-  const { tensors, metadata } = await loadSafetensors(path);
+  const { tensors, metadata } = await loadSafetensors(file);
   try {
-    return { ...parseLora(tensors, metadata), name: basename(path, extname(path)), path };
+    return { ...parseLora(tensors, metadata), name: name ?? stem(fileName), path };
   } catch (err) {
     if (err instanceof LoraFormatError) throw new LoraFormatError(`${path}: ${err.message}`);
     throw err;

@@ -8,7 +8,7 @@ import type { AddedCondKwargs } from "../models/unet/unet-2d-condition.js";
 import { tensor } from "../tensor/create.js";
 import { encodeSdxlPrompt, type PromptConditioning } from "./conditioning.js";
 import { PipelineError } from "./errors.js";
-import type { LoadPipelineOptions, PipelineComponents } from "./load.js";
+import type { LoadPipelineOptions, PipelineComponents, PipelineSource } from "./load.js";
 import { loadPipelineComponents } from "./load.js";
 import type { LoraModels } from "./lora.js";
 import { componentsOf, type StableDiffusionComponents, StableDiffusionPipeline } from "./stable-diffusion.js";
@@ -82,18 +82,18 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
    * a folder with tokenizer/ and tokenizer_2/). Reads `force_zeros_for_empty_prompt` from model_index.json.
    */
   static override async fromPretrained(
-    dirOrFile: string,
+    source: PipelineSource,
     opts: LoadPipelineOptions = {},
   ): Promise<StableDiffusionXLPipeline> {
-    const c = await loadPipelineComponents(dirOrFile, opts);
+    const c = await loadPipelineComponents(source, opts);
     if (c.family === "sdxl-refiner") {
       throw new PipelineError(
-        `${dirOrFile} is an SDXL refiner (no first text encoder); it refines images and is not supported as a generation pipeline`,
+        `${c.path} is an SDXL refiner (no first text encoder); it refines images and is not supported as a generation pipeline`,
       );
     }
     if (c.family !== "sdxl") {
       throw new PipelineError(
-        `${dirOrFile} is not an SDXL model (${c.family}); load it with StableDiffusionPipeline`,
+        `${c.path} is not an SDXL model (${c.family}); load it with StableDiffusionPipeline`,
       );
     }
     return new StableDiffusionXLPipeline(sdxlComponentsOf(c));
@@ -149,13 +149,13 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
  * StableDiffusionXLPipeline, SD 1.x / 2.x (and their inpainting variants) -> StableDiffusionPipeline.
  */
 export async function loadStableDiffusionPipeline(
-  dirOrFile: string,
+  source: PipelineSource,
   opts: LoadPipelineOptions = {},
 ): Promise<StableDiffusionPipeline> {
-  const c = await loadPipelineComponents(dirOrFile, opts);
+  const c = await loadPipelineComponents(source, opts);
   if (c.family === "sdxl-refiner") {
     throw new PipelineError(
-      `${dirOrFile} is an SDXL refiner (no first text encoder); it refines images and is not supported as a generation pipeline`,
+      `${c.path} is an SDXL refiner (no first text encoder); it refines images and is not supported as a generation pipeline`,
     );
   }
   return c.family === "sdxl"

@@ -1,7 +1,8 @@
 // Stable Diffusion (Rombach et al. 2022) text-to-image, image-to-image and inpainting from one pipeline object, with
 // the numbers of diffusers' StableDiffusionPipeline / Img2ImgPipeline / InpaintPipeline: same initial noise for a
 // seed (torch-compatible generator, the batch drawn at once), same schedule truncation, same guidance.
-import type { Image } from "../io/image.js";
+import type { Image } from "../io/image-tensor.js";
+import type { FileInput } from "../io/source.js";
 import type { CLIPTextModel, CLIPTextModelWithProjection } from "../models/clip/text-model.js";
 import type { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import type { AddedCondKwargs, UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
@@ -34,9 +35,14 @@ import {
   initialNoise,
   latentShape,
 } from "./latents.js";
-import { type LoadPipelineOptions, loadPipelineComponents, type PipelineComponents } from "./load.js";
+import {
+  type LoadPipelineOptions,
+  loadPipelineComponents,
+  type PipelineComponents,
+  type PipelineSource,
+} from "./load.js";
 import { applyLora, type LoraHandle, type LoraMode, type LoraModels, loadLora } from "./lora.js";
-import { autoV2Hash, loraHash } from "./model-hash.js";
+import { autoV2Hash, canHash, loraHash } from "./model-hash.js";
 import type { GenerationSettings, LoraUse } from "./params.js";
 
 /** The parts of a Stable Diffusion 1.x / 2.x pipeline. */
@@ -49,8 +55,11 @@ export interface StableDiffusionComponents {
   scheduler: Scheduler;
   /** Name written as "Model" into generation parameters (default: none). */
   modelName?: string;
-  /** The file whose hash is the "Model hash" (a single-file checkpoint, or the UNet weights of a folder). */
-  hashPath?: string;
+  /**
+   * The file whose hash is the "Model hash" (a single-file checkpoint, or the UNet weights of a folder): a path, or
+   * in browsers a URL, Blob or buffer.
+   */
+  hashPath?: FileInput;
 }
 
 /** Options of {@link StableDiffusionPipeline.loadLora}. */
@@ -59,6 +68,8 @@ export interface PipelineLoraOptions {
   scale?: number;
   /** "merge" (default, no cost per step) or "adapter" (weights untouched). */
   mode?: LoraMode;
+  /** The LoRA's name in generation parameters (default: its file name without extension). */
+  name?: string;
 }
 
 interface ActiveLora {
@@ -82,7 +93,7 @@ export class StableDiffusionPipeline {
   readonly tokenizer: CLIPTokenizer;
   readonly scheduler: Scheduler;
   modelName: string | undefined;
-  readonly hashPath: string | undefined;
+  readonly hashPath: FileInput | undefined;
   protected readonly loras: ActiveLora[] = [];
   #modelHash: Promise<string> | null = null;
 
@@ -112,21 +123,24 @@ export class StableDiffusionPipeline {
    * or loadStableDiffusionPipeline, which picks the class.
    */
   static async fromPretrained(
-    dirOrFile: string,
+    source: PipelineSource,
     opts: LoadPipelineOptions = {},
   ): Promise<StableDiffusionPipeline> {
-    const c = await loadPipelineComponents(dirOrFile, opts);
+    const c = await loadPipelineComponents(source, opts);
     if (c.family === "sdxl" || c.family === "sdxl-refiner") {
       throw new PipelineError(
-        `${dirOrFile} is an SDXL model (${c.family}); load it with StableDiffusionXLPipeline.fromPretrained or loadStableDiffusionPipeline`,
+        `${c.path} is an SDXL model (${c.family}); load it with StableDiffusionXLPipeline.fromPretrained or loadStableDiffusionPipeline`,
       );
     }
     return new StableDiffusionPipeline(componentsOf(c));
   }
 
-  /** A1111's "Model hash" (AutoV2) of the loaded checkpoint, computed once (streaming); undefined when unknown. */
+  /**
+   * A1111's "Model hash" (AutoV2) of the loaded checkpoint, computed once (streamed from a path); undefined when
+   * unknown, or for a Blob or buffer over 256 MiB (browsers cannot stream a digest).
+   */
   async modelHash(): Promise<string | undefined> {
-    if (!this.hashPath) return undefined;
+    if (!this.hashPath || !canHash(this.hashPath)) return undefined;
     this.#modelHash ??= autoV2Hash(this.hashPath);
     return this.#modelHash;
   }
@@ -357,12 +371,13 @@ export class StableDiffusionPipeline {
   }
 
   /**
-   * Reads a LoRA file (PEFT, diffusers or kohya layout) and applies it to the UNet and text encoder(s). Several can
-   * be active; the returned handle removes this one. Throws LoraMismatchError (nothing applied) when it does not fit.
+   * Reads a LoRA file (PEFT, diffusers or kohya layout: a path, or in browsers a File, URL or bytes) and applies it
+   * to the UNet and text encoder(s). Several can be active; the returned handle removes this one. Throws
+   * LoraMismatchError (nothing applied) when it does not fit.
    */
-  async loadLora(path: string, opts: PipelineLoraOptions = {}): Promise<LoraHandle> {
-    const lora = await loadLora(path);
-    const hash = await loraHash(path);
+  async loadLora(file: FileInput, opts: PipelineLoraOptions = {}): Promise<LoraHandle> {
+    const lora = await loadLora(file, opts.name);
+    const hash = canHash(file) ? await loraHash(file) : undefined;
     const handle = applyLora(this.loraTargets(), lora, {
       scale: opts.scale ?? 1,
       mode: opts.mode ?? "merge",

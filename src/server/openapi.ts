@@ -25,6 +25,8 @@ export function collectOpenApi(
 ): { document: () => Record<string, unknown> } {
   const routes: { method: string; url: string; schema: RouteSchema }[] = [];
   app.addHook("onRoute", (route: RouteOptions) => {
+    // routes that hide their schema (the web app's files) are not API
+    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (method === "HEAD" || method === "OPTIONS") continue;

@@ -20,6 +20,7 @@ import type { ModelCatalog } from "./models.js";
 import { collectOpenApi } from "./openapi.js";
 import { type JobEvent, type JobInfo, type JobQueue, MemoryQueue } from "./queue.js";
 import type { RedisTarget } from "./redis-queue.js";
+import { isWebAppRequest, registerWebApp } from "./web-app.js";
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
@@ -37,6 +38,8 @@ export interface ServerOptions {
   maxFinished?: number;
   /** Sees every job event (the CLI shows them). */
   onJobEvent?: (info: JobInfo, event: JobEvent) => void;
+  /** The built web app (`npm run build:web`: dist/web) to serve at `/`; none when absent. */
+  web?: string;
   /** Queue the jobs on Redis for `diffuse worker` processes instead of running them here. */
   redis?: RedisTarget & {
     /** Seconds results are kept (in Redis, and finished jobs here). Default 3600. */
@@ -106,6 +109,7 @@ export async function createServer(opts: ServerOptions): Promise<DiffuseServer> 
     const want = createHash("sha256").update(opts.apiKey).digest();
     app.addHook("onRequest", async (request, reply) => {
       if (opts.cors && request.method === "OPTIONS") return; // CORS preflights carry no credentials
+      if (isWebAppRequest(request)) return; // the page's own files (its API calls carry the key)
       const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? "")?.[1];
       const given = bearer ?? request.headers["x-api-key"];
       if (typeof given !== "string") {
@@ -177,6 +181,7 @@ export async function createServer(opts: ServerOptions): Promise<DiffuseServer> 
   registerA1111(app, ctx);
   await registerComfyUI(app, ctx);
   app.get("/openapi.json", { schema: { summary: "This document" } }, async () => openapi.document());
+  if (opts.web) await registerWebApp(app, opts.web);
   return {
     app,
     queue,

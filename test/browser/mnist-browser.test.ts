@@ -4,11 +4,9 @@
 // the shipped MNIST model on the reference backend: the pixels must equal Node's for the same seed.
 // Skips (with a message) when Chromium is not installed; .ci/run installs it.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { extname, join, resolve, sep } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { build } from "esbuild";
 import { setBackend } from "../../src/backend/index.js";
@@ -16,45 +14,14 @@ import { tensorToImages } from "../../src/io/image.js";
 import { generateClassImages, loadClassConditionalPipeline } from "../../src/pipelines/class-conditional.js";
 import { launchChromium, skipWithoutChromium } from "./chromium.js";
 import type { Digit, DigitRequest } from "./page.js";
+import { type StaticServer, startStaticServer } from "./static-server.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const request: DigitRequest = { label: 3, steps: 3, seed: 7 };
 const skip = skipWithoutChromium;
 
-const TYPES: Record<string, string> = {
-  ".html": "text/html",
-  ".js": "text/javascript",
-  ".json": "application/json",
-  ".safetensors": "application/octet-stream",
-};
-
-/** Serves the bundle at /bundle.js, an empty page at /, and models/ (GET and HEAD); nothing else. */
-function serve(bundle: string): Server {
-  const models = join(root, "models");
-  return createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
-    let body: string | Buffer | null = null;
-    let type = "text/html";
-    if (path === "/") body = "<!doctype html><title>diffuse</title>";
-    else if (path === "/bundle.js") [body, type] = [bundle, TYPES[".js"]!];
-    else if (path.startsWith("/models/")) {
-      const file = resolve(models, `.${path.slice("/models".length)}`);
-      if (file.startsWith(models + sep) && existsSync(file) && statSync(file).isFile()) {
-        body = readFileSync(file);
-        type = TYPES[extname(file)] ?? "application/octet-stream";
-      }
-    }
-    if (body === null) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": type, "content-length": Buffer.byteLength(body) });
-    res.end(req.method === "HEAD" ? undefined : body);
-  });
-}
-
 describe("the browser entry in headless Chromium", { skip }, () => {
-  let server: Server;
+  let server: StaticServer;
   let url: string;
   let bundle: string;
   let profile: string;
@@ -70,14 +37,16 @@ describe("the browser entry in headless Chromium", { skip }, () => {
       logLevel: "silent",
     });
     bundle = result.outputFiles[0]!.text;
-    server = serve(bundle);
-    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    server = await startStaticServer({
+      pages: { "/": "<!doctype html><title>diffuse</title>", "/bundle.js": bundle },
+      folders: { "/models/": join(root, "models") },
+    });
+    url = server.url;
     profile = mkdtempSync(join(tmpdir(), "diffuse-chromium-"));
   });
 
-  after(() => {
-    server?.close();
+  after(async () => {
+    await server?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
