@@ -31,6 +31,8 @@ export interface TextToImageEvalCliOptions {
   names?: string;
   /** Names per generation batch (default 16). */
   batch?: string;
+  /** LoRA files applied to the model while scoring, with their scales. */
+  loras?: readonly { path: string; scale: number }[];
   seed: string;
   settings: EvalSetting[];
   sweep?: boolean;
@@ -61,6 +63,7 @@ export async function runTextToImageEval(o: TextToImageEvalCliOptions): Promise<
   const seed = cliInt("seed", o.seed, 0);
   const batchSize = cliInt("batch", o.batch ?? "16", 1);
   const pipeline = await StableDiffusionPipeline.fromPretrained(o.modelDir, { device: o.device });
+  for (const { path, scale } of o.loras ?? []) await pipeline.loadLora(path, { scale });
   const classifier = await DigitClassifier.fromPretrained(o.classifierDir);
   if (classifier.config.num_classes !== all)
     throw new CliError(
@@ -93,8 +96,10 @@ export async function runTextToImageEval(o: TextToImageEvalCliOptions): Promise<
     reporter.stop();
     process.off("SIGINT", onSigint);
   }
+  const loras = pipeline.activeLoras.map((l) => `${l.name}:${l.scale}`);
   const info = {
     model: o.modelDir,
+    loras,
     classifier: o.classifierDir,
     classifierAccuracy: real.classifierAccuracy,
     referenceFd: real.referenceFd,
@@ -106,7 +111,7 @@ export async function runTextToImageEval(o: TextToImageEvalCliOptions): Promise<
     return results;
   }
   const header =
-    `model ${o.modelDir}; classifier ${o.classifierDir} (top-1 ${pct(real.classifierAccuracy)} on the ${set.count} real images)\n` +
+    `model ${o.modelDir}${loras.length > 0 ? ` + LoRA ${loras.join(", ")}` : ""}; classifier ${o.classifierDir} (top-1 ${pct(real.classifierAccuracy)} on the ${set.count} real images)\n` +
     `${n} names prompted, one image each (batches of ${batchSize}, seed ${seed} + batch); reference FD between the two halves of the real images: ${real.referenceFd.toFixed(3)}`;
   const body = o.sweep
     ? `cells: top-1 / top-5 / FD(generated, real half)\n\n${textToImageSweepMarkdown(results)}`

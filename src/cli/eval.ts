@@ -10,7 +10,7 @@ import type { Command } from "commander";
 import { DigitClassifier } from "../models/classifier/digit-classifier.js";
 import { loadClassConditionalPipeline } from "../pipelines/class-conditional.js";
 import { formatGuidanceInterval } from "../pipelines/guidance.js";
-import { isStableDiffusionModel } from "../pipelines/model-kind.js";
+import { isStableDiffusionModel, modelSchedulerClass } from "../pipelines/model-kind.js";
 import { samplerSpec } from "../schedulers/samplers.js";
 import { loadMnist } from "../train/data/mnist.js";
 import {
@@ -29,6 +29,7 @@ import type { TextToImageEvalResult } from "../train/eval-text-to-image.js";
 import { resolveDevice } from "./device-option.js";
 import { CliError } from "./errors.js";
 import { DEFAULT_EMOJI_CLASSIFIER_DIR, runTextToImageEval } from "./eval-text-to-image.js";
+import { parseLoraArg } from "./generate-sd.js";
 import {
   GUIDANCE_INTERVAL_HELP,
   guidanceIntervalOption,
@@ -58,6 +59,7 @@ interface EvalCliOptions {
   batch?: string;
   sweep?: boolean;
   names?: string;
+  lora?: string[];
   json?: boolean;
 }
 
@@ -89,26 +91,41 @@ function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }
 
+/** What is scored when options are left out: one setting, and the lists of --sweep. */
+export interface EvalDefaults {
+  /** The sampler without --sampler (default dpmpp-2m; with --sweep the README's five). */
+  sampler?: string;
+  steps: number;
+  guidance: number;
+  /** The steps of --sweep without --steps (default the README's 5, 10, 20, 50). */
+  sweepSteps?: readonly number[];
+}
+
 /** The one setting scored without --sweep: class-conditional models' and text-to-image models' (`generate`'s). */
-const DEFAULT_SETTING = { steps: 20, guidance: 3 };
-const TEXT_TO_IMAGE_SETTING = { steps: 30, guidance: 7.5 };
+const DEFAULT_SETTING: EvalDefaults = { steps: 20, guidance: 3 };
+const TEXT_TO_IMAGE_SETTING: EvalDefaults = { steps: 30, guidance: 7.5 };
+/**
+ * A latent consistency model (its folder's scheduler is LCMScheduler, its UNet takes the guidance as an
+ * embedding): sampled with its own scheduler, 4 steps, `generate`'s guidance; --sweep over 1, 2, 4, 8 steps.
+ */
+const LCM_SETTING: EvalDefaults = { sampler: "lcm", steps: 4, guidance: 7.5, sweepSteps: [1, 2, 4, 8] };
 
 /**
- * Settings asked for: one (dpmpp-2m at `single`'s steps and guidance), or with `sweep` lists (default: the
+ * Settings asked for: one (`single`'s sampler, steps and guidance), or with `sweep` lists (default: the
  * README's).
  */
 export function settingsFromOptions(
   opts: Pick<EvalCliOptions, "sampler" | "steps" | "guidance" | "sweep">,
-  single: { steps: number; guidance: number } = DEFAULT_SETTING,
+  single: EvalDefaults = DEFAULT_SETTING,
 ): EvalSetting[] {
   const many = opts.sweep === true;
-  const samplers = listOption(opts.sampler, "sampler", many, many ? SWEEP_SAMPLERS : ["dpmpp-2m"], (s) => {
+  const defaultSamplers = single.sampler ? [single.sampler] : many ? SWEEP_SAMPLERS : ["dpmpp-2m"];
+  const samplers = listOption(opts.sampler, "sampler", many, defaultSamplers, (s) => {
     samplerSpec(s); // unknown names fail here, before any loading
     return s;
   });
-  const steps = listOption(opts.steps, "steps", many, many ? SWEEP_STEPS : [single.steps], (s) =>
-    cliInt("steps", s, 1),
-  );
+  const defaultSteps = many ? (single.sweepSteps ?? SWEEP_STEPS) : [single.steps];
+  const steps = listOption(opts.steps, "steps", many, defaultSteps, (s) => cliInt("steps", s, 1));
   const guidance = listOption(
     opts.guidance,
     "guidance",
@@ -154,15 +171,21 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[] | Text
       modelDir,
       classifierDir: opts.classifier ?? DEFAULT_EMOJI_CLASSIFIER_DIR,
       names: opts.names,
+      loras: (opts.lora ?? []).map(parseLoraArg),
       batch: opts.batch,
       seed: opts.seed,
-      settings: settingsFromOptions(opts, TEXT_TO_IMAGE_SETTING),
+      settings: settingsFromOptions(
+        opts,
+        (await modelSchedulerClass(modelDir)) === "LCMScheduler" ? LCM_SETTING : TEXT_TO_IMAGE_SETTING,
+      ),
       sweep: opts.sweep,
       json: opts.json,
       device,
     });
   }
   if (opts.names !== undefined) throw new CliError("--names applies to text-to-image models only");
+  if (opts.lora !== undefined)
+    throw new CliError(`--lora applies to text-to-image models; ${modelDir} is a class-conditional model`);
   const classifierDir = opts.classifier ?? DEFAULT_CLASSIFIER_DIR;
   const numPerClass = cliInt("num-per-class", opts.numPerClass, 1);
   const seed = cliInt("seed", opts.seed, 0);
@@ -272,11 +295,11 @@ export function registerEval(program: Command): void {
     .option("--num-per-class <n>", "generated images per class and setting", "50")
     .option(
       "--sampler <name>",
-      "sampler (default dpmpp-2m; with --sweep a comma list, default ddim,euler,euler-a,dpmpp-2m,unipc)",
+      "sampler (default dpmpp-2m, lcm for an LCM folder; with --sweep a comma list, default ddim,euler,euler-a,dpmpp-2m,unipc)",
     )
     .option(
       "--steps <n>",
-      "inference steps (default 20, text-to-image 30 as generate; with --sweep a comma list, default 5,10,20,50)",
+      "inference steps (default 20, text-to-image 30 as generate, LCM 4; with --sweep a comma list, default 5,10,20,50, LCM 1,2,4,8)",
     )
     .option(
       "--guidance <g>",
@@ -292,6 +315,11 @@ export function registerEval(program: Command): void {
     .option(
       "--names <n>",
       "text-to-image models: prompt this many emoji names (spread over all; default all)",
+    )
+    .option(
+      "--lora <file[:scale]>",
+      "text-to-image models: apply a LoRA .safetensors while scoring (repeatable; scale default 1)",
+      (v: string, all: string[] = []) => [...all, v],
     )
     .option("--json", "print progress and the result as JSON lines")
     .option("--device <name>", "where to sample: cpu or webgpu (default: $DIFFUSE_DEVICE or cpu)")

@@ -74,15 +74,25 @@ export interface TrainRunCliOptions {
  */
 export function addTrainRunOptions(
   cmd: Command,
-  defaults: { steps: string; batch: string; batchHelp?: string; samplesHelp: string },
+  defaults: {
+    steps: string;
+    batch: string;
+    batchHelp?: string;
+    samplesHelp: string;
+    /** Default of --lr (1e-3). */
+    lr?: string;
+    /** Default and help of --ema-decay (0.999, "EMA decay upper bound"). */
+    emaDecay?: string;
+    emaHelp?: string;
+  },
 ): Command {
   cmd
     .option("--resume <dir>", "continue the run whose output folder (or checkpoint/) this is")
     .option("--steps <n>", "optimisation steps", defaults.steps)
     .option("--batch <n>", defaults.batchHelp ?? "images per step", defaults.batch)
-    .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", "1e-3")
+    .option("--lr <x>", "peak learning rate (AdamW, warm-up then cosine)", defaults.lr ?? "1e-3")
     .option("--warmup <n>", "warm-up steps (default min(200, steps / 10))")
-    .option("--ema-decay <x>", "EMA decay upper bound", "0.999")
+    .option("--ema-decay <x>", defaults.emaHelp ?? "EMA decay upper bound", defaults.emaDecay ?? "0.999")
     .option("--seed <n>", "seed of weights, noise and data order", "0")
     .option("--sample-every <k>", `${defaults.samplesHelp} every k steps (0: at the end)`, "500")
     .option("--checkpoint-every <k>", "write a checkpoint every k steps (0: at the end)", "250")

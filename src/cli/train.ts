@@ -14,6 +14,8 @@ import { cliInt, cliInts, cliNumber } from "./option-values.js";
 import { recordedOptions, resumeOptions } from "./resume-options.js";
 import { registerTrainClassifier } from "./train-classifier.js";
 import { registerTrainClip } from "./train-clip.js";
+import { registerTrainLcm } from "./train-lcm.js";
+import { registerTrainLora } from "./train-lora.js";
 import { trainSession } from "./train-session.js";
 import { registerTrainUNet } from "./train-unet.js";
 import { registerTrainVae } from "./train-vae.js";
@@ -192,5 +194,7 @@ export function registerTrain(program: Command): void {
   registerTrainVae(train);
   registerTrainClip(train);
   registerTrainUNet(train);
+  registerTrainLcm(train);
+  registerTrainLora(train);
   registerTrainClassifier(train, "classifier");
 }

@@ -122,11 +122,12 @@ export function guidanceBatch(x: Tensor, guided: boolean): Tensor {
 
 /**
  * Splits the UNet output of the batch [uncond; cond] (2B samples) into its halves and returns e_u + g (e_c - e_u),
- * then rescaled by `rescale` (phi) when it is > 0. Also returns the conditional half.
+ * then rescaled by `rescale` (phi) when it is > 0. Also returns the conditional half. `guidanceScale` is one number,
+ * or a tensor of one scale per sample ([B, 1, 1, 1]: guidance-distillation draws a scale per sample).
  */
 export function applyGuidance(
   output: Tensor,
-  guidanceScale: number,
+  guidanceScale: number | Tensor,
   rescale = 0,
 ): { guided: Tensor; cond: Tensor; uncond: Tensor } {
   const n = output.shape[0]!;

@@ -27,3 +27,10 @@ export async function isStableDiffusionModel(path: string): Promise<boolean> {
   const index = await readModelIndex(path).catch(() => null);
   return index?.className.startsWith("StableDiffusion") ?? false;
 }
+
+/** The scheduler class a pipeline folder's model_index.json names (e.g. "LCMScheduler"), or null (single files). */
+export async function modelSchedulerClass(path: string): Promise<string | null> {
+  if (!existsSync(join(path, MODEL_INDEX))) return null;
+  const index = await readModelIndex(path).catch(() => null);
+  return index?.components.scheduler?.[1] ?? null;
+}

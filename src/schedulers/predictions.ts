@@ -35,13 +35,14 @@ export function denoisedFromOutputVE(
 
 /**
  * x0 from a model output in the VP view, x = alpha * x0 + sigmaVp * eps:
- * epsilon: (x - sigmaVp * eps) / alpha; v: alpha * x - sigmaVp * v; sample: the output itself.
+ * epsilon: (x - sigmaVp * eps) / alpha; v: alpha * x - sigmaVp * v; sample: the output itself. alpha and sigmaVp are
+ * one number for the batch or per-sample tensors that broadcast ([B, 1, 1, 1]).
  */
 export function denoisedFromOutputVP(
   output: Tensor,
   x: Tensor,
-  alpha: number,
-  sigmaVp: number,
+  alpha: number | Tensor,
+  sigmaVp: number | Tensor,
   predictionType: PredictionType,
 ): Tensor {
   switch (predictionType) {
@@ -63,8 +64,8 @@ export function denoisedFromOutputVP(
 export function epsilonFromOutputVP(
   output: Tensor,
   x: Tensor,
-  alpha: number,
-  sigmaVp: number,
+  alpha: number | Tensor,
+  sigmaVp: number | Tensor,
   predictionType: PredictionType,
 ): Tensor {
   switch (predictionType) {

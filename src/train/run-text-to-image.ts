@@ -21,6 +21,7 @@ import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import type { EmojiSet } from "./data/emoji.js";
 import { trainIntoFolder, writeLossCurve } from "./loop.js";
@@ -163,6 +164,32 @@ export function trainerPipeline(trainer: TextToImageTrainer, vae: AutoencoderKL)
   });
 }
 
+/**
+ * Writes the trained parts of a Stable Diffusion folder `out` (its vae/, text_encoder/ and tokenizer/ are already
+ * there): unet/ (config + `weights`), scheduler/scheduler_config.json (its class from `_class_name`) and
+ * model_index.json naming that scheduler class.
+ */
+export async function writeTextToImagePipeline(
+  out: string,
+  parts: {
+    unetConfig: object;
+    weights: ReadonlyMap<string, Tensor>;
+    schedulerConfig: Record<string, unknown> & { _class_name: string };
+  },
+): Promise<void> {
+  await saveModelFolder(join(out, "unet"), {
+    config: { _class_name: "UNet2DConditionModel", _diffusers_version: "0.30.0", ...parts.unetConfig },
+    weights: parts.weights,
+  });
+  const { _class_name: className, ...sched } = parts.schedulerConfig;
+  mkdirSync(join(out, "scheduler"), { recursive: true });
+  writeFileAtomic(
+    join(out, "scheduler", "scheduler_config.json"),
+    configJson({ _class_name: className, _diffusers_version: "0.30.0", ...sched }),
+  );
+  writeFileAtomic(join(out, MODEL_INDEX), configJson(stableDiffusionModelIndex(className)));
+}
+
 /** Runs (or resumes) text-to-image training into `outDir`; see the file comment. */
 export async function trainTextToImage(opts: TrainTextToImageOptions) {
   const trainer = await createTextToImageTrainer(opts);
@@ -195,26 +222,15 @@ export async function trainTextToImage(opts: TrainTextToImageOptions) {
     opts.onSaved?.("samples", svg, trainer.step);
   };
   const stopped = await trainIntoFolder(trainer, out, opts, writeSamples);
-  // the pipeline is written when stopped too (with the EMA weights so far), as `train mnist` does
-  {
-    await saveModelFolder(join(out, "unet"), {
-      config: { _class_name: "UNet2DConditionModel", _diffusers_version: "0.30.0", ...trainer.unet.config },
-      weights: trainer.ema.averagedStateDict(),
-    });
-    // the folder's default sampler is DPM-Solver++ 2M on the training schedule (DDPM's ancestral sampling needs
-    // hundreds of steps)
-    const { _class_name: _, ...sched } = trainer.noiseScheduler.config as Record<string, unknown>;
-    mkdirSync(join(out, "scheduler"), { recursive: true });
-    writeFileAtomic(
-      join(out, "scheduler", "scheduler_config.json"),
-      configJson({ _class_name: "DPMSolverMultistepScheduler", _diffusers_version: "0.30.0", ...sched }),
-    );
-    writeFileAtomic(
-      join(out, MODEL_INDEX),
-      configJson(stableDiffusionModelIndex("DPMSolverMultistepScheduler")),
-    );
-    opts.onSaved?.("pipeline", out, trainer.step);
-  }
+  // the pipeline is written when stopped too (with the EMA weights so far), as `train mnist` does; its default
+  // sampler is DPM-Solver++ 2M on the training schedule (DDPM's ancestral sampling needs hundreds of steps)
+  const { _class_name: _, ...sched } = trainer.noiseScheduler.config as Record<string, unknown>;
+  await writeTextToImagePipeline(out, {
+    unetConfig: trainer.unet.config,
+    weights: trainer.ema.averagedStateDict(),
+    schedulerConfig: { ...sched, _class_name: "DPMSolverMultistepScheduler" },
+  });
+  opts.onSaved?.("pipeline", out, trainer.step);
   if (!stopped) await writeSamples();
   return { trainer, stopped };
 }

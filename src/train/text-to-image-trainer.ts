@@ -7,15 +7,17 @@ import type { CLIPTextModel } from "../models/clip/text-model.js";
 import type { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import type { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import type { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
-import { add, chunk, mse_loss, mul, toDevice } from "../ops/index.js";
+import { mse_loss, toDevice } from "../ops/index.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { noGrad } from "../tensor/autograd.js";
 import { randn, tensor } from "../tensor/create.js";
 import { ArgumentError } from "../tensor/errors.js";
+import type { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { type EmojiSet, emojiCaption } from "./data/emoji.js";
 import type { LabeledBatch } from "./data/loader.js";
+import { CaptionEncoder, latentLoaderData, latentLoaderShape, sampleLatents } from "./text-latents.js";
 import {
   type BatchLoss,
   type OptimOptions,
@@ -43,10 +45,19 @@ export interface LatentSet {
   readonly scalingFactor: number;
 }
 
+/**
+ * Square RGB images to encode, [count, 3, size, size] in [-1, 1]: all in memory (`images`, e.g. an EmojiSet), or
+ * read `n` at a time from `start` (`read`, so a large set is never held as pixels).
+ */
+export type LatentImages = { readonly count: number; readonly size: number } & (
+  | { readonly images: Float32Array }
+  | { read(start: number, n: number): Float32Array }
+);
+
 /** Encodes every image of `set` with `vae` (no gradients), `batch` at a time. */
 export function encodeLatents(
   vae: AutoencoderKL,
-  set: EmojiSet,
+  set: LatentImages,
   opts: { batch?: number; onProgress?: ProgressCallback } = {},
 ): LatentSet {
   const batch = opts.batch ?? 64;
@@ -59,7 +70,8 @@ export function encodeLatents(
   noGrad(() => {
     for (let i = 0; i < set.count; i += batch) {
       const b = Math.min(batch, set.count - i);
-      const x = tensor(set.images.subarray(i * per, (i + b) * per), [b, 3, set.size, set.size]);
+      const pixels = "images" in set ? set.images.subarray(i * per, (i + b) * per) : set.read(i, b);
+      const x = tensor(pixels, [b, 3, set.size, set.size]);
       const dist = vae.encode(toDevice(x, vae.device)).latentDist;
       const mean = toDevice(dist.mean, "cpu").toFloat32Array();
       const std = toDevice(dist.std, "cpu").toFloat32Array();
@@ -80,9 +92,6 @@ export function encodeLatents(
   };
 }
 
-/** Text embeddings kept per caption (the CLDR names recur every epoch); bounded so memory stays small. */
-const CACHE_LIMIT = 8192;
-
 /** The trainer; see the file comment. */
 export class TextToImageTrainer extends TrainerBase<UNet2DConditionModel, ResolvedTextToImageOptions> {
   readonly noiseScheduler: Scheduler;
@@ -90,7 +99,7 @@ export class TextToImageTrainer extends TrainerBase<UNet2DConditionModel, Resolv
   readonly tokenizer: CLIPTokenizer;
   readonly set: EmojiSet;
   readonly latents: LatentSet;
-  readonly #textCache = new Map<string, Float32Array>();
+  readonly #captions: CaptionEncoder;
 
   constructor(
     unet: UNet2DConditionModel,
@@ -121,14 +130,10 @@ export class TextToImageTrainer extends TrainerBase<UNet2DConditionModel, Resolv
         `TextToImageTrainer: the UNet's cross_attention_dim ${unet.config.cross_attention_dim} is not the text encoder's hidden_size ${textEncoder.config.hidden_size}`,
       );
     // the loader's "images" are the moments; its labels are image indices (captions are drawn from the entries)
-    const data = {
-      images: latents.moments,
-      labels: Int32Array.from(set.entries, (_, i) => i),
-      count: set.count,
-    };
-    super(unet, data, o, { imageShape: [2 * latents.channels, latents.height, latents.width] });
+    super(unet, latentLoaderData(latents), o, { imageShape: latentLoaderShape(latents) });
     this.noiseScheduler = noiseScheduler;
-    this.textEncoder = textEncoder.eval();
+    this.#captions = new CaptionEncoder(textEncoder, parts.tokenizer);
+    this.textEncoder = textEncoder;
     this.tokenizer = parts.tokenizer;
     this.set = set;
     this.latents = latents;
@@ -145,49 +150,43 @@ export class TextToImageTrainer extends TrainerBase<UNet2DConditionModel, Resolv
 
   /** The frozen text encoder's last hidden states [B, L, D] of `captions` (cached per caption). */
   encodeText(captions: readonly string[]): Tensor {
-    const missing = [...new Set(captions.filter((c) => !this.#textCache.has(c)))];
-    const fresh = new Map<string, Float32Array>();
-    if (missing.length > 0) {
-      const ids = this.tokenizer.encodeBatch(missing, { padding: "max_length" }).inputIds;
-      const h = noGrad(() => toDevice(this.textEncoder.call(ids).lastHiddenState, "cpu").toFloat32Array());
-      const row = h.length / missing.length;
-      missing.forEach((c, i) => {
-        const v = h.slice(i * row, (i + 1) * row);
-        fresh.set(c, v);
-        if (this.#textCache.size < CACHE_LIMIT) this.#textCache.set(c, v);
-      });
-    }
-    const rows = captions.map((c) => this.#textCache.get(c) ?? fresh.get(c)!);
-    const row = rows[0]!.length;
-    const out = new Float32Array(rows.length * row);
-    for (let i = 0; i < rows.length; i++) out.set(rows[i]!, i * row);
-    const length = this.tokenizer.modelMaxLength;
-    return tensor(out, [rows.length, length, row / length], { device: this.unet.device });
+    return this.#captions.encode(captions, this.unet.device);
   }
 
   protected batchLoss(batch: LabeledBatch): BatchLoss {
     const o = this.options;
     const g = this.generator;
-    const moments = toDevice(batch.images, this.unet.device);
-    const [mean, std] = chunk(moments, 2, 1) as [Tensor, Tensor];
-    const b = mean.shape[0]!;
-    const latents = mul(
-      add(mean, mul(std, randn([...mean.shape], { generator: g, device: mean.device }))),
-      this.latents.scalingFactor,
-    );
+    const latents = sampleLatents(batch.images, this.latents.scalingFactor, g, this.unet.device);
+    const b = latents.shape[0]!;
     const drop = g.uniform(b);
     const captions = Array.from(batch.labels, (i, k) =>
       drop[k]! < o.condDropout ? "" : emojiCaption(this.set.entries[i]!, g),
     );
     const context = this.encodeText(captions);
-    const numTrain = this.noiseScheduler.config.num_train_timesteps;
-    const t = Array.from(g.randint(0, numTrain, b));
-    const noise = randn([...latents.shape], { generator: g, device: latents.device });
-    const noisy = this.noiseScheduler.addNoise(latents, noise, t);
-    const target =
-      this.noiseScheduler.config.prediction_type === "v_prediction"
-        ? this.noiseScheduler.getVelocity(latents, noise, t)
-        : noise;
-    return { loss: mse_loss(this.unet.call(noisy, t, context), target) };
+    return { loss: denoisingLoss(this.unet, this.noiseScheduler, latents, context, g) };
   }
+}
+
+/**
+ * The denoising loss of latents z0 [B, C, h, w] under text `context` [B, L, D] (Ho et al. 2020, Eq. 14; with the
+ * v target of Salimans & Ho 2022 when the scheduler's prediction_type is v_prediction): a timestep t ~ U{0, T - 1}
+ * and noise eps ~ N(0, I) per latent, drawn from `generator` in that order, and MSE(unet(z_t, t, context), target).
+ */
+export function denoisingLoss(
+  unet: UNet2DConditionModel,
+  noiseScheduler: Scheduler,
+  latents: Tensor,
+  context: Tensor,
+  generator: Generator,
+): Tensor {
+  const b = latents.shape[0]!;
+  const numTrain = noiseScheduler.config.num_train_timesteps;
+  const t = Array.from(generator.randint(0, numTrain, b));
+  const noise = randn([...latents.shape], { generator, device: latents.device });
+  const noisy = noiseScheduler.addNoise(latents, noise, t);
+  const target =
+    noiseScheduler.config.prediction_type === "v_prediction"
+      ? noiseScheduler.getVelocity(latents, noise, t)
+      : noise;
+  return mse_loss(unet.call(noisy, t, context), target);
 }

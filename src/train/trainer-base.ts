@@ -2,7 +2,7 @@
 // an EMA of the weights, a noise generator and a data loader seeded from one seed, the step counter and the loss
 // history read back from the device in batches. A subclass says what a batch's loss is.
 import type { Module } from "../nn/index.js";
-import { AdamW, clipGradNorm, EMA, warmupCosine } from "../nn/optim/index.js";
+import { AdamW, clipGradNorm, EMA, type EMAOptions, warmupCosine } from "../nn/optim/index.js";
 import { detach, stack } from "../ops/index.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
@@ -93,7 +93,7 @@ export abstract class TrainerBase<M extends Module, O extends ResolvedOptimOptio
     model: M,
     data: LabeledImages,
     options: O,
-    loader: { imageShape?: readonly number[]; params?: Iterable<Tensor> } = {},
+    loader: { imageShape?: readonly number[]; params?: Iterable<Tensor>; ema?: EMAOptions } = {},
   ) {
     this.#model = model.train();
     this.options = options;
@@ -101,7 +101,7 @@ export abstract class TrainerBase<M extends Module, O extends ResolvedOptimOptio
       lr: options.lr,
       weightDecay: options.weightDecay,
     });
-    this.ema = new EMA(model, { decay: options.emaDecay });
+    this.ema = new EMA(model, { ...loader.ema, decay: options.emaDecay });
     this.generator = new Generator(options.seed);
     this.loader = new DataLoader(data, {
       batchSize: options.batchSize,

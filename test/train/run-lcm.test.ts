@@ -1,0 +1,112 @@
+// A distillation run into a pipeline folder from a tiny teacher: the folder (student UNet with time_cond_proj_dim,
+// LCMScheduler, the teacher's VAE / text encoder / tokenizer) generates at 1, 2 and 4 steps; a resumed run ends with
+// the weights of an unbroken one; teacher folders that cannot be distilled are refused.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { loadSafetensors } from "../../src/io/safetensors.js";
+import { StableDiffusionPipeline } from "../../src/pipelines/stable-diffusion.js";
+import { readTrainerState } from "../../src/train/checkpoint.js";
+import { trainLcm } from "../../src/train/run-lcm.js";
+import { fewEmoji, writeTinyTeacher } from "./lcm-teacher.js";
+
+const set = fewEmoji(8);
+const train = { steps: 4, batchSize: 4, seed: 2 };
+
+let dir: string;
+let teacher: string;
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "diffuse-lcm-"));
+  teacher = join(dir, "teacher");
+  mkdirSync(teacher);
+  await writeTinyTeacher(teacher);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function weightsOf(path: string): Promise<Map<string, number[]>> {
+  const { tensors } = await loadSafetensors(path);
+  return new Map([...tensors].map(([k, t]) => [k, Array.from(t.toFloat32Array())]));
+}
+
+describe("trainLcm", () => {
+  it("writes an LCM pipeline folder that generates at 1, 2 and 4 steps; a resumed run equals an unbroken one", async () => {
+    const full = join(dir, "full");
+    const r = await trainLcm({ outDir: full, data: set, teacherFrom: teacher, train, sampleEvery: 2 });
+    assert.equal(r.stopped, false);
+    for (const part of [
+      "model_index.json",
+      "unet",
+      "vae",
+      "text_encoder",
+      "tokenizer",
+      "scheduler",
+      "teacher_unet",
+    ])
+      assert.ok(existsSync(join(full, part)), part);
+    for (const step of ["000002", "000004"]) assert.ok(existsSync(join(full, "samples", `step-${step}.png`)));
+    const index = JSON.parse(readFileSync(join(full, "model_index.json"), "utf8"));
+    assert.deepEqual(index.scheduler, ["diffusers", "LCMScheduler"]);
+    const sched = JSON.parse(readFileSync(join(full, "scheduler", "scheduler_config.json"), "utf8"));
+    assert.equal(sched._class_name, "LCMScheduler");
+    assert.equal(sched.original_inference_steps, 50);
+    assert.equal(sched.prediction_type, "v_prediction");
+    assert.equal(sched.beta_schedule, "squaredcos_cap_v2");
+    const unet = JSON.parse(readFileSync(join(full, "unet", "config.json"), "utf8"));
+    assert.equal(unet.time_cond_proj_dim, 256);
+
+    const pipe = await StableDiffusionPipeline.fromPretrained(full);
+    assert.equal(pipe.scheduler.className, "LCMScheduler");
+    assert.equal(pipe.defaultSampler, "lcm");
+    for (const steps of [1, 2, 4]) {
+      const out = await pipe.generate({ prompt: "red heart", steps, guidanceScale: 3, seed: 0 });
+      assert.equal(out.images[0]!.width, 32);
+      assert.equal(out.settings.sampler, "lcm");
+    }
+
+    const parts = join(dir, "parts");
+    const stop = new AbortController();
+    const first = await trainLcm({
+      outDir: parts,
+      data: set,
+      teacherFrom: teacher,
+      train,
+      sampleEvery: 0,
+      signal: stop.signal,
+      onProgress: (e) => {
+        if (e.stage === "train" && e.step === 2) stop.abort();
+      },
+    });
+    assert.equal(first.stopped, true);
+    assert.equal(readTrainerState(join(parts, "checkpoint")).step, 2);
+    const resumed = await trainLcm({ outDir: parts, data: set, train, resumeFrom: parts, sampleEvery: 0 });
+    assert.equal(resumed.trainer.step, 4);
+    for (const file of ["model.safetensors", "ema.safetensors"])
+      assert.deepEqual(
+        await weightsOf(join(parts, "checkpoint", file)),
+        await weightsOf(join(full, "checkpoint", file)),
+      );
+    assert.deepEqual(resumed.trainer.losses, r.trainer.losses);
+  });
+
+  it("refuses a missing teacher, a teacher without a text encoder or UNet, and the teacher folder as output", async () => {
+    const run = (teacherFrom: string, outDir = join(dir, "bad")) =>
+      trainLcm({ outDir, data: set, teacherFrom, train });
+    await assert.rejects(run(join(dir, "nowhere")), /teacher folder .*nowhere not found/);
+    for (const part of ["text_encoder", "unet"]) {
+      const partial = join(dir, `no-${part}`);
+      mkdirSync(partial);
+      await writeTinyTeacher(partial, part);
+      await assert.rejects(
+        run(partial),
+        new RegExp(`has no ${part}/.*distillation needs a full text-to-image folder`),
+      );
+    }
+    await assert.rejects(run(teacher, teacher), /is the teacher folder; write the student elsewhere/);
+    await assert.rejects(
+      trainLcm({ outDir: join(dir, "bad"), data: set, train, resumeFrom: teacher }),
+      /no checkpoint in/,
+    );
+  });
+});
