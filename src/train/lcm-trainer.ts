@@ -18,6 +18,7 @@ import { noGrad } from "../tensor/autograd.js";
 import { randn, tensor, zeros } from "../tensor/create.js";
 import { ArgumentError } from "../tensor/errors.js";
 import type { Generator } from "../tensor/generator.js";
+import { keep } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
   CONSISTENCY_LOSSES,
@@ -193,9 +194,9 @@ export class LcmTrainer extends TrainerBase<UNet2DConditionModel, ResolvedLcmOpt
     };
   }
 
-  /** The empty prompt's embedding [1, L, D] (the teacher's unconditional branch). */
+  /** The empty prompt's embedding [1, L, D] (the teacher's unconditional branch; kept out of the step's scope). */
   #emptyPrompt(): Tensor {
-    this.#empty ??= this.captions.encode([""], this.unet.device);
+    this.#empty ??= keep(this.captions.encode([""], this.unet.device));
     return this.#empty;
   }
 

@@ -21,7 +21,7 @@ import type { ProgressCallback } from "../tensor/progress.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import { checkSkip } from "./consistency.js";
 import type { EmojiSet } from "./data/emoji.js";
-import { type LcmDistillOptions, LcmTrainer, studentFromTeacher } from "./lcm-trainer.js";
+import { type LcmDistillOptions, LcmTrainer, resolveLcmOptions, studentFromTeacher } from "./lcm-trainer.js";
 import { trainIntoFolder, writeLossCurve } from "./loop.js";
 import { SAMPLE_PROMPTS, writeTextToImagePipeline } from "./run-text-to-image.js";
 import { CaptionEncoder } from "./text-latents.js";
@@ -102,6 +102,7 @@ export async function createLcmTrainer(opts: TrainLcmOptions): Promise<LcmTraine
     schedulerConfig: Record<string, unknown>;
     options: object;
   } | null = null;
+  let newScheduler: LCMScheduler | null = null;
   if (opts.resumeFrom) {
     const r = resumeCheckpoint(opts.resumeFrom);
     if (!r.state.unetConfig || !r.state.schedulerConfig || !existsSync(join(opts.resumeFrom, TEACHER_UNET)))
@@ -116,6 +117,14 @@ export async function createLcmTrainer(opts: TrainLcmOptions): Promise<LcmTraine
     if (!opts.teacherFrom)
       throw new ArgumentError("a new distillation run needs a teacher folder (teacherFrom)");
     await checkTeacherFolder(opts.teacherFrom, out);
+    // the schedule and the options (the skipping interval against it) are checked before anything is copied
+    const teacherScheduler = JSON.parse(
+      readFileSync(join(opts.teacherFrom, "scheduler", "scheduler_config.json"), "utf8"),
+    ) as Record<string, unknown>;
+    newScheduler = new LCMScheduler(
+      lcmSchedulerConfig(teacherScheduler, opts.train.skip ?? 20, opts.train.timestepScaling ?? 10),
+    );
+    resolveLcmOptions(opts.train, newScheduler.config.num_train_timesteps);
     mkdirSync(out, { recursive: true });
     for (const part of ["vae", "text_encoder", "tokenizer"])
       cpSync(join(opts.teacherFrom, part), join(out, part), { recursive: true, dereference: true });
@@ -144,14 +153,12 @@ export async function createLcmTrainer(opts: TrainLcmOptions): Promise<LcmTraine
     await loadCheckpoint(trainer, resumed.dir);
     return trainer;
   }
-  const teacherScheduler = JSON.parse(
-    readFileSync(join(opts.teacherFrom!, "scheduler", "scheduler_config.json"), "utf8"),
-  ) as Record<string, unknown>;
-  const scheduler = new LCMScheduler(
-    lcmSchedulerConfig(teacherScheduler, opts.train.skip ?? 20, opts.train.timestepScaling ?? 10),
-  );
   const student = studentFromTeacher(teacher);
-  return new LcmTrainer(student, { teacher, scheduler, captions, set: opts.data, latents }, opts.train);
+  return new LcmTrainer(
+    student,
+    { teacher, scheduler: newScheduler!, captions, set: opts.data, latents },
+    opts.train,
+  );
 }
 
 /** The pipeline around the trainer's current student weights, sampling with LCMScheduler. */

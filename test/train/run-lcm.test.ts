@@ -90,7 +90,7 @@ describe("trainLcm", () => {
     assert.deepEqual(resumed.trainer.losses, r.trainer.losses);
   });
 
-  it("refuses a missing teacher, a teacher without a text encoder or UNet, and the teacher folder as output", async () => {
+  it("refuses a missing teacher, a teacher without a text encoder or UNet, the teacher folder as output, bad options", async () => {
     const run = (teacherFrom: string, outDir = join(dir, "bad")) =>
       trainLcm({ outDir, data: set, teacherFrom, train });
     await assert.rejects(run(join(dir, "nowhere")), /teacher folder .*nowhere not found/);
@@ -104,6 +104,17 @@ describe("trainLcm", () => {
       );
     }
     await assert.rejects(run(teacher, teacher), /is the teacher folder; write the student elsewhere/);
+    // options are checked before anything is copied or encoded
+    const inverted = join(dir, "inverted");
+    await assert.rejects(
+      trainLcm({ outDir: inverted, data: set, teacherFrom: teacher, train: { ...train, wMin: 5, wMax: 1 } }),
+      /the guidance range is inverted: wMin 5 > wMax 1/,
+    );
+    await assert.rejects(
+      trainLcm({ outDir: inverted, data: set, teacherFrom: teacher, train: { ...train, skip: 30 } }),
+      /dividing num_train_timesteps 1000/,
+    );
+    assert.ok(!existsSync(inverted));
     await assert.rejects(
       trainLcm({ outDir: join(dir, "bad"), data: set, train, resumeFrom: teacher }),
       /no checkpoint in/,
