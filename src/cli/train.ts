@@ -141,16 +141,16 @@ export function registerTrain(program: Command): void {
   const train = program
     .command("train")
     .description(
-      "train a model: mnist (a class-conditional diffusion model) or classifier (the eval classifier)",
+      "train a model: mnist (class-conditional diffusion), vae, clip, unet (the text-to-image stages), lcm (distill a few-step student), lora (adapters on a frozen model), classifier (the eval classifier)",
     )
-    .argument("[what]", "mnist or classifier")
+    .argument("[what]", "mnist, vae, clip, unet, lcm, lora or classifier")
     .allowUnknownOption()
     .allowExcessArguments()
     .action((what?: string) => {
       throw new CliError(
         what
-          ? `unknown dataset "${what}" (available: diffuse train mnist, diffuse train classifier)`
-          : "train what? Use `diffuse train mnist --out DIR` or `diffuse train classifier --out DIR`",
+          ? `unknown command "train ${what}" (available: mnist, vae, clip, unet, lcm, lora, classifier)`
+          : "train what? One of mnist, vae, clip, unet, lcm, lora, classifier, e.g. `diffuse train mnist --out DIR`",
       );
     });
   const mnist = train

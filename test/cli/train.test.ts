@@ -184,7 +184,10 @@ describe("diffuse train mnist", () => {
   it("rejects bad options with clear messages", async () => {
     const run = (...args: string[]) =>
       buildProgram().parseAsync(["node", "diffuse", "train", ...args, "--out", join(dir, "never")]);
-    await assert.rejects(run("cifar"), /unknown dataset "cifar"/);
+    await assert.rejects(
+      run("cifar"),
+      /unknown command "train cifar" \(available: mnist, vae, clip, unet, lcm, lora, classifier\)/,
+    );
     await assert.rejects(
       run("mnist", "--prediction-type", "sample"),
       /--prediction-type must be epsilon or v_prediction/,
