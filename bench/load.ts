@@ -6,7 +6,7 @@
 // `diffuse generate` on the single file to its first denoising step.
 import "../src/platform-node.js";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,7 @@ import { UNet2DConditionModel } from "../src/models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../src/models/vae/autoencoder-kl.js";
 import { AutoencoderKLConfig } from "../src/models/vae/config.js";
 import { folderToSingleFile } from "../src/pipelines/convert-single-file.js";
+import { FAMILY_SCHEDULER_CONFIGS } from "../src/pipelines/family-configs.js";
 import { stableDiffusionModelIndex } from "../src/pipelines/model-index.js";
 import { saveModelFolder } from "../src/pipelines/save-model-folder.js";
 import { Generator } from "../src/tensor/generator.js";
@@ -52,22 +53,11 @@ async function writeRandomSd15(dir: string): Promise<{ folder: string; file: str
   });
   // the shipped emoji model's CLIP tokenizer (a small vocabulary: its ids are valid SD 1.5 ids)
   const tokenizer = join(root, "models", "emoji", "tokenizer");
-  mkdirSync(join(folder, "tokenizer"), { recursive: true });
-  for (const name of ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"]) {
-    writeFileSync(join(folder, "tokenizer", name), readFileSync(join(tokenizer, name)));
-  }
+  cpSync(tokenizer, join(folder, "tokenizer"), { recursive: true });
   mkdirSync(join(folder, "scheduler"), { recursive: true });
   writeFileSync(
     join(folder, "scheduler", "scheduler_config.json"),
-    JSON.stringify({
-      _class_name: "PNDMScheduler",
-      beta_schedule: "scaled_linear",
-      beta_start: 0.00085,
-      beta_end: 0.012,
-      steps_offset: 1,
-      skip_prk_steps: true,
-      set_alpha_to_one: false,
-    }),
+    JSON.stringify(FAMILY_SCHEDULER_CONFIGS.sd1),
   );
   writeFileSync(join(folder, "model_index.json"), JSON.stringify(stableDiffusionModelIndex("PNDMScheduler")));
   await folderToSingleFile(folder, file);
