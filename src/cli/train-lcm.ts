@@ -1,8 +1,9 @@
 /**
  * `diffuse train lcm --teacher DIR --out DIR [...]`: latent consistency distillation of a text-to-image teacher
  * (Luo et al. 2023) on the emoji images into a Stable Diffusion folder whose UNet takes the guidance scale as an
- * embedding and whose scheduler is LCMScheduler: `diffuse generate --model OUT --steps 4` samples it (see
- * src/train/run-lcm.ts).
+ * embedding and whose scheduler is LCMScheduler: `diffuse generate --model OUT --steps 4` samples it; with
+ * `--lora RANK` into an LCM-LoRA for the teacher: `diffuse generate --model TEACHER --lora
+ * OUT/pytorch_lora_weights.safetensors --sampler lcm --steps 4 --guidance 1` (see src/train/run-lcm.ts).
  */
 import type { Command } from "commander";
 import { CONSISTENCY_LOSSES, type ConsistencyLoss } from "../train/consistency.js";
@@ -28,7 +29,8 @@ export interface TrainLcmCliOptions extends TrainRunCliOptions {
   wMax: string;
   loss: string;
   huberC: string;
-  sampleGuidance: string;
+  sampleGuidance?: string;
+  lora?: string;
 }
 
 /** The distillation hyperparameters of the options (checked). */
@@ -60,7 +62,9 @@ export async function runTrainLcm(o: TrainLcmCliOptions): Promise<void> {
       "--teacher applies to a new run; a resumed run uses the copy of the teacher in its folder",
     );
   const train = lcmFromCli(o);
-  const sampleGuidance = cliNumber("sample-guidance", o.sampleGuidance, 0);
+  const sampleGuidance =
+    o.sampleGuidance === undefined ? undefined : cliNumber("sample-guidance", o.sampleGuidance, 0);
+  const lora = o.lora === undefined ? undefined : { rank: cliInt("lora", o.lora, 1) };
   const loop = await loopFromCli(o);
   const data = loadEmoji(32);
   await trainSession(o, async ({ signal, onProgress, onSaved }) => {
@@ -69,6 +73,7 @@ export async function runTrainLcm(o: TrainLcmCliOptions): Promise<void> {
       data,
       teacherFrom: o.teacher,
       train,
+      lora,
       resumeFrom: o.resume,
       sampleGuidance,
       ...loop,
@@ -102,7 +107,11 @@ export function registerTrainLcm(train: Command): void {
     .option("--w-max <w>", "largest guidance weight w drawn", "7")
     .option("--loss <d>", `distance of the consistency loss: ${CONSISTENCY_LOSSES.join(" or ")}`, "l2")
     .option("--huber-c <c>", "c of the pseudo-Huber loss", "0.001")
-    .option("--sample-guidance <g>", "guidance scale of the sample grids", "3");
+    .option(
+      "--lora <rank>",
+      "train an LCM-LoRA of this rank on the teacher (written as OUT/pytorch_lora_weights.safetensors) instead of a full student",
+    )
+    .option("--sample-guidance <g>", "guidance scale of the sample grids (default 3; 1 with --lora)");
   addTrainRunOptions(cmd, {
     steps: "1000",
     batch: "32",

@@ -156,6 +156,8 @@ export interface LoraTrainingInfo {
   targets: string;
   /** Version of this package. */
   version?: string;
+  /** How it was trained, for people (default `diffuse train lora --targets <targets>`). */
+  comment?: string;
 }
 
 const KOHYA_BASE_VERSION: Readonly<Record<LoraFamily, string>> = {
@@ -195,7 +197,7 @@ export function loraFileMetadata(
     ss_learning_rate: String(training.learningRate),
     ss_num_train_images: String(training.images),
     ss_v2: String(base.family === "sd2" ? "True" : "False"),
-    ss_training_comment: `diffuse train lora --targets ${training.targets}`,
+    ss_training_comment: training.comment ?? `diffuse train lora --targets ${training.targets}`,
     diffuse_base_model: base.name,
     diffuse_base_family: base.family ?? "other",
     diffuse_base_family_label: base.family ? LORA_FAMILY_LABEL[base.family] : base.familyLabel,

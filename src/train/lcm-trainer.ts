@@ -10,7 +10,12 @@
 // mu = 0.95, the DDIM solver, the boundary scalings c_skip / c_out with timestep_scaling 10. The guidance scale w is
 // fed to the student as an embedding (`time_cond_proj_dim`; Meng et al. 2023): its projection starts at zero, so the
 // student starts as the teacher.
+// LCM-LoRA (Luo et al. 2023, "LCM-LoRA: A Universal Stable-Diffusion Acceleration Module", arXiv 2311.05556): the
+// student is the teacher itself with trainable LoRA adapters (off while the teacher's step is computed), and it gets
+// no guidance embedding — the LoRA learns the ODE of the guidance range drawn and is sampled without (or with little)
+// classifier-free guidance. The target network is the EMA of the adapters, swapped in for the target's evaluation.
 import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
+import type { LoraNetwork } from "../nn/lora-network.js";
 import { cat } from "../ops/index.js";
 import { applyGuidance, guidanceScaleEmbedding } from "../pipelines/guidance.js";
 import type { LCMScheduler } from "../schedulers/lcm.js";
@@ -130,30 +135,56 @@ export interface LcmParts {
 }
 
 /** The trainer; see the file comment. The EMA of TrainerBase is the target network theta-. */
-export class LcmTrainer extends TrainerBase<UNet2DConditionModel, ResolvedLcmOptions> {
+export class LcmTrainer extends TrainerBase<UNet2DConditionModel | LoraNetwork, ResolvedLcmOptions> {
   readonly teacher: UNet2DConditionModel;
-  /** The target network theta- (the EMA weights, copied in before each step). */
-  readonly target: UNet2DConditionModel;
+  /**
+   * The target network theta- of a full student (the EMA weights, copied in before each step); null for an LCM-LoRA,
+   * whose target is the teacher with the EMA of the adapters.
+   */
+  readonly target: UNet2DConditionModel | null;
+  /** The adapters of an LCM-LoRA run (attached to the teacher), else null. */
+  readonly lora: LoraNetwork | null;
   readonly scheduler: LCMScheduler;
   readonly captions: CaptionEncoder;
   readonly set: EmojiSet;
   readonly latents: LatentSet;
+  /** What an LCM-LoRA run records in its checkpoints (`lcmLora`); null for a full student. */
+  readonly loraRecord: Readonly<Record<string, unknown>> | null;
   #empty: Tensor | null = null;
 
-  constructor(student: UNet2DConditionModel, parts: LcmParts, opts: LcmDistillOptions) {
+  /**
+   * `student`: a UNet with a guidance embedding (see {@link studentFromTeacher}), or LoRA adapters attached to
+   * `parts.teacher` (an LCM-LoRA run, whose checkpoints record `loraRecord` besides the adapters' rank, α and layers).
+   */
+  constructor(
+    student: UNet2DConditionModel | LoraNetwork,
+    parts: LcmParts,
+    opts: LcmDistillOptions,
+    loraRecord: Record<string, unknown> = {},
+  ) {
     const numTrain = parts.scheduler.config.num_train_timesteps;
     const o = resolveLcmOptions(opts, numTrain);
     const who = "LcmTrainer";
     const { latents, set, teacher } = parts;
-    const dim = student.config.time_cond_proj_dim;
-    if (dim == null)
+    const lora = student instanceof UNet2DConditionModel ? null : student;
+    const unet = lora ? teacher : (student as UNet2DConditionModel);
+    if (lora) {
+      if (teacher.config.time_cond_proj_dim != null)
+        throw new ArgumentError(
+          `${who}: the teacher UNet already takes a guidance embedding (time_cond_proj_dim ${teacher.config.time_cond_proj_dim}); distill a UNet trained with classifier-free guidance`,
+        );
+      const modules = new Set(teacher.modules());
+      if (!lora.layers.every((l) => modules.has(l.layer)) || !lora.attached)
+        throw new ArgumentError(`${who}: the LCM-LoRA adapters must be attached to the teacher UNet`);
+    } else if (unet.config.time_cond_proj_dim == null) {
       throw new ArgumentError(`${who}: the student UNet has no time_cond_proj_dim (use studentFromTeacher)`);
+    }
     if (latents.count !== set.count)
       throw new ArgumentError(`${who}: ${latents.count} latents for ${set.count} images`);
     for (const key of ["in_channels", "cross_attention_dim", "sample_size"] as const) {
-      if (JSON.stringify(student.config[key]) !== JSON.stringify(teacher.config[key]))
+      if (JSON.stringify(unet.config[key]) !== JSON.stringify(teacher.config[key]))
         throw new ArgumentError(
-          `${who}: the student's ${key} ${JSON.stringify(student.config[key])} differs from the teacher's ${JSON.stringify(teacher.config[key])}`,
+          `${who}: the student's ${key} ${JSON.stringify(unet.config[key])} differs from the teacher's ${JSON.stringify(teacher.config[key])}`,
         );
     }
     if (teacher.config.in_channels !== latents.channels)
@@ -165,33 +196,76 @@ export class LcmTrainer extends TrainerBase<UNet2DConditionModel, ResolvedLcmOpt
       throw new ArgumentError(
         `${who}: the UNet's cross_attention_dim ${teacher.config.cross_attention_dim} is not the text encoder's hidden_size ${hidden}`,
       );
+    // the teacher is frozen before the trainer collects what to optimise (an LCM-LoRA's adapters sit inside it)
+    for (const p of teacher.parameters()) p.requiresGrad_(false);
     // theta- <- mu theta- + (1 - mu) theta at a constant rate mu (minDecay = decay: no warm-up of the rate)
     super(student, latentLoaderData(latents), o, {
       imageShape: latentLoaderShape(latents),
       ema: { minDecay: o.emaDecay },
     });
     this.teacher = teacher.eval();
-    for (const p of teacher.parameters()) p.requiresGrad_(false);
-    this.target = new UNet2DConditionModel(student.config, { skipInit: true })
-      .toDevice(student.device)
-      .eval();
-    for (const p of this.target.parameters()) p.requiresGrad_(false);
+    this.lora = lora;
+    this.loraRecord = lora
+      ? { ...loraRecord, rank: lora.rank, alpha: lora.alpha, paths: lora.layers.map((l) => l.path) }
+      : null;
+    if (lora) {
+      this.target = null;
+    } else {
+      this.target = new UNet2DConditionModel(unet.config, { skipInit: true }).toDevice(unet.device).eval();
+      for (const p of this.target.parameters()) p.requiresGrad_(false);
+    }
     this.scheduler = parts.scheduler;
     this.captions = parts.captions;
     this.set = set;
     this.latents = latents;
   }
 
-  /** The student being trained. */
+  /** The student being trained (for an LCM-LoRA: the teacher with the adapters attached). */
   get unet(): UNet2DConditionModel {
-    return this.model;
+    return this.lora ? this.teacher : (this.model as UNet2DConditionModel);
   }
 
   checkpointConfigs(): Record<string, Record<string, unknown>> {
-    return {
+    const configs: Record<string, Record<string, unknown>> = {
       unetConfig: { ...this.unet.config },
       schedulerConfig: { ...this.scheduler.config, _class_name: this.scheduler.className },
     };
+    if (this.loraRecord) configs.lcmLora = { ...this.loraRecord };
+    return configs;
+  }
+
+  /** The student's output (with gradients); a full student takes the guidance embedding, an LCM-LoRA none. */
+  #student(x: Tensor, t: number[], context: Tensor, wEmbedding: Tensor | null): Tensor {
+    return wEmbedding
+      ? this.unet.call(x, t, context, { timestepCond: wEmbedding })
+      : this.unet.call(x, t, context);
+  }
+
+  /** The teacher's output (the adapters of an LCM-LoRA switched off meanwhile). */
+  #teacherOutput(x: Tensor, t: number[], context: Tensor): Tensor {
+    if (!this.lora) return this.teacher.call(x, t, context);
+    this.lora.setScale(0);
+    try {
+      return this.teacher.call(x, t, context);
+    } finally {
+      this.lora.setScale(1);
+    }
+  }
+
+  /** The target network's output: the EMA copy of a full student, or the teacher with the adapters' EMA weights. */
+  #targetOutput(x: Tensor, t: number[], context: Tensor, wEmbedding: Tensor | null): Tensor {
+    if (this.target) {
+      return wEmbedding
+        ? this.target.call(x, t, context, { timestepCond: wEmbedding })
+        : this.target.call(x, t, context);
+    }
+    this.ema.store();
+    this.ema.copyTo();
+    try {
+      return this.teacher.call(x, t, context);
+    } finally {
+      this.ema.restore();
+    }
   }
 
   /** The empty prompt's embedding [1, L, D] (the teacher's unconditional branch; kept out of the step's scope). */
@@ -216,21 +290,17 @@ export class LcmTrainer extends TrainerBase<UNet2DConditionModel, ResolvedLcmOpt
     const w = Array.from(g.uniform(b), (u) => o.wMin + (o.wMax - o.wMin) * u);
     const noise = randn([...z.shape], { generator: g, device });
     const noisy = this.scheduler.addNoise(z, noise, pairs.start);
-    const wEmbedding = guidanceScaleEmbedding(w, this.unet.config.time_cond_proj_dim!, device);
-    const online = consistencyOutput(
-      this.unet.call(noisy, pairs.start, context, { timestepCond: wEmbedding }),
-      noisy,
-      pairs.start,
-      this.scheduler,
-      o.timestepScaling,
-    );
+    const dim = this.unet.config.time_cond_proj_dim;
+    const wEmbedding = dim == null ? null : guidanceScaleEmbedding(w, dim, device);
+    // the target first: an LCM-LoRA's target swaps the EMA weights into the adapters, which must hold the live
+    // weights again before the student's forward pass records them for backward
     const target = noGrad(() => {
       const empty = this.#emptyPrompt();
       const uncond = cat(
         Array.from({ length: b }, () => empty),
         0,
       );
-      const both = this.teacher.call(
+      const both = this.#teacherOutput(
         cat([noisy, noisy], 0),
         [...pairs.start, ...pairs.start],
         cat([uncond, context], 0),
@@ -241,14 +311,21 @@ export class LcmTrainer extends TrainerBase<UNet2DConditionModel, ResolvedLcmOpt
         { device },
       );
       const solved = ddimSkipStep(applyGuidance(both, scale).guided, noisy, pairs, this.scheduler);
-      const out = this.target.call(solved, pairs.end, context, { timestepCond: wEmbedding });
+      const out = this.#targetOutput(solved, pairs.end, context, wEmbedding);
       return consistencyOutput(out, solved, pairs.end, this.scheduler, o.timestepScaling);
     });
+    const online = consistencyOutput(
+      this.#student(noisy, pairs.start, context, wEmbedding),
+      noisy,
+      pairs.start,
+      this.scheduler,
+      o.timestepScaling,
+    );
     return consistencyDistance(online, target, o.loss, o.huberC);
   }
 
   protected batchLoss(batch: LabeledBatch): BatchLoss {
-    this.ema.copyTo(this.target);
+    if (this.target) this.ema.copyTo(this.target);
     return { loss: this.consistencyLoss(batch.images, batch.labels, this.generator) };
   }
 }

@@ -5,25 +5,34 @@
 // checkpoint; at the end (or when stopped) unet/ (the student, with `time_cond_proj_dim`), an LCMScheduler
 // scheduler/ on the teacher's noise schedule and model_index.json.
 // Layout: model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/, teacher_unet/, checkpoint/, samples/.
+// An LCM-LoRA run (`lora`) writes instead pytorch_lora_weights.safetensors (kohya layout, the name diffusers'
+// load_lora_weights looks for in a folder) and scheduler/ (the LCMScheduler to sample the teacher with it).
 import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { imageGrid, writePng } from "../io/image.js";
+import { loraFileMetadata, saveLoraFile } from "../io/lora-write.js";
+import { packageVersion } from "../io/package-version.js";
 import { CLIPTextModel } from "../models/clip/text-model.js";
 import { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
+import { LoraNetwork } from "../nn/lora-network.js";
+import { modelFamily } from "../pipelines/lora.js";
+import { fileSha256, modelHashFile } from "../pipelines/model-hash.js";
 import { readModelIndex } from "../pipelines/model-index.js";
 import { StableDiffusionPipeline } from "../pipelines/stable-diffusion.js";
 import { LCMScheduler } from "../schedulers/lcm.js";
 import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
+import { Generator } from "../tensor/generator.js";
 import type { ProgressCallback } from "../tensor/progress.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import { checkSkip } from "./consistency.js";
 import type { EmojiSet } from "./data/emoji.js";
 import { type LcmDistillOptions, LcmTrainer, resolveLcmOptions, studentFromTeacher } from "./lcm-trainer.js";
 import { trainIntoFolder, writeLossCurve } from "./loop.js";
-import { SAMPLE_PROMPTS, writeTextToImagePipeline } from "./run-text-to-image.js";
+import { type LoraTargetSet, unetLoraPaths } from "./lora-targets.js";
+import { SAMPLE_PROMPTS, writeSchedulerFolder, writeTextToImagePipeline } from "./run-text-to-image.js";
 import { CaptionEncoder } from "./text-latents.js";
 import { encodeLatents } from "./text-to-image-trainer.js";
 import { withEmaWeights } from "./trainer-base.js";
@@ -34,6 +43,26 @@ export const LCM_SAMPLE_STEPS = [1, 2, 4];
 /** The components a teacher folder needs, and where a distillation run keeps its copy of the teacher UNet. */
 const TEACHER_PARTS = ["unet", "vae", "text_encoder", "tokenizer", "scheduler"] as const;
 const TEACHER_UNET = "teacher_unet";
+/** The LCM-LoRA file an LCM-LoRA run writes into its folder. */
+export const LCM_LORA_FILE = "pytorch_lora_weights.safetensors";
+
+/** The adapters of an LCM-LoRA run. */
+export interface LcmLoraLayout {
+  rank: number;
+  /** α (default rank). */
+  alpha?: number;
+  /** Layers adapted (default "all-linear+conv", as the LCM-LoRA paper's adapters on every linear and conv layer). */
+  targets?: LoraTargetSet;
+}
+
+/** What an LCM-LoRA run records in its checkpoints (`lcmLora`): its adapters and the teacher it was made for. */
+type LcmLoraRecord = {
+  rank: number;
+  alpha: number;
+  paths: string[];
+  teacherName: string;
+  teacherSha256: string;
+};
 
 /** Options of {@link trainLcm}. */
 export interface TrainLcmOptions {
@@ -43,10 +72,15 @@ export interface TrainLcmOptions {
   teacherFrom?: string;
   /** Hyperparameters of a new run; when resuming only `steps` is taken from here (to extend a run). */
   train: LcmDistillOptions;
+  /** Train an LCM-LoRA on the teacher instead of a full student (a new run; a resumed run keeps its kind). */
+  lora?: LcmLoraLayout;
   /** Continue from this folder's checkpoint (an output folder or its checkpoint/ folder). */
   resumeFrom?: string;
   device?: Device;
-  /** Guidance scale of the sample grids (default 3; the student takes it as its embedding). */
+  /**
+   * Guidance scale of the sample grids (default 3, which a full student takes as its embedding; 1 for an LCM-LoRA,
+   * whose guidance is learnt into it).
+   */
   sampleGuidance?: number;
   sampleEvery?: number;
   checkpointEvery?: number;
@@ -101,17 +135,24 @@ export async function createLcmTrainer(opts: TrainLcmOptions): Promise<LcmTraine
     unetConfig: Record<string, unknown>;
     schedulerConfig: Record<string, unknown>;
     options: object;
+    lora: LcmLoraRecord | null;
   } | null = null;
   let newScheduler: LCMScheduler | null = null;
   if (opts.resumeFrom) {
     const r = resumeCheckpoint(opts.resumeFrom);
     if (!r.state.unetConfig || !r.state.schedulerConfig || !existsSync(join(opts.resumeFrom, TEACHER_UNET)))
       throw new ArgumentError(`resume: ${opts.resumeFrom} is not a latent consistency distillation run`);
+    const lora = (r.state.lcmLora as LcmLoraRecord | undefined) ?? null;
+    if (opts.lora && (!lora || lora.rank !== opts.lora.rank))
+      throw new ArgumentError(
+        `resume: ${opts.resumeFrom} is ${lora ? `an LCM-LoRA run of rank ${lora.rank}` : "a full-student run"}, not an LCM-LoRA of rank ${opts.lora.rank}; leave the LoRA option out to resume it as it was`,
+      );
     resumed = {
       dir: r.dir,
       unetConfig: r.state.unetConfig,
       schedulerConfig: r.state.schedulerConfig,
       options: r.state.options,
+      lora,
     };
   } else {
     if (!opts.teacherFrom)
@@ -125,6 +166,8 @@ export async function createLcmTrainer(opts: TrainLcmOptions): Promise<LcmTraine
       lcmSchedulerConfig(teacherScheduler, opts.train.skip ?? 20, opts.train.timestepScaling ?? 10),
     );
     resolveLcmOptions(opts.train, newScheduler.config.num_train_timesteps);
+    if (opts.lora && !(Number.isInteger(opts.lora.rank) && opts.lora.rank >= 1))
+      throw new ArgumentError(`the LCM-LoRA rank must be a positive integer, got ${opts.lora.rank}`);
     mkdirSync(out, { recursive: true });
     for (const part of ["vae", "text_encoder", "tokenizer"])
       cpSync(join(opts.teacherFrom, part), join(out, part), { recursive: true, dereference: true });
@@ -142,23 +185,40 @@ export async function createLcmTrainer(opts: TrainLcmOptions): Promise<LcmTraine
   });
   const latents = encodeLatents(vae, opts.data, { onProgress: opts.onProgress });
   const captions = new CaptionEncoder(textEncoder, tokenizer);
+  const parts = (scheduler: LCMScheduler) => ({ teacher, scheduler, captions, set: opts.data, latents });
   if (resumed) {
-    const student = new UNet2DConditionModel(resumed.unetConfig, { skipInit: true }).toDevice(device);
+    const options = { ...(resumed.options as LcmDistillOptions), steps: opts.train.steps };
     const scheduler = new LCMScheduler(resumed.schedulerConfig);
-    const trainer = new LcmTrainer(
-      student,
-      { teacher, scheduler, captions, set: opts.data, latents },
-      { ...(resumed.options as LcmDistillOptions), steps: opts.train.steps },
-    );
+    const student = resumed.lora
+      ? lcmLoraNetwork(teacher, resumed.lora.paths, resumed.lora)
+      : new UNet2DConditionModel(resumed.unetConfig, { skipInit: true }).toDevice(device);
+    const trainer = new LcmTrainer(student, parts(scheduler), options, resumed.lora ?? undefined);
     await loadCheckpoint(trainer, resumed.dir);
     return trainer;
   }
-  const student = studentFromTeacher(teacher);
-  return new LcmTrainer(
-    student,
-    { teacher, scheduler: newScheduler!, captions, set: opts.data, latents },
-    opts.train,
-  );
+  if (opts.lora) {
+    const { rank, alpha = rank, targets = "all-linear+conv" } = opts.lora;
+    const paths = unetLoraPaths(teacher, targets);
+    const net = lcmLoraNetwork(teacher, paths, { rank, alpha }, new Generator((opts.train.seed ?? 0) + 2));
+    const record: LcmLoraRecord = {
+      rank,
+      alpha,
+      paths,
+      teacherName: basename(resolve(opts.teacherFrom!)),
+      teacherSha256: await fileSha256(await modelHashFile(opts.teacherFrom!)),
+    };
+    return new LcmTrainer(net, parts(newScheduler!), opts.train, record);
+  }
+  return new LcmTrainer(studentFromTeacher(teacher), parts(newScheduler!), opts.train);
+}
+
+function lcmLoraNetwork(
+  teacher: UNet2DConditionModel,
+  paths: readonly string[],
+  layout: { rank: number; alpha: number },
+  generator?: Generator,
+): LoraNetwork {
+  return new LoraNetwork(teacher, paths, { ...layout, generator, name: "lcm-lora" });
 }
 
 /** The pipeline around the trainer's current student weights, sampling with LCMScheduler. */
@@ -188,7 +248,7 @@ export async function trainLcm(opts: TrainLcmOptions): Promise<{ trainer: LcmTra
         const r = await pipe.generate({
           prompt: SAMPLE_PROMPTS,
           steps,
-          guidanceScale: opts.sampleGuidance ?? 3,
+          guidanceScale: opts.sampleGuidance ?? (trainer.lora ? 1 : 3),
           seed: 0,
         });
         rows.push(...r.images);
@@ -203,13 +263,52 @@ export async function trainLcm(opts: TrainLcmOptions): Promise<{ trainer: LcmTra
     opts.onSaved?.("samples", svg, trainer.step);
   };
   const stopped = await trainIntoFolder(trainer, out, opts, writeSamples);
-  // the student is the target network theta- (the EMA), as the pipeline folder of the other trainers holds theirs
-  await writeTextToImagePipeline(out, {
-    unetConfig: trainer.unet.config,
-    weights: trainer.ema.averagedStateDict(),
-    schedulerConfig: { ...trainer.scheduler.config, _class_name: "LCMScheduler" },
-  });
-  opts.onSaved?.("pipeline", out, trainer.step);
+  if (trainer.lora) {
+    await writeLcmLora(trainer, out);
+    opts.onSaved?.("lora", join(out, LCM_LORA_FILE), trainer.step);
+  } else {
+    // the student is the target network theta- (the EMA), as the pipeline folder of the other trainers holds theirs
+    await writeTextToImagePipeline(out, {
+      unetConfig: trainer.unet.config,
+      weights: trainer.ema.averagedStateDict(),
+      schedulerConfig: { ...trainer.scheduler.config, _class_name: "LCMScheduler" },
+    });
+    opts.onSaved?.("pipeline", out, trainer.step);
+  }
   if (!stopped) await writeSamples();
   return { trainer, stopped };
+}
+
+/**
+ * Writes an LCM-LoRA run's result into `out`: the adapters' EMA weights (the target network, as a full student
+ * saves its) as a kohya-layout LoRA file recording the teacher, and the LCMScheduler config in scheduler/.
+ */
+async function writeLcmLora(trainer: LcmTrainer, out: string): Promise<void> {
+  const record = trainer.loraRecord as unknown as LcmLoraRecord;
+  const family = modelFamily(trainer.teacher);
+  await withEmaWeights(trainer, async () => {
+    const entries = trainer
+      .lora!.weights()
+      .map((w) => ({ target: "unet" as const, modulePath: w.path, ...w }));
+    const metadata = loraFileMetadata(
+      entries,
+      "kohya",
+      {
+        name: record.teacherName,
+        family: family.family,
+        familyLabel: family.label,
+        sha256: record.teacherSha256,
+      },
+      {
+        steps: trainer.step,
+        learningRate: trainer.options.lr,
+        images: trainer.set.count,
+        targets: "lcm-lora",
+        version: packageVersion(),
+        comment: `diffuse train lcm --lora ${record.rank} (latent consistency distillation, guidance weight w in [${trainer.options.wMin}, ${trainer.options.wMax}])`,
+      },
+    );
+    await saveLoraFile(join(out, LCM_LORA_FILE), entries, "kohya", metadata);
+  });
+  writeSchedulerFolder(out, { ...trainer.scheduler.config, _class_name: "LCMScheduler" });
 }

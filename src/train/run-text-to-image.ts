@@ -181,13 +181,24 @@ export async function writeTextToImagePipeline(
     config: { _class_name: "UNet2DConditionModel", _diffusers_version: "0.30.0", ...parts.unetConfig },
     weights: parts.weights,
   });
-  const { _class_name: className, ...sched } = parts.schedulerConfig;
+  writeSchedulerFolder(out, parts.schedulerConfig);
+  writeFileAtomic(
+    join(out, MODEL_INDEX),
+    configJson(stableDiffusionModelIndex(parts.schedulerConfig._class_name)),
+  );
+}
+
+/** Writes `out`/scheduler/scheduler_config.json (diffusers layout) from a config with its `_class_name`. */
+export function writeSchedulerFolder(
+  out: string,
+  config: Record<string, unknown> & { _class_name: string },
+): void {
+  const { _class_name: className, _diffusers_version: _, ...sched } = config;
   mkdirSync(join(out, "scheduler"), { recursive: true });
   writeFileAtomic(
     join(out, "scheduler", "scheduler_config.json"),
     configJson({ _class_name: className, _diffusers_version: "0.30.0", ...sched }),
   );
-  writeFileAtomic(join(out, MODEL_INDEX), configJson(stableDiffusionModelIndex(className)));
 }
 
 /** Runs (or resumes) text-to-image training into `outDir`; see the file comment. */

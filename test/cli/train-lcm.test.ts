@@ -64,6 +64,64 @@ describe("diffuse train lcm", () => {
     );
   });
 
+  it("--lora trains an LCM-LoRA that generate and eval put on the teacher with --sampler lcm", () => {
+    const out = join(dir, "lcm-lora");
+    const common = ["--batch", "4", "--sample-every", "0", "--checkpoint-every", "0", "--json"];
+    const run = diffuse(
+      "train",
+      "lcm",
+      "--teacher",
+      teacher,
+      "--out",
+      out,
+      "--lora",
+      "4",
+      "--steps",
+      "2",
+      ...common,
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const file = join(out, "pytorch_lora_weights.safetensors");
+    assert.ok(jsonLines(run.stdout).some((l) => l.type === "saved" && l.what === "lora" && l.path === file));
+    const gen = diffuse(
+      "generate",
+      "red heart",
+      "--model",
+      teacher,
+      "--lora",
+      file,
+      "--sampler",
+      "lcm",
+      "--steps",
+      "4",
+      "--guidance",
+      "1",
+      "-o",
+      join(dir, "lora-heart.png"),
+      "--json",
+    );
+    assert.equal(gen.code, 0, gen.stderr);
+    const settings = jsonLines(gen.stdout).at(-1)!.settings as Record<string, unknown>;
+    assert.deepEqual([settings.sampler, settings.steps], ["lcm", 4]);
+    const ev = diffuse(
+      "eval",
+      "--model",
+      teacher,
+      "--lora",
+      file,
+      "--sampler",
+      "lcm",
+      "--names",
+      "2",
+      "--steps",
+      "2",
+      "--guidance",
+      "1",
+      "--json",
+    );
+    assert.equal(ev.code, 0, ev.stderr);
+  });
+
   it("eval samples an LCM folder with its own scheduler: 4 steps, --sweep over 1, 2, 4, 8", () => {
     const lcm = { sampler: "lcm", steps: 4, guidance: 7.5, sweepSteps: [1, 2, 4, 8] };
     assert.deepEqual(settingsFromOptions({}, lcm), [{ sampler: "lcm", steps: 4, guidance: 7.5 }]);
@@ -89,6 +147,7 @@ describe("diffuse train lcm", () => {
       run("--out", join(dir, "x"), "--teacher", teacher, "--loss", "l1"),
       /--loss must be one of l2, huber, got "l1"/,
     );
+    await assert.rejects(run("--out", join(dir, "x"), "--teacher", teacher, "--lora", "0"), /--lora/);
     await assert.rejects(
       run("--out", join(dir, "x"), "--teacher", teacher, "--skip", "30"),
       /dividing num_train_timesteps 1000/,

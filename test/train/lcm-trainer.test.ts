@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import { CLIPTextModel } from "../../src/models/clip/text-model.js";
 import { CLIPTokenizer } from "../../src/models/clip/tokenizer.js";
 import { AutoencoderKL } from "../../src/models/vae/autoencoder-kl.js";
+import { LoraNetwork } from "../../src/nn/lora-network.js";
 import { guidanceScaleEmbedding } from "../../src/pipelines/guidance.js";
 import { LCMScheduler } from "../../src/schedulers/lcm.js";
 import { noGrad } from "../../src/tensor/autograd.js";
@@ -18,6 +19,7 @@ import {
   resolveLcmOptions,
   studentFromTeacher,
 } from "../../src/train/lcm-trainer.js";
+import { unetLoraPaths } from "../../src/train/lora-targets.js";
 import { lcmSchedulerConfig } from "../../src/train/run-lcm.js";
 import { CaptionEncoder } from "../../src/train/text-latents.js";
 import { encodeLatents } from "../../src/train/text-to-image-trainer.js";
@@ -26,14 +28,21 @@ import { fewEmoji, SHIPPED_EMOJI, tinyTeacher } from "./lcm-teacher.js";
 
 const set = fewEmoji(4);
 
-async function makeTrainer(opts: LcmDistillOptions): Promise<LcmTrainer> {
+/** A trainer of a full student, or with `loraRank` of an LCM-LoRA on every linear and conv layer of the teacher. */
+async function makeTrainer(opts: LcmDistillOptions, loraRank?: number): Promise<LcmTrainer> {
   const vae = await AutoencoderKL.fromPretrained(join(SHIPPED_EMOJI, "vae"));
   const textEncoder = await CLIPTextModel.fromPretrained(join(SHIPPED_EMOJI, "text_encoder"));
   const tokenizer = await CLIPTokenizer.fromPretrained(join(SHIPPED_EMOJI, "tokenizer"));
   const sched = JSON.parse(readFileSync(join(SHIPPED_EMOJI, "scheduler", "scheduler_config.json"), "utf8"));
   const teacher = tinyTeacher();
+  const student = loraRank
+    ? new LoraNetwork(teacher, unetLoraPaths(teacher, "all-linear+conv"), {
+        rank: loraRank,
+        generator: new Generator(5),
+      })
+    : studentFromTeacher(teacher);
   return new LcmTrainer(
-    studentFromTeacher(teacher),
+    student,
     {
       teacher,
       scheduler: new LCMScheduler(lcmSchedulerConfig(sched, 20)),
@@ -74,7 +83,7 @@ describe("LcmTrainer", () => {
     const labels = [0, 1, 2, 3];
     // the same draws (latents, captions, timesteps, weights, noise) each time; the target network as trained
     const fixedLoss = () => {
-      trainer.ema.copyTo(trainer.target);
+      trainer.ema.copyTo(trainer.target!);
       return noGrad(() => trainer.consistencyLoss(moments, labels, new Generator(7)).item());
     };
     const before = fixedLoss();
@@ -84,6 +93,53 @@ describe("LcmTrainer", () => {
     assert.ok(after < 0.7 * before, `loss ${before} -> ${after}`);
     const losses = await trainer.readLosses();
     assert.equal(losses.length, 40);
+  });
+
+  it("an LCM-LoRA trains only its adapters: the teacher's weights stay, its step is computed without them", async () => {
+    const trainer = await makeTrainer({ steps: 30, batchSize: 4, lr: 2e-3, warmupSteps: 0, seed: 1 }, 4);
+    const lora = trainer.lora!;
+    assert.equal(trainer.target, null);
+    assert.equal(trainer.unet, trainer.teacher);
+    assert.equal(trainer.unet.config.time_cond_proj_dim ?? null, null);
+    const base = new Map([...trainer.teacher.stateDict()].map(([k, t]) => [k, t.toFloat32Array().slice()]));
+    const x = randomTensor([2, 4, 8, 8], 1);
+    const context = randomTensor([2, 77, 256], 2);
+    const teacherOut = () => {
+      lora.setScale(0);
+      try {
+        return noGrad(() => trainer.teacher.call(x, [999, 19], context).toFloat32Array());
+      } finally {
+        lora.setScale(1);
+      }
+    };
+    const before = teacherOut();
+    const moments = tensor(trainer.latents.moments, [4, 8, 8, 8]);
+    const fixedLoss = () =>
+      noGrad(() => trainer.consistencyLoss(moments, [0, 1, 2, 3], new Generator(7)).item());
+    const lossBefore = fixedLoss();
+    for (let i = 0; i < 30; i++) trainer.trainStep();
+    const lossAfter = fixedLoss();
+    assert.ok(lossAfter < 0.8 * lossBefore, `loss ${lossBefore} -> ${lossAfter}`);
+    for (const [k, t] of trainer.teacher.stateDict()) assert.deepEqual(t.toFloat32Array(), base.get(k), k);
+    assert.deepEqual(teacherOut(), before);
+    // the adapters moved, so the adapted model differs from the teacher
+    const adapted = noGrad(() => trainer.unet.call(x, [999, 19], context).toFloat32Array());
+    assert.ok(adapted.some((v, i) => Math.abs(v - before[i]!) > 1e-4));
+    assert.deepEqual(Object.keys(trainer.checkpointConfigs().lcmLora!).sort(), ["alpha", "paths", "rank"]);
+  });
+
+  it("refuses an LCM-LoRA on a UNet other than the teacher", async () => {
+    const trainer = await makeTrainer({ steps: 1, batchSize: 4 }, 2);
+    const other = tinyTeacher(4);
+    const net = new LoraNetwork(other, unetLoraPaths(other, "attn"), { rank: 2 });
+    const parts = {
+      teacher: trainer.teacher,
+      scheduler: trainer.scheduler,
+      captions: trainer.captions,
+      set: trainer.set,
+      latents: trainer.latents,
+    };
+    assert.throws(() => new LcmTrainer(net, parts, { steps: 1 }), /must be attached to the teacher UNet/);
   });
 
   it("refuses inverted guidance ranges, skips that do not divide T, unknown losses", () => {

@@ -7,9 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadSafetensors } from "../../src/io/safetensors.js";
+import { UNet2DConditionModel } from "../../src/models/unet/unet-2d-condition.js";
+import { applyLora, loadLora } from "../../src/pipelines/lora.js";
 import { StableDiffusionPipeline } from "../../src/pipelines/stable-diffusion.js";
+import { noGrad } from "../../src/tensor/autograd.js";
 import { readTrainerState } from "../../src/train/checkpoint.js";
-import { trainLcm } from "../../src/train/run-lcm.js";
+import { LCM_LORA_FILE, trainLcm } from "../../src/train/run-lcm.js";
+import { withEmaWeights } from "../../src/train/trainer-base.js";
+import { randomTensor } from "../helpers.js";
 import { fewEmoji, writeTinyTeacher } from "./lcm-teacher.js";
 
 const set = fewEmoji(8);
@@ -88,6 +93,70 @@ describe("trainLcm", () => {
         await weightsOf(join(full, "checkpoint", file)),
       );
     assert.deepEqual(resumed.trainer.losses, r.trainer.losses);
+  });
+
+  it("an LCM-LoRA run writes a kohya file that the package's loader puts on the teacher as trained; it resumes", async () => {
+    const out = join(dir, "lcm-lora");
+    const r = await trainLcm({
+      outDir: out,
+      data: set,
+      teacherFrom: teacher,
+      train,
+      lora: { rank: 4 },
+      sampleEvery: 4,
+    });
+    assert.ok(existsSync(join(out, "samples", "step-000004.png")));
+    assert.ok(!existsSync(join(out, "unet")) && !existsSync(join(out, "model_index.json")));
+    const sched = JSON.parse(readFileSync(join(out, "scheduler", "scheduler_config.json"), "utf8"));
+    assert.equal(sched._class_name, "LCMScheduler");
+    const lora = await loadLora(join(out, LCM_LORA_FILE));
+    assert.equal(lora.format, "kohya");
+    assert.equal(lora.metadata?.diffuse_base_model, "teacher");
+    assert.match(lora.metadata?.ss_training_comment ?? "", /^diffuse train lcm --lora 4 /);
+    assert.equal(lora.entries.length, r.trainer.lora!.layers.length);
+    // the teacher as loaded by a user, with the file applied = the trainer's adapted teacher with the EMA weights
+    const x = randomTensor([2, 4, 8, 8], 1);
+    const context = randomTensor([2, 77, 256], 2);
+    const want = await withEmaWeights(r.trainer, () =>
+      noGrad(() => r.trainer.unet.call(x, [999, 39], context).toFloat32Array()),
+    );
+    const unet = await UNet2DConditionModel.fromPretrained(join(teacher, "unet"));
+    const plain = noGrad(() => unet.call(x, [999, 39], context).toFloat32Array());
+    applyLora({ unet }, lora);
+    const got = noGrad(() => unet.call(x, [999, 39], context).toFloat32Array());
+    let err = 0;
+    let size = 0;
+    let moved = 0;
+    for (let i = 0; i < want.length; i++) {
+      err = Math.max(err, Math.abs(got[i]! - want[i]!));
+      size = Math.max(size, Math.abs(want[i]!));
+      moved = Math.max(moved, Math.abs(plain[i]! - want[i]!));
+    }
+    assert.ok(err <= 1e-5 * size, `max |loaded - trained| ${err} (output max ${size})`);
+    assert.ok(moved > 1e-3 * size, "the LoRA changes the teacher's output");
+
+    const parts = join(dir, "lcm-lora-parts");
+    const stop = new AbortController();
+    await trainLcm({
+      outDir: parts,
+      data: set,
+      teacherFrom: teacher,
+      train,
+      lora: { rank: 4 },
+      sampleEvery: 0,
+      signal: stop.signal,
+      onProgress: (e) => {
+        if (e.stage === "train" && e.step === 2) stop.abort();
+      },
+    });
+    await assert.rejects(
+      trainLcm({ outDir: parts, data: set, train, resumeFrom: parts, lora: { rank: 8 } }),
+      /is an LCM-LoRA run of rank 4, not an LCM-LoRA of rank 8/,
+    );
+    const resumed = await trainLcm({ outDir: parts, data: set, train, resumeFrom: parts, sampleEvery: 0 });
+    assert.ok(resumed.trainer.lora);
+    assert.deepEqual(resumed.trainer.losses, r.trainer.losses);
+    assert.deepEqual(await weightsOf(join(parts, LCM_LORA_FILE)), await weightsOf(join(out, LCM_LORA_FILE)));
   });
 
   it("refuses a missing teacher, a teacher without a text encoder or UNet, the teacher folder as output, bad options", async () => {
