@@ -27,8 +27,8 @@ export type Job =
   | { case: "down"; impl: "ours" | "ort"; dir: string }
   | { case: "attention"; impl: "ours" | "gemm2" }
   | { case: "overhead"; impl: "native" | "reference" }
-  | { case: "unet"; dtype: "float32" | "float16" }
-  | { case: "vae"; size: number; tileSize?: number }
+  | { case: "unet"; dtype: "float32" | "float16"; impl?: "ours" | "ort"; onnx?: string }
+  | { case: "vae"; size: number; tileSize?: number; impl?: "ours" | "ort"; onnx?: string }
   | { case: "clip" };
 
 export type JobSpec = Job & { threads: number; repeats: number };
@@ -190,6 +190,28 @@ async function ortSession(path: string, threads: number) {
   });
   const feed = (t: Tensor) => new ort.Tensor("float32", t.toFloat32Array(), t.shape as number[]);
   return { session, feed };
+}
+
+/** An ORT session of the graph at `path` with its feeds built from `inputs`. */
+async function ortFeeds(path: string, threads: number, inputs: Record<string, Tensor>) {
+  const { session, feed } = await ortSession(path, threads);
+  return { session, feeds: Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, feed(t)])) };
+}
+
+/**
+ * A whole-model ORT run's steady time: two warm-up runs (the first timed run after one warm-up is still up to twice
+ * as slow, see ../shared/bench/sd15_unet/README.md), then the best of `reps`; the outputs must be finite.
+ */
+async function timeOrt(
+  { session, feeds }: Awaited<ReturnType<typeof ortFeeds>>,
+  reps: number,
+): Promise<Pick<WorkerResult, "wall" | "cpu" | "cpuMin">> {
+  let out: Record<string, { data: unknown }> = {};
+  const t = await time(async () => (out = await session.run(feeds)), reps, 2);
+  for (const [name, v] of Object.entries(out)) {
+    if (!(v.data as Float32Array).every(Number.isFinite)) throw new Error(`ORT output ${name} is not finite`);
+  }
+  return t;
 }
 
 /** SD 1.5's down_blocks.0 with the bench case's weights (as test/models/unet/sd15-down-block.test.ts builds it). */
@@ -367,6 +389,16 @@ async function run(job: JobSpec): Promise<Partial<WorkerResult>> {
       return { ...t, perCall: t.wall / calls, extra: tOp.wall / opCalls };
     }
     case "unet": {
+      if (job.impl === "ort") {
+        // the exported whole UNet (../shared/bench/sd15_unet): sample [2,4,64,64], timestep [2], text [2,77,768]
+        const g = new Generator().manualSeed(0);
+        const feeds = await ortFeeds(job.onnx!, job.threads, {
+          sample: randn([2, 4, 64, 64], { generator: g }),
+          timestep: Tensor.fromStorage(Float32Array.of(999, 999), [2], "float32"),
+          encoder_hidden_states: randn([2, 77, 768], { generator: g }),
+        });
+        return { ...(await timeOrt(feeds, reps)), flops: 1.61e12 };
+      }
       setThreads(job.threads);
       const model = new UNet2DConditionModel(UNet2DConditionConfig.sd15(), {
         skipInit: true,
@@ -380,10 +412,20 @@ async function run(job: JobSpec): Promise<Partial<WorkerResult>> {
       setBackend(counter.backend);
       // one warm-up step first: a sampling loop runs 20-50 of them, and from the second on the output pool and
       // the kernels' scratch buffers are warm (the FLOP count covers warm-up and measured runs)
-      const t = await time(() => noGrad(() => model.call(sample, 999, text)), reps, 1);
+      let out: Tensor | null = null;
+      const t = await time(() => (out = noGrad(() => model.call(sample, 999, text))), reps, 1);
+      if (!out!.toFloat32Array().every(Number.isFinite)) throw new Error("the UNet's output is not finite");
       return { ...t, flops: counter.flops() / (reps + 1) };
     }
     case "vae": {
+      if (job.impl === "ort") {
+        // the exported decoder (../shared/bench/sd15_vae_decoder): z [1,4,64,64] -> image [1,3,512,512]
+        if (job.size !== 512 || job.tileSize)
+          throw new Error("the ONNX VAE decoder peer is 512x512, untiled");
+        const z = randn([1, 4, 64, 64], { generator: new Generator().manualSeed(0) });
+        const feeds = await ortFeeds(job.onnx!, job.threads, { z });
+        return { ...(await timeOrt(feeds, reps)), flops: 2.51e12 };
+      }
       setThreads(job.threads);
       const vae = new AutoencoderKL(AutoencoderKLConfig.sd(), { skipInit: true }).eval();
       randomizeWeights(vae, 12);
