@@ -10,7 +10,7 @@ import type { Command } from "commander";
 import { DigitClassifier } from "../models/classifier/digit-classifier.js";
 import { loadClassConditionalPipeline } from "../pipelines/class-conditional.js";
 import { formatGuidanceInterval } from "../pipelines/guidance.js";
-import { isStableDiffusionModel, modelSchedulerClass } from "../pipelines/model-kind.js";
+import { isFusedLcmFolder, isStableDiffusionModel, modelSchedulerClass } from "../pipelines/model-kind.js";
 import { samplerSpec } from "../schedulers/samplers.js";
 import { loadMnist } from "../train/data/mnist.js";
 import {
@@ -109,6 +109,8 @@ const TEXT_TO_IMAGE_SETTING: EvalDefaults = { steps: 30, guidance: 7.5 };
  * embedding): sampled with its own scheduler, 4 steps, `generate`'s guidance; --sweep over 1, 2, 4, 8 steps.
  */
 const LCM_SETTING: EvalDefaults = { sampler: "lcm", steps: 4, guidance: 7.5, sweepSteps: [1, 2, 4, 8] };
+/** An LCM-LoRA fused into its teacher (no guidance embedding): as LCM_SETTING, without guidance (`generate`'s 1). */
+const FUSED_LCM_SETTING: EvalDefaults = { ...LCM_SETTING, guidance: 1 };
 
 /**
  * Settings asked for: one (`single`'s sampler, steps and guidance), or with `sweep` lists (default: the
@@ -176,7 +178,11 @@ export async function runEval(opts: EvalCliOptions): Promise<EvalResult[] | Text
       seed: opts.seed,
       settings: settingsFromOptions(
         opts,
-        (await modelSchedulerClass(modelDir)) === "LCMScheduler" ? LCM_SETTING : TEXT_TO_IMAGE_SETTING,
+        (await isFusedLcmFolder(modelDir))
+          ? FUSED_LCM_SETTING
+          : (await modelSchedulerClass(modelDir)) === "LCMScheduler"
+            ? LCM_SETTING
+            : TEXT_TO_IMAGE_SETTING,
       ),
       sweep: opts.sweep,
       json: opts.json,

@@ -72,7 +72,10 @@ export function addSdGenerateOptions(cmd: Command): Command {
     "--sampler <name>",
     "sampler, e.g. euler, euler-a, dpmpp-2m, dpmpp-2m-karras, ddim (default: the model's)",
   );
-  add("--guidance <g>", "classifier-free guidance scale (default 7.5; 7-10 is the usual range)");
+  add(
+    "--guidance <g>",
+    "classifier-free guidance scale (default 7.5, 7-10 the usual range; 1 for an LCM-LoRA fused folder)",
+  );
   add("--rescale <phi>", "guidance rescale in [0, 1] (default 0)");
   add(
     "--guidance-interval <lo,hi>",

@@ -1,6 +1,6 @@
 // Which pipeline a model path holds, and where the shipped model is (Node.js: reads the file system). The CLI and
 // the server pick their code path with these.
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MODEL_INDEX, readModelIndex } from "./model-index.js";
@@ -33,4 +33,21 @@ export async function modelSchedulerClass(path: string): Promise<string | null> 
   if (!existsSync(join(path, MODEL_INDEX))) return null;
   const index = await readModelIndex(path).catch(() => null);
   return index?.components.scheduler?.[1] ?? null;
+}
+
+/**
+ * True for a latent consistency folder whose UNet takes no guidance embedding (an LCM-LoRA fused into its teacher):
+ * sampled without classifier-free guidance by default.
+ */
+export async function isFusedLcmFolder(path: string): Promise<boolean> {
+  if ((await modelSchedulerClass(path)) !== "LCMScheduler") return false;
+  try {
+    const config = JSON.parse(readFileSync(join(path, "unet", "config.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    return config.time_cond_proj_dim == null;
+  } catch {
+    return false;
+  }
 }

@@ -198,6 +198,16 @@ export class StableDiffusionPipeline {
     return spec?.name ?? this.scheduler.className;
   }
 
+  /**
+   * The guidance scale when none is given: 7.5, or 1 (no classifier-free guidance) for a latent consistency model
+   * without a guidance embedding (LCMScheduler and a UNet without `time_cond_proj_dim`: an LCM-LoRA fused into its
+   * teacher), whose guidance was learnt into its weights.
+   */
+  get defaultGuidance(): number {
+    const fused = this.scheduler.className === "LCMScheduler" && this.unet.config.time_cond_proj_dim == null;
+    return fused ? 1 : 7.5;
+  }
+
   /** A fresh scheduler for one run: the default one's config, or the named sampler over it. */
   protected makeScheduler(sampler: string | undefined): { scheduler: Scheduler; name: string } {
     const base = this.scheduler;
@@ -244,7 +254,7 @@ export class StableDiffusionPipeline {
     };
     const negativePrompt = opts.negativePrompt ?? "";
     const steps = opts.steps ?? 30;
-    const guidanceScale = opts.guidanceScale ?? 7.5;
+    const guidanceScale = opts.guidanceScale ?? this.defaultGuidance;
     const guidanceRescale = opts.guidanceRescale ?? 0;
     const perPrompt = opts.numImages ?? 1;
     const clipSkip = opts.clipSkip ?? 0;

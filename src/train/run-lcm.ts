@@ -5,8 +5,8 @@
 // checkpoint; at the end (or when stopped) unet/ (the student, with `time_cond_proj_dim`), an LCMScheduler
 // scheduler/ on the teacher's noise schedule and model_index.json.
 // Layout: model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/, teacher_unet/, checkpoint/, samples/.
-// An LCM-LoRA run (`lora`) writes instead pytorch_lora_weights.safetensors (kohya layout, the name diffusers'
-// load_lora_weights looks for in a folder) and scheduler/ (the LCMScheduler to sample the teacher with it).
+// An LCM-LoRA run (`lora`) writes pytorch_lora_weights.safetensors (kohya layout, the name diffusers'
+// load_lora_weights looks for in a folder), and the folder's unet/ is the teacher with that LoRA merged in.
 import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { imageGrid, writePng } from "../io/image.js";
@@ -17,7 +17,7 @@ import { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import { UNet2DConditionModel } from "../models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../models/vae/autoencoder-kl.js";
 import { LoraNetwork } from "../nn/lora-network.js";
-import { modelFamily } from "../pipelines/lora.js";
+import { applyLora, loadLora, modelFamily } from "../pipelines/lora.js";
 import { fileSha256, modelHashFile } from "../pipelines/model-hash.js";
 import { readModelIndex } from "../pipelines/model-index.js";
 import { StableDiffusionPipeline } from "../pipelines/stable-diffusion.js";
@@ -32,7 +32,7 @@ import type { EmojiSet } from "./data/emoji.js";
 import { type LcmDistillOptions, LcmTrainer, resolveLcmOptions, studentFromTeacher } from "./lcm-trainer.js";
 import { trainIntoFolder, writeLossCurve } from "./loop.js";
 import { type LoraTargetSet, unetLoraPaths } from "./lora-targets.js";
-import { SAMPLE_PROMPTS, writeSchedulerFolder, writeTextToImagePipeline } from "./run-text-to-image.js";
+import { SAMPLE_PROMPTS, writeTextToImagePipeline } from "./run-text-to-image.js";
 import { CaptionEncoder } from "./text-latents.js";
 import { encodeLatents } from "./text-to-image-trainer.js";
 import { withEmaWeights } from "./trainer-base.js";
@@ -281,7 +281,8 @@ export async function trainLcm(opts: TrainLcmOptions): Promise<{ trainer: LcmTra
 
 /**
  * Writes an LCM-LoRA run's result into `out`: the adapters' EMA weights (the target network, as a full student
- * saves its) as a kohya-layout LoRA file recording the teacher, and the LCMScheduler config in scheduler/.
+ * saves its) as a kohya-layout LoRA file recording the teacher, and a pipeline folder of the teacher with that LoRA
+ * merged into its UNet and an LCMScheduler (sampled without guidance by default: see the pipeline's defaultGuidance).
  */
 async function writeLcmLora(trainer: LcmTrainer, out: string): Promise<void> {
   const record = trainer.loraRecord as unknown as LcmLoraRecord;
@@ -310,5 +311,12 @@ async function writeLcmLora(trainer: LcmTrainer, out: string): Promise<void> {
     );
     await saveLoraFile(join(out, LCM_LORA_FILE), entries, "kohya", metadata);
   });
-  writeSchedulerFolder(out, { ...trainer.scheduler.config, _class_name: "LCMScheduler" });
+  // the fused folder: the teacher as a user loads it, with the file just written merged into its weights
+  const unet = await UNet2DConditionModel.fromPretrained(join(out, TEACHER_UNET), { dtype: "float32" });
+  applyLora({ unet }, await loadLora(join(out, LCM_LORA_FILE)), { mode: "merge" });
+  await writeTextToImagePipeline(out, {
+    unetConfig: unet.config,
+    weights: unet.stateDict(),
+    schedulerConfig: { ...trainer.scheduler.config, _class_name: "LCMScheduler" },
+  });
 }

@@ -189,7 +189,7 @@ export async function writeTextToImagePipeline(
 }
 
 /** Writes `out`/scheduler/scheduler_config.json (diffusers layout) from a config with its `_class_name`. */
-export function writeSchedulerFolder(
+function writeSchedulerFolder(
   out: string,
   config: Record<string, unknown> & { _class_name: string },
 ): void {

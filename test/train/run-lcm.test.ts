@@ -106,7 +106,6 @@ describe("trainLcm", () => {
       sampleEvery: 4,
     });
     assert.ok(existsSync(join(out, "samples", "step-000004.png")));
-    assert.ok(!existsSync(join(out, "unet")) && !existsSync(join(out, "model_index.json")));
     const sched = JSON.parse(readFileSync(join(out, "scheduler", "scheduler_config.json"), "utf8"));
     assert.equal(sched._class_name, "LCMScheduler");
     const lora = await loadLora(join(out, LCM_LORA_FILE));
@@ -134,6 +133,16 @@ describe("trainLcm", () => {
     }
     assert.ok(err <= 1e-5 * size, `max |loaded - trained| ${err} (output max ${size})`);
     assert.ok(moved > 1e-3 * size, "the LoRA changes the teacher's output");
+    // the run folder is also a pipeline: the teacher with the LoRA merged, LCMScheduler, no guidance by default
+    const fused = await StableDiffusionPipeline.fromPretrained(out);
+    assert.equal(fused.defaultSampler, "lcm");
+    assert.equal(fused.defaultGuidance, 1);
+    const merged = noGrad(() => fused.unet.call(x, [999, 39], context).toFloat32Array());
+    let mergedErr = 0;
+    for (let i = 0; i < want.length; i++) mergedErr = Math.max(mergedErr, Math.abs(merged[i]! - want[i]!));
+    assert.ok(mergedErr <= 1e-5 * size, `max |fused - trained| ${mergedErr} (output max ${size})`);
+    const image = await fused.generate({ prompt: "red heart", steps: 2, seed: 0 });
+    assert.equal(image.settings.guidanceScale, 1);
 
     const parts = join(dir, "lcm-lora-parts");
     const stop = new AbortController();
