@@ -189,10 +189,7 @@ export async function writeTextToImagePipeline(
 }
 
 /** Writes `out`/scheduler/scheduler_config.json (diffusers layout) from a config with its `_class_name`. */
-function writeSchedulerFolder(
-  out: string,
-  config: Record<string, unknown> & { _class_name: string },
-): void {
+function writeSchedulerFolder(out: string, config: Record<string, unknown> & { _class_name: string }): void {
   const { _class_name: className, _diffusers_version: _, ...sched } = config;
   mkdirSync(join(out, "scheduler"), { recursive: true });
   writeFileAtomic(
