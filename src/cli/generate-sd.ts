@@ -67,7 +67,7 @@ export function addSdGenerateOptions(cmd: Command): Command {
     "diffusers pipeline folder (model_index.json) or single-file .safetensors checkpoint",
   );
   add("--negative <text>", "negative prompt: what to steer away from");
-  add("--steps <n>", "inference steps (default 30)");
+  add("--steps <n>", "inference steps (default 30; 4 for an LCM folder)");
   add(
     "--sampler <name>",
     "sampler, e.g. euler, euler-a, dpmpp-2m, dpmpp-2m-karras, ddim (default: the model's)",

@@ -208,6 +208,11 @@ export class StableDiffusionPipeline {
     return fused ? 1 : 7.5;
   }
 
+  /** The step count when none is given: 4 for a latent consistency model (LCMScheduler), else 30. */
+  get defaultSteps(): number {
+    return this.scheduler.className === "LCMScheduler" ? 4 : 30;
+  }
+
   /** A fresh scheduler for one run: the default one's config, or the named sampler over it. */
   protected makeScheduler(sampler: string | undefined): { scheduler: Scheduler; name: string } {
     const base = this.scheduler;
@@ -253,7 +258,7 @@ export class StableDiffusionPipeline {
       opts.onWarning?.(m);
     };
     const negativePrompt = opts.negativePrompt ?? "";
-    const steps = opts.steps ?? 30;
+    const steps = opts.steps ?? this.defaultSteps;
     const guidanceScale = opts.guidanceScale ?? this.defaultGuidance;
     const guidanceRescale = opts.guidanceRescale ?? 0;
     const perPrompt = opts.numImages ?? 1;
