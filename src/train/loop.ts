@@ -98,15 +98,18 @@ export async function writeLossCurve(trainer: CheckpointableTrainer, path: strin
   writeFileAtomic(path, lossCurveSvg(await trainer.readLosses()));
 }
 
-/** What every training run into an output folder takes about its loop (see {@link trainIntoFolder}). */
-export interface RunLoopOptions {
+/**
+ * What every training run into an output folder takes about its loop (see {@link trainIntoFolder}); `Saved`: the
+ * kinds of output a run reports to onSaved besides the loop's "checkpoint".
+ */
+export interface RunLoopOptions<Saved extends string = string> {
   sampleEvery?: number;
   checkpointEvery?: number;
   logEvery?: number;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
-  /** Told about each checkpoint written. */
-  onSaved?: (what: "checkpoint", path: string, step: number) => void;
+  /** Told about each file or folder written (the loop itself writes "checkpoint"; runs add their own kinds). */
+  onSaved?: (what: Saved | "checkpoint", path: string, step: number) => void;
   /** Extras stored in the checkpoint (e.g. the command line). */
   extra?: Record<string, unknown>;
 }
@@ -118,7 +121,7 @@ export interface RunLoopOptions {
 export async function trainIntoFolder(
   trainer: LoopTrainer,
   outDir: string,
-  opts: RunLoopOptions,
+  opts: RunLoopOptions<"checkpoint">,
   writeSamples?: () => Promise<void>,
 ): Promise<boolean> {
   const checkpoint = checkpointTo(trainer, join(outDir, "checkpoint"), opts.extra, (path, step) =>

@@ -13,12 +13,11 @@ import { configJson, saveModelFolder } from "../pipelines/save-model-folder.js";
 import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
-import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import { ClipTrainer, type RetrievalAccuracy, retrievalAccuracy } from "./clip-trainer.js";
 import { type EmojiSet, emojiCaption } from "./data/emoji.js";
-import { trainIntoFolder, writeLossCurve } from "./loop.js";
+import { type RunLoopOptions, trainIntoFolder, writeLossCurve } from "./loop.js";
 import { type OptimOptions, withEmaWeights } from "./trainer-base.js";
 
 /** Sizes of a new run's towers. */
@@ -37,7 +36,7 @@ export interface ClipModelOptions {
 }
 
 /** Options of {@link trainClip}. */
-export interface TrainClipOptions {
+export interface TrainClipOptions extends RunLoopOptions {
   outDir: string;
   data: EmojiSet;
   model?: ClipModelOptions;
@@ -45,13 +44,6 @@ export interface TrainClipOptions {
   train: OptimOptions;
   resumeFrom?: string;
   device?: Device;
-  sampleEvery?: number;
-  checkpointEvery?: number;
-  logEvery?: number;
-  onProgress?: ProgressCallback;
-  signal?: AbortSignal;
-  onSaved?: (what: string, path: string, step: number) => void;
-  extra?: Record<string, unknown>;
 }
 
 /** What {@link trainClip} returns. */

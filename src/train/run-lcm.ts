@@ -25,12 +25,11 @@ import { LCMScheduler } from "../schedulers/lcm.js";
 import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
-import type { ProgressCallback } from "../tensor/progress.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import { checkSkip } from "./consistency.js";
 import type { EmojiSet } from "./data/emoji.js";
 import { type LcmDistillOptions, LcmTrainer, resolveLcmOptions, studentFromTeacher } from "./lcm-trainer.js";
-import { trainIntoFolder, writeLossCurve } from "./loop.js";
+import { type RunLoopOptions, trainIntoFolder, writeLossCurve } from "./loop.js";
 import { type LoraTargetSet, unetLoraPaths } from "./lora-targets.js";
 import { SAMPLE_PROMPTS, writeTextToImagePipeline } from "./run-text-to-image.js";
 import { CaptionEncoder } from "./text-latents.js";
@@ -65,7 +64,7 @@ type LcmLoraRecord = {
 };
 
 /** Options of {@link trainLcm}. */
-export interface TrainLcmOptions {
+export interface TrainLcmOptions extends RunLoopOptions {
   outDir: string;
   data: EmojiSet;
   /** A new run's teacher: a Stable Diffusion pipeline folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/). */
@@ -82,13 +81,6 @@ export interface TrainLcmOptions {
    * whose guidance is learnt into it).
    */
   sampleGuidance?: number;
-  sampleEvery?: number;
-  checkpointEvery?: number;
-  logEvery?: number;
-  onProgress?: ProgressCallback;
-  signal?: AbortSignal;
-  onSaved?: (what: string, path: string, step: number) => void;
-  extra?: Record<string, unknown>;
 }
 
 /** Throws unless `dir` is a pipeline folder with every part a distillation needs (and `out` is another folder). */

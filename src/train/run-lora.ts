@@ -17,10 +17,9 @@ import { DDPMScheduler } from "../schedulers/ddpm.js";
 import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
-import type { ProgressCallback } from "../tensor/progress.js";
 import { findCheckpoint, loadCheckpoint, readTrainerState } from "./checkpoint.js";
 import { listCaptionedImages, readTrainingImages } from "./data/image-captions.js";
-import { trainIntoFolder, writeLossCurve } from "./loop.js";
+import { type RunLoopOptions, trainIntoFolder, writeLossCurve } from "./loop.js";
 import { type LoraLayout, LoraSet, LoraTrainer, type LoraTrainOptions } from "./lora-trainer.js";
 import { encodeLatents } from "./text-to-image-trainer.js";
 import { withEmaWeights } from "./trainer-base.js";
@@ -33,7 +32,7 @@ export interface LoraSampling {
 }
 
 /** Options of {@link trainLora}. */
-export interface TrainLoraOptions {
+export interface TrainLoraOptions extends RunLoopOptions {
   /** The base model: a diffusers folder or a single-file SD 1.x / 2.x checkpoint. */
   base: string;
   /** A folder of images with same-name .txt captions, or a .jsonl file (see data/image-captions.ts). */
@@ -53,14 +52,6 @@ export interface TrainLoraOptions {
   sampling?: LoraSampling;
   /** Prompts of the sample grids (default: the data set's first distinct captions, up to 8). */
   samplePrompts?: readonly string[];
-  sampleEvery?: number;
-  checkpointEvery?: number;
-  logEvery?: number;
-  onProgress?: ProgressCallback;
-  signal?: AbortSignal;
-  onSaved?: (what: string, path: string, step: number) => void;
-  /** Stored in checkpoints (e.g. the command line). */
-  extra?: Record<string, unknown>;
 }
 
 /** What a run records about itself in its checkpoints, checked when it is resumed. */

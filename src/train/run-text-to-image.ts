@@ -20,11 +20,10 @@ import { DDPMScheduler } from "../schedulers/ddpm.js";
 import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
-import type { ProgressCallback } from "../tensor/progress.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import type { EmojiSet } from "./data/emoji.js";
-import { trainIntoFolder, writeLossCurve } from "./loop.js";
+import { type RunLoopOptions, trainIntoFolder, writeLossCurve } from "./loop.js";
 import { encodeLatents, TextToImageTrainer, type TextToImageTrainOptions } from "./text-to-image-trainer.js";
 import { withEmaWeights } from "./trainer-base.js";
 
@@ -56,7 +55,7 @@ export interface TextToImageSampling {
 }
 
 /** Options of {@link trainTextToImage}. */
-export interface TrainTextToImageOptions {
+export interface TrainTextToImageOptions extends RunLoopOptions {
   outDir: string;
   data: EmojiSet;
   /** A new run's VAE: a `vae/` folder, or a `diffuse train vae` output folder holding one. */
@@ -70,13 +69,6 @@ export interface TrainTextToImageOptions {
   resumeFrom?: string;
   device?: Device;
   sampling?: Partial<TextToImageSampling>;
-  sampleEvery?: number;
-  checkpointEvery?: number;
-  logEvery?: number;
-  onProgress?: ProgressCallback;
-  signal?: AbortSignal;
-  onSaved?: (what: string, path: string, step: number) => void;
-  extra?: Record<string, unknown>;
 }
 
 /** Copies the component folder `from/sub` (or `from` itself when it is one) to `to`. */

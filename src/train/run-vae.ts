@@ -14,15 +14,14 @@ import { tensor } from "../tensor/create.js";
 import type { Device } from "../tensor/device.js";
 import { ArgumentError } from "../tensor/errors.js";
 import { Generator } from "../tensor/generator.js";
-import type { ProgressCallback } from "../tensor/progress.js";
 import { loadCheckpoint, resumeCheckpoint } from "./checkpoint.js";
 import type { LabeledImages } from "./data/loader.js";
-import { trainIntoFolder, writeLossCurve } from "./loop.js";
+import { type RunLoopOptions, trainIntoFolder, writeLossCurve } from "./loop.js";
 import { withEmaWeights } from "./trainer-base.js";
 import { measureScalingFactor, VaeTrainer, type VaeTrainOptions, vaeConfigJson } from "./vae-trainer.js";
 
 /** Options of {@link trainVae}. */
-export interface TrainVaeOptions {
+export interface TrainVaeOptions extends RunLoopOptions<"samples" | "vae"> {
   outDir: string;
   /** [count, 3, S, S] images in [-1, 1]. */
   data: LabeledImages;
@@ -32,13 +31,6 @@ export interface TrainVaeOptions {
   train: VaeTrainOptions;
   resumeFrom?: string;
   device?: Device;
-  sampleEvery?: number;
-  checkpointEvery?: number;
-  logEvery?: number;
-  onProgress?: ProgressCallback;
-  signal?: AbortSignal;
-  onSaved?: (what: "samples" | "checkpoint" | "vae", path: string, step: number) => void;
-  extra?: Record<string, unknown>;
 }
 
 /** How well the autoencoder reproduces a set of images (posterior mode, pixel values in [0, 1]). */
