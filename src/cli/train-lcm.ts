@@ -91,7 +91,7 @@ export function registerTrainLcm(train: Command): void {
   const cmd = train
     .command("lcm")
     .description(
-      "distill a text-to-image model into a latent consistency model (1-8 steps, guidance as an embedding)",
+      "distill a text-to-image model into a latent consistency model (1-8 steps): a student UNet, or an LCM-LoRA with --lora",
     )
     .requiredOption(
       "--out <dir>",
