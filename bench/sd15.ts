@@ -5,7 +5,8 @@
 // encoder (quoted peer) and a whole 512x512 image added up from the measured parts. Every measurement runs in its own process (peak RSS is the case's own); ours and the
 // peer alternate over rounds and the best wall time of each counts, since the machine may be shared.
 // Run: node --import tsx bench/sd15.ts [--quick] [case ...]   (cases: sgemm conv down attention overhead unet
-// vae clip; default all)
+// vae clip; default all). DIFFUSE_NATIVE_KERNEL=avx2 runs ours with the AVX2 kernels on an AVX-512 CPU (the SGEMM
+// peer is then OpenBLAS's Haswell kernel; onnxruntime keeps its own choice).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -152,6 +153,27 @@ const s = (x: number | null | undefined) =>
           : x.toFixed(4);
 const mb = (bytes: number | null | undefined) => (bytes == null ? "—" : `${Math.round(bytes / 2 ** 20)} MB`);
 
+/** The SIMD level our kernels run at in the workers: DIFFUSE_NATIVE_KERNEL where set, else the CPU's best. */
+function kernelLevel(): string {
+  return (
+    process.env.DIFFUSE_NATIVE_KERNEL ||
+    (hasFlag("avx512f") ? "avx512" : hasFlag("avx2") ? "avx2" : "portable")
+  );
+}
+
+/** "AMD EPYC (family 26 model 2), 2 cores, ours: avx512 kernels": the CPU named as closely as /proc/cpuinfo allows. */
+function machineText(): string {
+  let fm = "";
+  try {
+    const info = readFileSync("/proc/cpuinfo", "utf8");
+    const family = /^cpu family\s*:\s*(\d+)/m.exec(info)?.[1];
+    const model = /^model\s*:\s*(\d+)/m.exec(info)?.[1];
+    if (family && model) fm = ` (family ${family} model ${model})`;
+  } catch {}
+  const forced = process.env.DIFFUSE_NATIVE_KERNEL ? " forced by DIFFUSE_NATIVE_KERNEL" : "";
+  return `${cpus()[0]?.model ?? "CPU"}${fm}, ${cpus().length} cores, ours: ${kernelLevel()} kernels${forced}`;
+}
+
 function hasFlag(flag: string): boolean {
   try {
     return readFileSync("/proc/cpuinfo", "utf8").includes(` ${flag}`);
@@ -212,7 +234,8 @@ export function runSd15Bench(opts: Sd15BenchOptions = {}): Sd15Row[] {
         }
         // OpenBLAS picks its kernel from the CPU model; a CPU newer than the library gets a generic fallback, so the
         // best kernel it has for the CPU's ISA is measured as well (OPENBLAS_CORETYPE).
-        const forced = hasFlag("avx512f") ? "SkylakeX" : hasFlag("avx2") ? "Haswell" : null;
+        // (with our AVX2 kernels forced, OpenBLAS's AVX2 one: Haswell)
+        const forced = kernelLevel() === "avx512" ? "SkylakeX" : kernelLevel() === "avx2" ? "Haswell" : null;
         const peers: (string | undefined)[] = forced ? [undefined, forced] : [undefined];
         const res: OpenblasRun[][] = peers.map(() => []);
         const ours: (WorkerResult | null)[] = threads.map(() => null);
@@ -581,7 +604,7 @@ function printRows(rows: Sd15Row[], threads: readonly number[]): void {
       metText(r, threads),
     ];
   });
-  console.log(`\n## Stable Diffusion 1.5 targets (${cpus()[0]?.model ?? "CPU"}, ${cpus().length} cores)\n`);
+  console.log(`\n## Stable Diffusion 1.5 targets (${machineText()})\n`);
   printTable(headers, body);
   const notes = rows.filter((r) => r.note).map((r) => `- ${r.name}: ${r.note}`);
   if (notes.length) console.log(`\n${notes.join("\n")}`);

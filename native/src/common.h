@@ -37,7 +37,8 @@ enum ScratchSlot : int {
 
 /**
  * Thread-local growable arena: returns a 64-byte aligned buffer of at least `count` floats for `slot`. The buffer
- * is reused across calls (grown, never shrunk) so hot kernels do not malloc. Contents are unspecified.
+ * is reused across calls (grown, never shrunk) so hot kernels do not malloc; one of 2 MB or more is 2 MB-aligned and
+ * asks for transparent huge pages (one page fault per 2 MB when first written). Contents are unspecified.
  */
 float* scratch(ScratchSlot slot, i64 count);
 

@@ -51,7 +51,9 @@ void linear_geglu(const float* x, i64 rows, i64 in, const BPacker& w, const floa
     geglu_rows(tile, out + r0 * half, 0, r1 - r0, half);
   };
   parallel_for(ceil_div(rows, block), run);  // serial on one thread or inside another parallel region
-  scratch_trim(kGegluPanels, i64{4} << 20);  // keep up to 16 MB of packed weight between calls
+  // kept for the next call up to 64 MB (SD 1.5's largest, 1280 x 10240, is 52 MB): mapping it afresh each call cost
+  // a page fault per 4 KB
+  scratch_trim(kGegluPanels, i64{1} << 24);
 }
 
 void geglu(const float* x, float* out, i64 rows, i64 half) {

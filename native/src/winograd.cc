@@ -20,7 +20,10 @@ namespace {
 
 constexpr i64 kMaxTileBlock = 256;       // tiles per block (the GEMMs' n), at most
 constexpr i64 kBlockFloats = i64{1} << 21;  // a block's V (16 x C x tiles) and M (16 x O x tiles) stay <= 8 MB
-constexpr i64 kKeepU = i64{1} << 22;        // transformed filters above 16 MB are freed after the call
+// The transform buffers stay within the budgets below and are kept between calls: freeing them made the next
+// convolution map and fault in up to ~200 MB again, 4 KB at a time (~16% of an SD 1.5 UNet step). Only a buffer
+// larger than this (budgets raised through the environment) is freed after the call.
+constexpr i64 kKeepFloats = i64{1} << 25;
 
 /** Floats of the transformed filters of one output-channel chunk (32 MB, held twice: plain and packed) and of the
  * transformed inputs of all tiles kept at once (64 MB); DIFFUSE_WINOGRAD_UBUDGET / _VBUDGET override them (tests). */
@@ -272,11 +275,10 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
       for (i64 bi = 0; bi < blocks; bi++) run_block(bi, o0, std::min<i64>(O, o0 + oc), false);
     }
   }
-  // large transform buffers are not kept between calls (they are thread-local and would stay resident)
-  scratch_trim(kWinogradU, kKeepU);
-  scratch_trim(kWinogradUPacked, kKeepU);
-  scratch_trim(kWinogradV, kKeepU);
-  scratch_trim(kWinogradM, kKeepU);
+  scratch_trim(kWinogradU, kKeepFloats);
+  scratch_trim(kWinogradUPacked, kKeepFloats);
+  scratch_trim(kWinogradV, kKeepFloats);
+  scratch_trim(kWinogradM, kKeepFloats);
 }
 
 }  // namespace diffuse

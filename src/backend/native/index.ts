@@ -271,6 +271,17 @@ const loaded = loadAddon();
 /** The loaded addon, or null when it is not built (see `nativeLoadError`). */
 export const nativeAddon: NativeAddon | null = "addon" in loaded ? loaded.addon : null;
 
+// DIFFUSE_NATIVE_KERNEL=avx2|avx512|portable forces a SIMD level below the CPU's best (to compare them, or to rule a
+// kernel out); a level this CPU cannot run, or an unknown name, is an error rather than a silent fallback
+if (nativeAddon && typeof process !== "undefined" && process.env?.DIFFUSE_NATIVE_KERNEL) {
+  const wanted = process.env.DIFFUSE_NATIVE_KERNEL;
+  const best = nativeAddon.info().kernel;
+  if (!nativeAddon.setKernel(wanted))
+    throw new Error(
+      `DIFFUSE_NATIVE_KERNEL=${wanted}: expected avx512, avx2 or portable, one this CPU can run (its best is ${best})`,
+    );
+}
+
 /** Why the addon could not be loaded, or null when it is loaded. */
 export const nativeLoadError: string | null = "error" in loaded ? loaded.error : null;
 
