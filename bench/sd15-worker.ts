@@ -139,12 +139,22 @@ export function randomizeWeights(m: Module, seed: number): void {
         : /norm.*weight$|\.weight$/.test(name)
           ? [0.9, 1.1]
           : [-0.1, 0.1];
-    const half = t.dtype === "float16";
-    for (let i = t.offset; i < t.offset + t.size; i++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      const v = lo + ((hi - lo) * s) / 4294967296;
-      if (half) (data as Uint16Array)[i] = floatToHalf(v);
-      else (data as Float32Array)[i] = v;
+    // bounds hoisted and one loop per element type: the loop runs ~860 M times for the UNet
+    const begin = t.offset;
+    const end = begin + t.size;
+    const scale = (hi - lo) / 4294967296;
+    if (t.dtype === "float16") {
+      const h = data as Uint16Array;
+      for (let i = begin; i < end; i++) {
+        s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+        h[i] = floatToHalf(lo + scale * s);
+      }
+    } else {
+      const f = data as Float32Array;
+      for (let i = begin; i < end; i++) {
+        s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+        f[i] = lo + scale * s;
+      }
     }
   }
 }

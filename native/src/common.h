@@ -11,6 +11,12 @@ using i64 = std::int64_t;
 inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 inline i64 round_up(i64 a, i64 b) { return ceil_div(a, b) * b; }
 
+/** Equal-sized blocks (multiples of `unit`, at most `max_block`) covering `len`, so no block is a sliver. */
+inline i64 balanced_step(i64 len, i64 max_block, i64 unit) {
+  const i64 blocks = ceil_div(len, max_block > unit ? max_block : unit);
+  return round_up(ceil_div(len, blocks), unit);
+}
+
 /** Named scratch slots: a kernel may hold several at once, each slot is one growable buffer per thread. */
 enum ScratchSlot : int {
   kPackA = 0,
@@ -32,6 +38,7 @@ enum ScratchSlot : int {
   kWinogradUPacked,
   kGegluPanels,
   kGegluTile,
+  kGegluA,
   kNumScratchSlots
 };
 

@@ -353,12 +353,6 @@ void macro_kernel(const KernelInfo& K, const GemmProblem& P, const float* pa, i6
   }
 }
 
-/** Equal-sized blocks (multiples of `unit`, at most `max_block`) covering `len`, so no block is a sliver. */
-i64 balanced_step(i64 len, i64 max_block, i64 unit) {
-  const i64 blocks = ceil_div(len, std::max<i64>(unit, max_block));
-  return round_up(ceil_div(len, blocks), unit);
-}
-
 /** fn(t) for t < ntasks: in order on one thread, else over the pool. */
 template <typename F>
 void for_tasks(int threads, i64 ntasks, F&& fn) {

@@ -233,7 +233,7 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
     for (i64 o0 = o_begin; o0 < o_end; o0 += oc) {
       const i64 on = std::min<i64>(oc, o_end - o0);
       if (prepare) prepare_chunk(o0, on);
-      for (i64 xi = 0; xi < xis; xi++) {
+      auto product = [&](i64 xi, bool parallel) {
         StridedB b(V + xi * vxs, tb, 1);
         GemmProblem P;
         P.m = on;
@@ -243,7 +243,15 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
         P.b = &b;
         P.c = M + xi * mxs;
         P.ldc = tb;
-        sgemm(P, inner);
+        sgemm(P, parallel);
+      };
+      // The xis products are independent and of equal size: with enough of them per thread, each thread takes
+      // whole products (no barrier inside one; small ones, such as 16x16 maps' 32 tiles, split poorly); else each
+      // product is split over the threads.
+      if (inner && xis >= 4 * threads) {
+        parallel_for(xis, [&](i64 xi) { product(xi, false); });
+      } else {
+        for (i64 xi = 0; xi < xis; xi++) product(xi, inner);
       }
       auto output_channel = [&](i64 o) {
         for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {

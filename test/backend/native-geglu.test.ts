@@ -58,6 +58,9 @@ describe("native linearGeglu (projection and gate in one pass)", { skip }, () =>
     [7, 17, 9],
     [300, 40, 1280],
     [130, 600, 70],
+    // a weight past 2^20 values with a half width that is whole vector panels: column chunks x row blocks
+    // (5 chunks of 224 / 128 columns and 2 row blocks on AVX-512)
+    [150, 520, 1024],
   ];
 
   /** The composition: the reference GEMM (x W^T + bias), then the reference GEGLU. */
