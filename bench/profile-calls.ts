@@ -13,8 +13,16 @@ export function callKey(name: string, args: unknown[]): string {
   const p = args[0] as Record<string, number>;
   switch (name) {
     case "gemm":
-    case "gemmHalfB":
-      return `${name} ${p.batch}x${p.m}x${p.n}x${p.k}`;
+    case "gemmHalfB": {
+      // layout flags: A read down its columns (aT), B row-major (bN: not a [out, in] weight), bias, residual
+      const flags = [
+        p.aColStride !== 1 ? "aT" : "",
+        p.bRowStride !== 1 ? "bN" : "",
+        p.bias ? "+bias" : "",
+        p.residual ? "+res" : "",
+      ].filter(Boolean);
+      return `${name} ${p.batch}x${p.m}x${p.n}x${p.k}${flags.length ? ` ${flags.join(" ")}` : ""}`;
+    }
     case "attention":
       return `attention ${p.batch}x${p.lq}x${p.lk}x${p.d}`;
     case "linearGeglu":
