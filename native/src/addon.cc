@@ -8,9 +8,6 @@
 #include <cstring>
 #include <string>
 #include <vector>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "conv.h"
 #include "elementwise.h"
@@ -32,27 +29,12 @@ struct F32 {
 };
 
 /**
- * Output arrays of a few MB are usually fresh memory the kernel touches first: asking for transparent huge pages
- * (Linux, THP in "madvise" mode) makes that first touch fault once per 2 MB instead of once per 4 KB, which on
- * large activations costs as much as an elementwise pass. Advisory only; DIFFUSE_HUGEPAGES=0 turns it off.
+ * Output arrays of a few MB are usually fresh memory the kernel touches first: huge pages make that first touch
+ * fault once per 2 MB instead of once per 4 KB, which on large activations costs as much as an elementwise pass.
  */
 void advise_output(const void* p, i64 elements, int element_size = 4) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  static const bool enabled = [] {
-    const char* v = std::getenv("DIFFUSE_HUGEPAGES");
-    return !(v && v[0] == '0');
-  }();
-  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
-  const std::uintptr_t bytes = static_cast<std::uintptr_t>(elements) * static_cast<std::uintptr_t>(element_size);
-  if (!enabled || bytes < 4 * kHuge) return;
-  const std::uintptr_t a = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
-  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)elements;
-  (void)element_size;
-#endif
+  const std::size_t bytes = static_cast<std::size_t>(elements) * static_cast<std::size_t>(element_size);
+  if (bytes >= (std::size_t{8} << 20)) advise_huge_pages(p, bytes);
 }
 
 [[noreturn]] void range_error(Napi::Env env, const std::string& msg) {

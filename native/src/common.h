@@ -49,6 +49,13 @@ enum ScratchSlot : int {
  */
 float* scratch(ScratchSlot slot, i64 count);
 
+/**
+ * Asks for transparent huge pages (Linux, THP in "madvise" mode) on the whole 2 MB pages inside [p, p + bytes): the
+ * first touch of fresh memory then faults once per 2 MB instead of once per 4 KB. Advisory only; DIFFUSE_HUGEPAGES=0
+ * turns it off.
+ */
+void advise_huge_pages(const void* p, std::size_t bytes);
+
 /** Frees the calling thread's buffer of `slot` when it holds more than `keep` floats (bounds what stays resident). */
 void scratch_trim(ScratchSlot slot, i64 keep);
 

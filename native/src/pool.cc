@@ -15,9 +15,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "common.h"
 
@@ -90,9 +87,7 @@ struct Pool {
       live_bytes -= cls;
       return nullptr;
     }
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (cls >= 2 * kAlign) madvise(p, cls / kAlign * kAlign, MADV_HUGEPAGE);
-#endif
+    if (cls >= 2 * kAlign) advise_huge_pages(p, cls);
     return p;
   }
 

@@ -1,3 +1,5 @@
+#include <cstdint>
+#include <cstdlib>
 #include <new>
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -32,13 +34,26 @@ float* scratch(ScratchSlot slot, i64 count) {
     if (huge) bytes = static_cast<std::size_t>(round_up(static_cast<i64>(bytes), kHugeBytes));
     void* p = std::aligned_alloc(huge ? kHugeBytes : 64, bytes);
     if (!p) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (huge) madvise(p, bytes, MADV_HUGEPAGE);
-#endif
+    if (huge) advise_huge_pages(p, bytes);
     arena.ptr[slot] = static_cast<float*>(p);
     arena.cap[slot] = static_cast<i64>(bytes / 4);
   }
   return arena.ptr[slot];
+}
+
+void advise_huge_pages(const void* p, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  static const bool enabled = [] {
+    const char* v = std::getenv("DIFFUSE_HUGEPAGES");
+    return !(v && v[0] == '0');
+  }();
+  const std::uintptr_t a = (reinterpret_cast<std::uintptr_t>(p) + kHugeBytes - 1) & ~(kHugeBytes - 1);
+  const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHugeBytes - 1);
+  if (enabled && b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 void scratch_trim(ScratchSlot slot, i64 keep) {
