@@ -105,7 +105,7 @@ function fileSource(path: string, fd: number, size: number): ByteSource {
         // a file that changed size since it was opened is not the file the header describes
         mapped = buffer && buffer.byteLength === size ? new Uint8Array(buffer) : null;
       }
-      return mapped && mapped.subarray(offset, offset + length);
+      return mapped?.subarray(offset, offset + length) ?? null;
     },
     close() {
       if (!isOpen) return;
