@@ -128,7 +128,7 @@ describe("LcmTrainer", () => {
     assert.deepEqual(Object.keys(trainer.checkpointConfigs().lcmLora!).sort(), ["alpha", "paths", "rank"]);
   });
 
-  it("refuses an LCM-LoRA on a UNet other than the teacher", async () => {
+  it("refuses an LCM-LoRA on a UNet other than the teacher, or on a teacher with a guidance embedding", async () => {
     const trainer = await makeTrainer({ steps: 1, batchSize: 4 }, 2);
     const other = tinyTeacher(4);
     const net = new LoraNetwork(other, unetLoraPaths(other, "attn"), { rank: 2 });
@@ -140,6 +140,13 @@ describe("LcmTrainer", () => {
       latents: trainer.latents,
     };
     assert.throws(() => new LcmTrainer(net, parts, { steps: 1 }), /must be attached to the teacher UNet/);
+    // a teacher that already takes a guidance embedding (an LCM student) is not one to distill an LCM-LoRA from
+    const distilled = studentFromTeacher(tinyTeacher(4));
+    const onDistilled = new LoraNetwork(distilled, unetLoraPaths(distilled, "attn"), { rank: 2 });
+    assert.throws(
+      () => new LcmTrainer(onDistilled, { ...parts, teacher: distilled }, { steps: 1 }),
+      /already takes a guidance embedding \(time_cond_proj_dim 256\)/,
+    );
   });
 
   it("refuses inverted guidance ranges, skips that do not divide T, unknown losses", () => {
