@@ -28,19 +28,10 @@ const text = randn([2, 77, 768], { generator: g });
 
 // blocks: the top-level children and, inside the down / mid / up blocks, their resnets, attentions and samplers
 const blockTimes = new Map<string, CallTime>();
+const timedBlock =
+  /^(down_blocks\.\d+|up_blocks\.\d+|mid_block)(\.(resnets|attentions|downsamplers|upsamplers)\.\d+)?$|^[a-z_]+$/;
 for (const [name, m] of model.namedModules()) {
-  const depth = name ? name.split(".").length : 0;
-  const inBlock = /^(down_blocks\.\d+|up_blocks\.\d+|mid_block)\./.test(name);
-  if (
-    !(
-      depth === 1 ||
-      (depth === 2 && name.includes("blocks.")) ||
-      (inBlock && depth === 4) ||
-      (name.startsWith("mid_block.") && depth === 3)
-    )
-  )
-    continue;
-  if (name.endsWith("_blocks")) continue;
+  if (!name || name.endsWith("_blocks") || !timedBlock.test(name)) continue;
   const forward = m.forward.bind(m);
   m.forward = (...a: unknown[]) => {
     const t0 = performance.now();
