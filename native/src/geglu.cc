@@ -12,21 +12,33 @@ namespace diffuse {
 
 namespace {
 
-/** GEGLU of rows [r0, r1) of x [rows][2 * half] into out [rows][half]. */
-void geglu_rows(const float* x, float* out, i64 r0, i64 r1, i64 half) {
-  for (i64 r = r0; r < r1; r++) {
-    const float* a = x + r * 2 * half;
-    float* o = out + r * half;
-    vmath(VFn::kGelu, a + half, o, half);
-    for (i64 j = 0; j < half; j++) o[j] *= a[j];
+// The packed weight (and the chunked path's packed input) are kept for the next call up to 64 MB each (SD 1.5's
+// largest weight, 1280 x 10240, is 52 MB): mapping them afresh on each call cost a page fault per 4 KB.
+constexpr i64 kKeepFloats = i64{1} << 24;
+
+/**
+ * out[r][j] = x[r][j] * gelu(x[r][gate + j]) for r < rows, j < cols, the rows of x and out `ldx` and `ldo` floats
+ * apart: a [rows][2 * half] projection (gate = half), or a tile holding a chunk of values and their gates.
+ */
+void geglu_block(const float* x, i64 ldx, i64 gate, float* out, i64 ldo, i64 rows, i64 cols) {
+  for (i64 r = 0; r < rows; r++) {
+    const float* a = x + r * ldx;
+    float* o = out + r * ldo;
+    vmath(VFn::kGelu, a + gate, o, cols);
+    for (i64 j = 0; j < cols; j++) o[j] *= a[j];
   }
 }
 
+/** The rows [r0, r1) of a [rows][2 * half] projection into out [rows][half]. */
+void geglu_rows(const float* x, float* out, i64 r0, i64 r1, i64 half) {
+  geglu_block(x + r0 * 2 * half, 2 * half, half, out + r0 * half, half, r1 - r0, half);
+}
+
 /**
- * out[r][j0 .. j0 + cols) for rows [r0, r1) of the projection, done as (row block) x (column chunk) tasks: the
- * value columns [j0, j0 + cc) and their gate columns [half + j0, ...) are two GEMMs into one tile, read by the GEGLU
- * while in cache. Taken when the packed weight outgrows the caches: the row-block loop below would stream all of it
- * from memory once per block of ~14-100 rows (52 MB per block for SD 1.5's 1280 -> 2 x 5120 at 16x16).
+ * The projection and GEGLU as (column chunk) x (row block) tasks: a task's value columns [j0, j0 + cc) and their
+ * gate columns [half + j0, ...) are two GEMMs into one tile, read by the GEGLU while in cache. Taken when the
+ * packed weight outgrows the caches: linear_geglu's row-block loop would stream all of it from memory once per
+ * block of ~14-100 rows (52 MB per block for SD 1.5's 1280 -> 2 x 5120 at 16x16).
  */
 void linear_geglu_chunked(const KernelInfo& K, const float* x, i64 rows, i64 in, const float* panels,
                           const float* bias, i64 half, float* out) {
@@ -55,12 +67,7 @@ void linear_geglu_chunked(const KernelInfo& K, const float* x, i64 rows, i64 in,
       P.bias_n = bias ? bias + col : nullptr;
       sgemm(P, false);
     }
-    for (i64 r = r0; r < r1; r++) {
-      const float* v = tile + (r - r0) * 2 * cc;
-      float* o = out + r * half + j0;
-      vmath(VFn::kGelu, v + cc, o, cols);
-      for (i64 j = 0; j < cols; j++) o[j] *= v[j];
-    }
+    geglu_block(tile, 2 * cc, cc, out + r0 * half + j0, half, r1 - r0, cols);
   };
   parallel_for(chunks * blocks, run);  // chunk-major: a chunk's row blocks run back to back
 }
@@ -76,8 +83,8 @@ void linear_geglu(const float* x, i64 rows, i64 in, const BPacker& w, const floa
   pack_b_panels(w, in, n, panels);
   if (half % K.nr == 0 && in * n > (i64{1} << 20)) {
     linear_geglu_chunked(K, x, rows, in, panels, bias, half, out);
-    scratch_trim(kGegluPanels, i64{1} << 24);
-    scratch_trim(kGegluA, i64{1} << 24);
+    scratch_trim(kGegluPanels, kKeepFloats);
+    scratch_trim(kGegluA, kKeepFloats);
     return;
   }
   // row blocks whose projection (block x 2 * half floats) stays within ~1 MB of L2
@@ -100,9 +107,7 @@ void linear_geglu(const float* x, i64 rows, i64 in, const BPacker& w, const floa
     geglu_rows(tile, out + r0 * half, 0, r1 - r0, half);
   };
   parallel_for(ceil_div(rows, block), run);  // serial on one thread or inside another parallel region
-  // kept for the next call up to 64 MB (SD 1.5's largest, 1280 x 10240, is 52 MB): mapping it afresh each call cost
-  // a page fault per 4 KB
-  scratch_trim(kGegluPanels, i64{1} << 24);
+  scratch_trim(kGegluPanels, kKeepFloats);
 }
 
 void geglu(const float* x, float* out, i64 rows, i64 half) {
