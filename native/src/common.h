@@ -25,6 +25,7 @@ enum ScratchSlot : int {
   kPackBShared,
   kEdgeTile,
   kConvCol,
+  kConvOut,
   kAttnScores,
   kAttnOut,
   kAttnStats,

@@ -14,10 +14,13 @@ namespace {
 /**
  * The im2col matrix of one image's channel group, packed on the fly: B[kk][j] with kk = (c, ky, kx) and
  * j = (oy, ox), value x[c][oy*sh - ph + ky*dh][ox*sw - pw + kx*dw] (0 in the padding). Never materialised whole.
+ * With `images` > 1, the im2col matrices of consecutive images (`image_stride` floats apart) side by side:
+ * j = (n, oy, ox).
  */
 class Im2colB final : public BPacker {
  public:
-  Im2colB(const float* x, const ConvShape& s) : x_(x), s_(s) {}
+  Im2colB(const float* x, const ConvShape& s, i64 images = 1, i64 image_stride = 0)
+      : x_(x), s_(s), images_(images), image_stride_(image_stride) {}
 
   void pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const override {
     const ConvShape& s = s_;
@@ -44,10 +47,17 @@ class Im2colB final : public BPacker {
   /** Writes `cols` consecutive output positions starting at flat index j for tap (c, ky, kx). */
   void row(float* out, i64 c, i64 ky, i64 kx, i64 j, i64 cols) const {
     const ConvShape& s = s_;
-    const float* plane = x_ + c * s.in_h * s.in_w;
+    const i64 ohw = s.out_h * s.out_w;
+    i64 n = images_ > 1 ? j / ohw : 0;
+    if (images_ > 1) j %= ohw;
+    const float* plane = x_ + n * image_stride_ + c * s.in_h * s.in_w;
     i64 oy = j / s.out_w, ox = j % s.out_w;
     i64 t = 0;
     while (t < cols) {
+      if (oy == s.out_h) {  // the next image
+        plane += image_stride_;
+        oy = 0;
+      }
       const i64 len = std::min<i64>(cols - t, s.out_w - ox);  // segment within one output row
       const i64 iy = oy * s.sh - s.ph + ky * s.dh;
       float* o = out + t;
@@ -79,6 +89,7 @@ class Im2colB final : public BPacker {
  private:
   const float* x_;
   ConvShape s_;
+  i64 images_, image_stride_;
 };
 
 bool is_pointwise(const ConvShape& s) {
@@ -100,6 +111,48 @@ void for_each_image_group(const ConvShape& s, double flops_per_task, F fn) {
   }
 }
 
+/** Small maps: one GEMM over the whole batch packs the weights once, not once per image (see conv2d_joint). */
+constexpr i64 kJointMaxPixels = 256;
+
+/**
+ * A convolution of small maps as one GEMM for all images (groups == 1): C[o][(n, pixel)] = W x the images'
+ * im2col matrices side by side, into a scratch [O][batch x pixels] copied out to [n][o][pixel] (adding the
+ * residual). Per image, an 8 x 8 map's GEMM packed all of W for 64 columns; here it does so for batch x 64.
+ */
+void conv2d_joint(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
+                  const ConvShape& s, const float* residual) {
+  const i64 ohw = s.out_h * s.out_w, cols = s.batch * ohw, O = s.out_c;
+  float* joint = scratch(kConvOut, O * cols);
+  Im2colB b(x, s, s.batch, s.in_c * s.in_h * s.in_w);
+  GemmProblem P;
+  P.m = O;
+  P.n = cols;
+  P.k = s.in_c * s.kh * s.kw;
+  if (w) {
+    P.a = w;
+  } else {
+    P.a16 = w16;
+  }
+  P.ars = P.k;
+  P.acs = 1;
+  P.b = &b;
+  P.c = joint;
+  P.ldc = cols;
+  P.bias_m = bias;
+  sgemm(P);
+  for (i64 n = 0; n < s.batch; n++) {
+    for (i64 o = 0; o < O; o++) {
+      const i64 at = (n * O + o) * ohw;
+      const float* src = joint + o * cols + n * ohw;
+      if (residual) {
+        for (i64 i = 0; i < ohw; i++) out[at + i] = src[i] + residual[at + i];
+      } else {
+        std::memcpy(out + at, src, sizeof(float) * ohw);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void conv2d_forward(const float* x, const float* w, const std::uint16_t* w16, const float* bias, float* out,
@@ -111,6 +164,7 @@ void conv2d_forward(const float* x, const float* w, const std::uint16_t* w16, co
   if (winograd && winograd_applicable(s)) return conv2d_winograd(x, w, w16, bias, out, s, residual);
   const i64 cg = s.in_c / s.groups, og = s.out_c / s.groups;
   const i64 kdim = cg * s.kh * s.kw, ohw = s.out_h * s.out_w, hw = s.in_h * s.in_w;
+  if (s.groups == 1 && s.batch > 1 && ohw <= kJointMaxPixels) return conv2d_joint(x, w, w16, bias, out, s, residual);
   const double flops = 2.0 * og * kdim * ohw;
   for_each_image_group(s, flops, [&](i64 n, i64 g) {
     const float* xg = x + (n * s.in_c + g * cg) * hw;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 
 #include "conv.h"
 #include "gemm.h"
@@ -24,8 +25,10 @@ constexpr i64 kBlockFloats = i64{1} << 21;  // a block's V (16 x C x tiles) and 
 // convolution map and fault in up to ~200 MB again, 4 KB at a time (~16% of an SD 1.5 UNet step). Only a buffer
 // larger than this (budgets raised through the environment) is freed after the call.
 constexpr i64 kKeepFloats = i64{1} << 25;
+// Input channels transformed at a time while preparing one panel of filters (the buffer: xis x mr x this, <= 512 KB)
+constexpr i64 kFilterDepth = 256;
 
-/** Floats of the transformed filters of one output-channel chunk (32 MB, held twice: plain and packed) and of the
+/** Floats of the packed transformed filters of one output-channel chunk (32 MB) and of the
  * transformed inputs of all tiles kept at once (64 MB); DIFFUSE_WINOGRAD_UBUDGET / _VBUDGET override them (tests). */
 i64 budget(const char* name, i64 fallback) {
   const char* v = std::getenv(name);
@@ -163,7 +166,7 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
   const int tm = tile_size(s);
   const i64 xis = (tm + 2) * (tm + 2);
   const WinogradKernels& K = kernels(tm);
-  const int mr = active_kernel().mr;
+  const int mr = active_kernel().mr, nr = active_kernel().nr;
   const i64 C = s.in_c, O = s.out_c;
   Geometry g;
   g.tiles_h = ceil_div(s.out_h, tm);
@@ -180,23 +183,31 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
   i64 oc = std::min<i64>(O, round_up(ceil_div(O, chunks), mr));
   chunks = ceil_div(O, oc);
   const i64 ocp = round_up(oc, mr);
-  float* U = scratch(kWinogradU, xis * oc * C);
   float* Upk = scratch(kWinogradUPacked, xis * ocp * C);
   auto prepare_chunk = [&](i64 o0, i64 on) {
-    // transform filters o0.. into U ([xi][o - o0][c]), then pack each of the xis matrices
-    const float* wc = w ? w + o0 * C * 9 : nullptr;
-    const std::uint16_t* wc16 = w ? nullptr : w16 + o0 * C * 9;
-    auto wrow = [&](i64 o) { K.weights(wc, wc16, o, 0, C, on, C, U); };
+    // Transforms filters o0.. and packs them into the xis GEMMs' A panels (mr output channels each) in one pass:
+    // one panel's filters at a time, kFilterDepth input channels at a time, through a per-thread buffer that stays
+    // in L2, so the filters are read once and the panels written once (through a whole transformed copy in memory,
+    // that copy's write and read back cost as much as the products at 16 x 16 maps).
+    const i64 cb = std::min<i64>(C, kFilterDepth);
+    auto panel = [&](i64 q) {
+      const i64 rows = std::min<i64>(mr, on - q * mr);
+      const float* wq = w ? w + (o0 + q * mr) * C * 9 : nullptr;
+      const std::uint16_t* wq16 = w ? nullptr : w16 + (o0 + q * mr) * C * 9;
+      // U[xi][r][c] for the panel's rows, depth stride C (the transform kernels index the filters and U alike)
+      float* U = scratch(kWinogradU, xis * mr * C);
+      for (i64 c0 = 0; c0 < C; c0 += cb) {
+        const i64 count = std::min<i64>(cb, C - c0);
+        for (i64 r = 0; r < rows; r++) K.weights(wq, wq16, r, c0, count, mr, C, U);
+        for (i64 xi = 0; xi < xis; xi++)
+          pack_a_panels(U + xi * mr * C + c0, C, 1, rows, count, Upk + xi * ocp * C + q * mr * C + c0 * mr);
+      }
+    };
+    const i64 panels = ceil_div(on, mr);
     if (threads > 1 && on * C >= 4096) {
-      parallel_for(on, wrow);
+      parallel_for(panels, panel);
     } else {
-      for (i64 o = 0; o < on; o++) wrow(o);
-    }
-    auto pack = [&](i64 xi) { pack_a_panels(U + xi * on * C, C, 1, on, C, Upk + xi * ocp * C); };
-    if (threads > 1) {
-      parallel_for(xis, pack);
-    } else {
-      for (i64 xi = 0; xi < xis; xi++) pack(xi);
+      for (i64 q = 0; q < panels; q++) panel(q);
     }
   };
 
@@ -206,7 +217,7 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
   i64 blocks = ceil_div(total, tile_block(C, oc, xis));
   if (chunks > 1 && xis * C * total <= v_budget) blocks = 1;
   if (threads > 1 && chunks == 1) blocks = round_up(blocks, threads);  // equal blocks, no idle thread at the end
-  const i64 tb = round_up(ceil_div(total, blocks), 32);
+  const i64 tb = round_up(ceil_div(total, blocks), std::lcm<i64>(32, nr));  // whole B panels
   blocks = ceil_div(total, tb);
   // blocks in parallel when there are enough of them and one filter chunk; else the work inside each is split
   const bool outer = threads > 1 && chunks == 1 && blocks >= threads;
@@ -219,10 +230,16 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
     float* V = scratch(kWinogradV, xis * C * tb);
     float* M = scratch(kWinogradM, xis * ocp * tb);
     const i64 vxs = C * tb, mxs = ocp * tb;
+    // V[xi] is written straight in the GEMMs' packed-B layout (panels of nr tiles: [t / nr][c][t % nr]), so the
+    // products read it in place; runs of tiles are split where a panel ends
     auto input_channel = [&](i64 c) {
       for_tile_rows(g, t0, nt, [&](i64 n, i64 ty, i64 tx, i64 count, i64 t) {
-        K.input_row(x + (n * C + c) * s.in_h * s.in_w, s.in_h, s.in_w, tm * ty - s.ph, tm * tx - s.pw, count,
-                    V + c * tb + t, vxs);
+        for (i64 u = 0; u < count;) {
+          const i64 tu = t + u, piece = std::min<i64>(count - u, nr - tu % nr);
+          K.input_row(x + (n * C + c) * s.in_h * s.in_w, s.in_h, s.in_w, tm * ty - s.ph, tm * (tx + u) - s.pw,
+                      piece, V + (tu / nr) * C * nr + c * nr + tu % nr, vxs);
+          u += piece;
+        }
       });
     };
     if (inner) {
@@ -230,17 +247,22 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
     } else {
       for (i64 c = 0; c < C; c++) input_channel(c);
     }
+    if (nt % nr != 0) {
+      // the last panel's columns past the tiles: zeros rather than stale values (never stored, but kept finite)
+      const i64 q = nt / nr, used = nt % nr;
+      for (i64 xi = 0; xi < xis; xi++)
+        for (i64 c = 0; c < C; c++) std::fill_n(V + xi * vxs + q * C * nr + c * nr + used, nr - used, 0.0f);
+    }
     for (i64 o0 = o_begin; o0 < o_end; o0 += oc) {
       const i64 on = std::min<i64>(oc, o_end - o0);
       if (prepare) prepare_chunk(o0, on);
       auto product = [&](i64 xi, bool parallel) {
-        StridedB b(V + xi * vxs, tb, 1);
         GemmProblem P;
         P.m = on;
         P.n = nt;
         P.k = C;
         P.a_panels = Upk + xi * ocp * C;
-        P.b = &b;
+        P.b_panels = V + xi * vxs;
         P.c = M + xi * mxs;
         P.ldc = tb;
         sgemm(P, parallel);

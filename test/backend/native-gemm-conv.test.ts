@@ -1,11 +1,12 @@
 // Property tests of the native GEMM and convolution kernels against the reference backend (the oracle): odd sizes,
 // batch 1, strides, transposed operands, accumulate, bias (per column and per row), a residual, groups, dilation,
-// stride 2, every micro-kernel.
+// stride 2, a batch of small maps in one product, every micro-kernel.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backend, Conv2dParams, GemmParams } from "../../src/backend/index.js";
 import { getBackend } from "../../src/backend/index.js";
 import { nativeAddon } from "../../src/backend/native/index.js";
+import { float32ArrayToHalf, halfArrayToFloat32 } from "../../src/tensor/dtype.js";
 import { testRng } from "../helpers.js";
 import {
   close,
@@ -263,6 +264,47 @@ describe("native backend: gemm and conv2d", { skip }, () => {
         ref.conv2dBackwardWeight(x, go, wantGw, p);
         nat.conv2dBackwardWeight(x, go, gotGw, p);
         close(gotGw, wantGw, `conv2dBackwardWeight ${what}`);
+      }
+    });
+
+    it("convolves a batch of small maps as one product (3x3, stride 2, 1x1; float16 weights; 1 and 2 threads)", () => {
+      // maps of at most 256 output pixels, batch > 1, one group: one GEMM for all images into a scratch copied out
+      const shapes: [number, number, number, number, number, number, number][] = [
+        // n, c, o, h, w, kernel, stride
+        [2, 40, 30, 8, 8, 3, 1],
+        [3, 17, 45, 7, 9, 3, 1],
+        [2, 24, 33, 16, 16, 3, 2],
+        [4, 50, 29, 6, 5, 1, 1],
+      ];
+      for (const [n, c, o, h, w, kernel, stride] of shapes) {
+        const pad = kernel === 3 ? 1 : 0;
+        const outH = Math.floor((h + 2 * pad - kernel) / stride) + 1;
+        const outW = Math.floor((w + 2 * pad - kernel) / stride) + 1;
+        const p: Conv2dParams = {
+          ...{ batch: n, inChannels: c, inH: h, inW: w, outChannels: o, outH, outW },
+          ...{ kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride, padH: pad, padW: pad },
+          ...{ dilationH: 1, dilationW: 1, groups: 1 },
+        };
+        const x = randArray(n * c * h * w, rng);
+        const bits = float32ArrayToHalf(randArray(o * c * kernel * kernel, rng, -0.3, 0.3));
+        const wt = halfArrayToFloat32(bits);
+        const bias = randArray(o, rng);
+        const residual = randArray(n * o * outH * outW, rng);
+        const what = `N${n} C${c} ${h}x${w} -> O${o} k${kernel} s${stride}`;
+        for (const res of [residual, null]) {
+          const want = new Float32Array(residual.length);
+          ref.conv2d(x, wt, bias, want, p, res);
+          for (const threads of [1, 2]) {
+            addon.setNumThreads(threads);
+            const got = new Float32Array(want.length).fill(Number.NaN);
+            nat.conv2d(x, wt, bias, got, p, res);
+            close(got, want, `${what}, ${threads} thread(s), residual ${res !== null}`);
+            const half = new Float32Array(want.length).fill(Number.NaN);
+            nat.halfWeights!.conv2dHalfW(x, bits, bias, half, p, res);
+            close(half, want, `${what}, float16 weights, ${threads} thread(s)`);
+          }
+          addon.setNumThreads(initial.threads);
+        }
       }
     });
 

@@ -1,6 +1,7 @@
-// The native conv2d's Winograd paths (3x3, stride 1, >= 32 channels, >= 256 2x2 tiles): F(4x4, 3x3) for outputs of
-// 16 x 16 and more, F(2x2, 3x3) below, against the reference direct convolution: odd sizes (partial output tiles),
-// padding 0-2, batches spanning tile blocks, bias or not, float16 weights, 1 and 2 threads, every SIMD level.
+// The native conv2d's Winograd paths (3x3, stride 1, >= 32 channels, >= 400 output pixels over the batch): F(4x4, 3x3)
+// from 1400 pixels, F(2x2, 3x3) below, against the reference direct convolution: odd sizes (partial output tiles),
+// padding 0-2, batches spanning tile blocks, filters transformed in several depth blocks, bias or not, float16
+// weights, 1 and 2 threads, every SIMD level.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { nativeAddon } from "../../src/backend/native/index.js";
@@ -17,7 +18,7 @@ import {
   skip,
 } from "./native-helpers.js";
 
-// each has >= 256 output tiles of 2x2 over the batch (the kernel's condition for taking this path)
+// each has >= 400 output pixels over the batch (the kernel's condition for taking this path)
 const cases: [number, number, number, number, number, number][] = [
   // n, c, o, h, w, pad
   [2, 32, 40, 33, 31, 1], // ragged last tile row and column
@@ -25,9 +26,12 @@ const cases: [number, number, number, number, number, number][] = [
   [3, 48, 32, 18, 18, 2],
   [1, 32, 32, 37, 29, 1],
   [2, 64, 48, 34, 30, 1], // several tile blocks
-  // outputs under 16 x 16: F(2x2, 3x3)
+  // under 1400 output pixels: F(2x2, 3x3)
   [6, 32, 40, 14, 15, 1],
   [11, 33, 32, 12, 12, 0],
+  // more input channels than the filters are transformed at a time (256), a partial panel of output channels
+  [2, 300, 20, 16, 16, 1],
+  [1, 260, 17, 38, 38, 1],
 ];
 
 describe("native conv2d: Winograd F(4x4, 3x3) and F(2x2, 3x3)", { skip }, () => {
