@@ -12,8 +12,9 @@ namespace diffuse {
 
 namespace {
 
-// The packed weight (and the chunked path's packed input) are kept for the next call up to 64 MB each (SD 1.5's
-// largest weight, 1280 x 10240, is 52 MB): mapping them afresh on each call cost a page fault per 4 KB.
+// The packed weight of the row-block path (<= 4 MB) and the chunked path's packed input (5 MB for SD 1.5 at
+// 512 x 512, batch 2) are kept for the next call up to 64 MB: mapping them afresh on each call cost a page fault
+// per 4 KB.
 constexpr i64 kKeepFloats = i64{1} << 24;
 
 /**
@@ -35,41 +36,43 @@ void geglu_rows(const float* x, float* out, i64 r0, i64 r1, i64 half) {
 }
 
 /**
- * The projection and GEGLU as (column chunk) x (row block) tasks: a task's value columns [j0, j0 + cc) and their
- * gate columns [half + j0, ...) are two GEMMs into one tile, read by the GEGLU while in cache. Taken when the
- * packed weight outgrows the caches: linear_geglu's row-block loop would stream all of it from memory once per
- * block of ~14-100 rows (52 MB per block for SD 1.5's 1280 -> 2 x 5120 at 16x16).
+ * The projection and GEGLU by column chunks, one task each: a task packs its value columns [j0, j0 + cc) and their
+ * gate columns [half + j0, ...) of the weight (~1 MB, stays in L2), then sweeps all rows over them in blocks, two
+ * GEMMs into one tile read by the GEGLU while in cache. Taken when the weight outgrows the caches: a row-block
+ * loop would stream all of it from memory once per block, and packing all of it first would write and read back
+ * as much again (52 MB for SD 1.5's 1280 -> 2 x 5120).
  */
-void linear_geglu_chunked(const KernelInfo& K, const float* x, i64 rows, i64 in, const float* panels,
-                          const float* bias, i64 half, float* out) {
+void linear_geglu_chunked(const KernelInfo& K, const float* x, i64 rows, i64 in, const BPacker& w, const float* bias,
+                          i64 half, float* out) {
   const int mr = K.mr, nr = K.nr;
-  // A packed once for every chunk; chunks of B (2 x cc columns) of ~1 MB stay in L2 while the row blocks sweep
-  // them, and a block's tile (rb x 2 x cc) stays within ~256 KB
+  // A packed once for every chunk (it stays in L3); a block's tile (rb x 2 x cc) stays within ~256 KB
   float* a_panels = scratch(kGegluA, round_up(rows, mr) * in);
   pack_a_panels(x, in, 1, rows, in, a_panels);
   const i64 cc = balanced_step(half, std::max<i64>(nr, (131072 / in) / nr * nr), nr);
   const i64 rb = balanced_step(rows, std::max<i64>(mr, (32768 / cc) / mr * mr), mr);
-  const i64 chunks = ceil_div(half, cc), blocks = ceil_div(rows, rb);
   auto run = [&](i64 t) {
-    const i64 j0 = (t / blocks) * cc, cols = std::min(cc, half - j0);
-    const i64 r0 = (t % blocks) * rb, r1 = std::min(rows, r0 + rb);
+    const i64 j0 = t * cc, cols = std::min(cc, half - j0);
+    float* panels = scratch(kGegluPanels, 2 * cc * in);
+    for (int gate = 0; gate < 2; gate++) w.pack(panels + gate * cc * in, 0, in, gate * half + j0, cols, nr);
     float* tile = scratch(kGegluTile, rb * 2 * cc);
-    for (int gate = 0; gate < 2; gate++) {
-      const i64 col = gate * half + j0;
-      GemmProblem P;
-      P.m = r1 - r0;
-      P.n = cols;
-      P.k = in;
-      P.a_panels = a_panels + r0 * in;
-      P.b_panels = panels + col * in;  // panel q (columns q * nr ..) starts at q * nr * in; col is a multiple of nr
-      P.c = tile + gate * cc;
-      P.ldc = 2 * cc;
-      P.bias_n = bias ? bias + col : nullptr;
-      sgemm(P, false);
+    for (i64 r0 = 0; r0 < rows; r0 += rb) {
+      const i64 r1 = std::min(rows, r0 + rb);
+      for (int gate = 0; gate < 2; gate++) {
+        GemmProblem P;
+        P.m = r1 - r0;
+        P.n = cols;
+        P.k = in;
+        P.a_panels = a_panels + r0 * in;
+        P.b_panels = panels + gate * cc * in;
+        P.c = tile + gate * cc;
+        P.ldc = 2 * cc;
+        P.bias_n = bias ? bias + gate * half + j0 : nullptr;
+        sgemm(P, false);
+      }
+      geglu_block(tile, 2 * cc, cc, out + r0 * half + j0, half, r1 - r0, cols);
     }
-    geglu_block(tile, 2 * cc, cc, out + r0 * half + j0, half, r1 - r0, cols);
   };
-  parallel_for(chunks * blocks, run);  // chunk-major: a chunk's row blocks run back to back
+  parallel_for(ceil_div(half, cc), run);
 }
 
 }  // namespace
@@ -78,15 +81,14 @@ void linear_geglu(const float* x, i64 rows, i64 in, const BPacker& w, const floa
   const i64 n = 2 * half;
   if (rows <= 0 || half <= 0) return;
   const KernelInfo& K = active_kernel();
-  // the weight packed once for every row block (it stays in L2/L3), read in place by each block's GEMM
-  float* panels = scratch(kGegluPanels, b_panels_size(in, n));
-  pack_b_panels(w, in, n, panels);
   if (half % K.nr == 0 && in * n > (i64{1} << 20)) {
-    linear_geglu_chunked(K, x, rows, in, panels, bias, half, out);
-    scratch_trim(kGegluPanels, kKeepFloats);
+    linear_geglu_chunked(K, x, rows, in, w, bias, half, out);
     scratch_trim(kGegluA, kKeepFloats);
     return;
   }
+  // the weight packed once for every row block (it stays in L2/L3), read in place by each block's GEMM
+  float* panels = scratch(kGegluPanels, b_panels_size(in, n));
+  pack_b_panels(w, in, n, panels);
   // row blocks whose projection (block x 2 * half floats) stays within ~1 MB of L2
   const i64 block = std::max<i64>(K.mr, (std::max<i64>(262144 / n, 1) / K.mr) * K.mr);
   auto run = [&](i64 t) {
