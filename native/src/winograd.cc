@@ -28,8 +28,9 @@ constexpr i64 kKeepFloats = i64{1} << 25;
 // Input channels transformed at a time while preparing one panel of filters (the buffer: xis x mr x this, <= 512 KB)
 constexpr i64 kFilterDepth = 256;
 
-/** Floats of the packed transformed filters of one output-channel chunk (32 MB) and of the
- * transformed inputs of all tiles kept at once (64 MB); DIFFUSE_WINOGRAD_UBUDGET / _VBUDGET override them (tests). */
+/** Floats of the packed transformed filters of one output-channel chunk (64 MB: SD 1.5's 960 -> 320 at 64 x 64 in
+ * one chunk, whose inputs would otherwise be transformed once per chunk) and of the transformed inputs of all tiles
+ * kept at once (64 MB); DIFFUSE_WINOGRAD_UBUDGET / _VBUDGET override them (tests). */
 i64 budget(const char* name, i64 fallback) {
   const char* v = std::getenv(name);
   const i64 n = v ? std::atoll(v) : 0;
@@ -177,7 +178,7 @@ void conv2d_winograd(const float* x, const float* w, const std::uint16_t* w16, c
 
   // Output channels go in chunks whose transformed filters (xis matrices of oc x C, the GEMMs' A, packed once
   // into micro-kernel panels) stay within the budget.
-  static const i64 u_budget = budget("DIFFUSE_WINOGRAD_UBUDGET", i64{1} << 23);
+  static const i64 u_budget = budget("DIFFUSE_WINOGRAD_UBUDGET", i64{1} << 24);
   static const i64 v_budget = budget("DIFFUSE_WINOGRAD_VBUDGET", i64{1} << 24);
   i64 chunks = ceil_div(xis * O * C, u_budget);
   i64 oc = std::min<i64>(O, round_up(ceil_div(O, chunks), mr));
