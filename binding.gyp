@@ -55,7 +55,7 @@
           {
             "target_name": "diffuse_avx2",
             "type": "static_library",
-            "sources": ["native/src/gemm_avx2.cc", "native/src/pack_avx2.cc", "native/src/vmath_avx2.cc"],
+            "sources": ["native/src/gemm_avx2.cc", "native/src/pack_avx2.cc", "native/src/vmath_avx2.cc", "native/src/winograd_avx2.cc"],
             "cflags_cc": ["-mavx2", "-mfma", "-mf16c"],
             "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mf16c"] }
           },

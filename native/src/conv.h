@@ -37,6 +37,8 @@ inline float patch_at(const float* plane, i64 H, i64 W, i64 y, i64 x) {
   return y >= 0 && y < H && x >= 0 && x < W ? plane[y * W + x] : 0.0f;
 }
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
+extern const WinogradKernels kAvx2Winograd;
+extern const WinogradKernels kAvx2Winograd4;
 extern const WinogradKernels kAvx512Winograd;
 extern const WinogradKernels kAvx512Winograd4;
 #endif

@@ -126,6 +126,7 @@ int tile_size(const ConvShape& s) {
 const WinogradKernels& kernels(int m) {
 #if defined(DIFFUSE_HAVE_X86_KERNELS)
   if (std::strcmp(active_kernel().name, "avx512") == 0) return m == 4 ? kAvx512Winograd4 : kAvx512Winograd;
+  if (std::strcmp(active_kernel().name, "avx2") == 0) return m == 4 ? kAvx2Winograd4 : kAvx2Winograd;
 #endif
   return m == 4 ? kPortableWinograd4 : kPortableWinograd;
 }
