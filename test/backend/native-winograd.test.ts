@@ -64,23 +64,31 @@ describe("native conv2d: Winograd F(4x4, 3x3) and F(2x2, 3x3)", { skip }, () => 
     });
   }
 
-  it("reads float16 weights (with a residual) and gives the same result on 1 and 2 threads", () => {
-    const [n, c, o, h, w, pad] = cases[4]!;
-    const p = conv3x3Params(n, c, o, h, w, pad);
-    const x = randArray(n * c * h * w, rng);
-    const bits = float32ArrayToHalf(randArray(o * c * 9, rng, -0.2, 0.2));
-    const bias = randArray(o, rng);
-    const residual = randArray(n * o * p.outH * p.outW, rng);
-    const want = new Float32Array(n * o * p.outH * p.outW);
-    ref.conv2d(x, halfArrayToFloat32(bits), bias, want, p, residual);
-    const outs = [1, 2].map((threads) => {
-      addon.setNumThreads(threads);
-      const out = new Float32Array(want.length);
-      nat.halfWeights!.conv2dHalfW(x, bits, bias, out, p, residual);
-      return out;
+  for (const kernel of kernels) {
+    it(`reads float16 weights (with a residual), the same on 1 and 2 threads (${kernel})`, (t) => {
+      if (!addon.setKernel(kernel)) return t.skip(`no ${kernel} kernel on this CPU`);
+      try {
+        for (const [n, c, o, h, w, pad] of [cases[4]!, cases[7]!]) {
+          const p = conv3x3Params(n, c, o, h, w, pad);
+          const x = randArray(n * c * h * w, rng);
+          const bits = float32ArrayToHalf(randArray(o * c * 9, rng, -0.2, 0.2));
+          const bias = randArray(o, rng);
+          const residual = randArray(n * o * p.outH * p.outW, rng);
+          const want = new Float32Array(n * o * p.outH * p.outW);
+          ref.conv2d(x, halfArrayToFloat32(bits), bias, want, p, residual);
+          const outs = [1, 2].map((threads) => {
+            addon.setNumThreads(threads);
+            const out = new Float32Array(want.length);
+            nat.halfWeights!.conv2dHalfW(x, bits, bias, out, p, residual);
+            return out;
+          });
+          addon.setNumThreads(initial.threads);
+          close(outs[0]!, want, `float16 weights, N${n} C${c} O${o} ${h}x${w}`, 1e-5);
+          assert.deepEqual(outs[1], outs[0]);
+        }
+      } finally {
+        addon.setKernel("");
+      }
     });
-    addon.setNumThreads(initial.threads);
-    close(outs[0]!, want, "float16 weights", 1e-5);
-    assert.deepEqual(outs[1], outs[0]);
-  });
+  }
 });
