@@ -35,6 +35,7 @@
         "native/src/pool.cc",
         "native/src/reduce.cc",
         "native/src/scratch.cc",
+        "native/src/upsample.cc",
         "native/src/vmath.cc",
         "native/src/winograd.cc",
         "native/src/winograd4.cc"

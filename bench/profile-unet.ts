@@ -1,6 +1,6 @@
 // Where one SD 1.5 UNet step (batch 2, 64x64 latent, random weights) spends its time on the native backend: wall time
 // per block (each resolution level's resnets, attentions and samplers), per kernel kind, and the slowest kernel
-// shapes, for the fastest of three steps after a warm-up step.
+// shapes, for the fastest of three steps after a warm-up step (bench/profile-ort.ts gives onnxruntime's side).
 //   node --import tsx bench/profile-unet.ts [threads] [--kernel=avx2|avx512|portable] [--fp16]
 import "../src/platform-node.js";
 import { nativeAddon, nativeBackend } from "../src/backend/native/index.js";

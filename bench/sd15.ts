@@ -96,7 +96,7 @@ function spawnWorker(job: JobSpec): WorkerResult {
  * The exported whole-model graph `name` of ../shared/bench (sd15_unet, sd15_vae_decoder) with its random weights,
  * written once into $TMPDIR by the folder's write-onnx-weights.mjs; or why there is none.
  */
-function onnxGraph(name: string): { path: string } | { error: string } {
+export function onnxGraph(name: string): { path: string } | { error: string } {
   if (!existsSync(join(benchCases, name, "model.onnx")))
     return { error: `no ${join("..", "shared", "bench", name)} here` };
   const dir = join(tmpdir(), `diffuse-bench-${name}`);

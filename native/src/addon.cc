@@ -528,6 +528,21 @@ Napi::Value GegluFn(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// upsampleNearest(x, out, planes, h, w, oh, ow)
+Napi::Value UpsampleNearestFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  F32 x = f32(info, 0, "x"), out = f32(info, 1, "out");
+  const i64 planes = num(info, 2, "planes"), h = num(info, 3, "h"), w = num(info, 4, "w"), oh = num(info, 5, "oh"),
+            ow = num(info, 6, "ow");
+  if (planes < 0 || h < 1 || w < 1 || oh < 0 || ow < 0) range_error(env, "upsampleNearest: bad size");
+  check_len(env, "upsampleNearest x", x, planes * h * w);
+  check_len(env, "upsampleNearest out", out, planes * oh * ow);
+  check_disjoint(env, "upsampleNearest: x", x, out);
+  advise_output(out.data, out.length);
+  upsample_nearest(x.data, out.data, planes, h, w, oh, ow);
+  return env.Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -564,6 +579,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, BinaryFn));
   exports.Set("where", Napi::Function::New(env, WhereFn));
   exports.Set("geglu", Napi::Function::New(env, GegluFn));
+  exports.Set("upsampleNearest", Napi::Function::New(env, UpsampleNearestFn));
   exports.Set("linearGeglu", Napi::Function::New(env, LinearGegluFn));
   exports.Set("copy", Napi::Function::New(env, CopyFn));
   exports.Set("reduce", Napi::Function::New(env, ReduceFn));

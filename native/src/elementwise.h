@@ -41,4 +41,7 @@ void linear_geglu(const float* x, i64 rows, i64 in, const BPacker& w, const floa
 
 void where(const View& cond, const View& a, const View& b, float* out, const std::vector<i64>& shape);
 
+/** Nearest-neighbour resize of contiguous [planes][h][w] to [planes][oh][ow], PyTorch's "nearest" (upsample.cc). */
+void upsample_nearest(const float* x, float* out, i64 planes, i64 h, i64 w, i64 oh, i64 ow);
+
 }  // namespace diffuse

@@ -25,7 +25,8 @@ constexpr i64 kBlockFloats = i64{1} << 21;  // a block's V (16 x C x tiles) and 
 // convolution map and fault in up to ~200 MB again, 4 KB at a time (~16% of an SD 1.5 UNet step). Only a buffer
 // larger than this (budgets raised through the environment) is freed after the call.
 constexpr i64 kKeepFloats = i64{1} << 25;
-// Input channels transformed at a time while preparing one panel of filters (the buffer: xis x mr x this, <= 512 KB)
+// Input channels transformed at a time while preparing one panel of filters (the part of its buffer in use:
+// xis x mr x this floats, <= 512 KB)
 constexpr i64 kFilterDepth = 256;
 
 /** Floats of the packed transformed filters of one output-channel chunk (64 MB: SD 1.5's 960 -> 320 at 64 x 64 in

@@ -147,6 +147,8 @@ export interface NativeAddon {
     cols: number,
   ): void;
   geglu(x: F32, out: F32, rows: number, half: number): void;
+  /** Nearest-neighbour resize of [planes, h, w] to [planes, oh, ow] (PyTorch's "nearest"); x and out disjoint. */
+  upsampleNearest(x: F32, out: F32, planes: number, h: number, w: number, oh: number, ow: number): void;
   linearGeglu(
     x: F32,
     rows: number,

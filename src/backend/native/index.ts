@@ -230,6 +230,10 @@ export function createNativeBackend(addon: NativeAddon): Backend {
       addon.geglu(x, out, rows, half);
     },
 
+    upsampleNearest(x, out, planes, h, w, oh, ow) {
+      addon.upsampleNearest(x, out, planes, h, w, oh, ow);
+    },
+
     linearGeglu(p) {
       addon.linearGeglu(p.x, p.rows, p.inFeatures, p.weight, p.weightOffset, p.bias, p.half, p.out);
     },
