@@ -269,6 +269,7 @@ describe("native backend: gemm and conv2d", { skip }, () => {
 
     it("convolves a batch of small maps as one product (3x3, stride 2, 1x1; float16 weights; 1 and 2 threads)", () => {
       // maps of at most 256 output pixels, batch > 1, one group: one GEMM for all images into a scratch copied out
+      // (on 2 threads only batch 3: even batches run image by image, one per thread)
       const shapes: [number, number, number, number, number, number, number][] = [
         // n, c, o, h, w, kernel, stride
         [2, 40, 30, 8, 8, 3, 1],
