@@ -14,48 +14,23 @@
 
 #include "conv.h"
 #include "gemm.h"
+#include "winograd4_lanes.h"
 #include "winograd_avx512.h"
 
 namespace diffuse {
 
 namespace {
 
+struct Avx512Ops {
+  using V = __m512;
+  static V set(float v) { return _mm512_set1_ps(v); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+};
 using V = __m512;
-inline V set(float v) { return _mm512_set1_ps(v); }
-inline V add(V a, V b) { return _mm512_add_ps(a, b); }
-inline V sub(V a, V b) { return _mm512_sub_ps(a, b); }
-inline V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-
-/** G g for a 3-vector of lanes. */
-inline void filter_1d(V g0, V g1, V g2, V* u) {
-  u[0] = mul(set(0.25f), g0);
-  u[1] = mul(set(-1.0f / 6.0f), add(add(g0, g1), g2));
-  u[2] = mul(set(-1.0f / 6.0f), add(sub(g0, g1), g2));
-  u[3] = fma(set(1.0f / 24.0f), g0, fma(set(1.0f / 12.0f), g1, mul(set(1.0f / 6.0f), g2)));
-  u[4] = fma(set(1.0f / 24.0f), g0, fma(set(-1.0f / 12.0f), g1, mul(set(1.0f / 6.0f), g2)));
-  u[5] = g2;
-}
-
-/** B^T d for a 6-vector of lanes. */
-inline void input_1d(V d0, V d1, V d2, V d3, V d4, V d5, V* b) {
-  const V d4m2 = sub(d4, d2);
-  b[0] = fma(set(4.0f), d0, fma(set(-5.0f), d2, d4));
-  b[1] = fma(set(-4.0f), add(d1, d2), add(d3, d4));
-  b[2] = fma(set(4.0f), sub(d1, d2), sub(d4, d3));
-  b[3] = fma(set(-2.0f), sub(d1, d3), d4m2);
-  b[4] = fma(set(2.0f), sub(d1, d3), d4m2);
-  b[5] = fma(set(4.0f), d1, fma(set(-5.0f), d3, d5));
-}
-
-/** A^T m for a 6-vector of lanes. */
-inline void output_1d(V m0, V m1, V m2, V m3, V m4, V m5, V* r) {
-  const V s12 = add(m1, m2), d12 = sub(m1, m2), s34 = add(m3, m4), d34 = sub(m3, m4);
-  r[0] = add(add(m0, s12), s34);
-  r[1] = fma(set(2.0f), d34, d12);
-  r[2] = fma(set(4.0f), s34, s12);
-  r[3] = add(fma(set(8.0f), d34, d12), m5);
-}
+using Lanes4 = Winograd4Lanes<Avx512Ops>;
 
 void weights4_avx512(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U) {
   i64 c = c0;
@@ -63,10 +38,10 @@ void weights4_avx512(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i6
     V g[9];
     load_filters16(w, w16, o, c, C, g);
     V t[3][6];  // t[j] = G (column j of g)
-    for (int j = 0; j < 3; j++) filter_1d(g[j], g[3 + j], g[6 + j], t[j]);
+    for (int j = 0; j < 3; j++) Lanes4::filter(g[j], g[3 + j], g[6 + j], t[j]);
     for (int i = 0; i < 6; i++) {  // row i of (G g) G^T
       V u[6];
-      filter_1d(t[0][i], t[1][i], t[2][i], u);
+      Lanes4::filter(t[0][i], t[1][i], t[2][i], u);
       for (int j = 0; j < 6; j++) _mm512_storeu_ps(U + ((i * 6 + j) * O + o) * C + c, u[j]);
     }
   }
@@ -102,11 +77,11 @@ void input4_avx512(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count, 
       for (int j = 0; j < 6; j++)
         d[i][j] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), colmask[j], lane4, row + j, 4);
     }
-    for (int j = 0; j < 6; j++) input_1d(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], b[j]);
+    for (int j = 0; j < 6; j++) Lanes4::input(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], b[j]);
     float* out = v + t;
     for (int i = 0; i < 6; i++) {  // row i of (B^T d) B
       V r[6];
-      input_1d(b[0][i], b[1][i], b[2][i], b[3][i], b[4][i], b[5][i], r);
+      Lanes4::input(b[0][i], b[1][i], b[2][i], b[3][i], b[4][i], b[5][i], r);
       for (int j = 0; j < 6; j++) _mm512_mask_storeu_ps(out + (i * 6 + j) * xs, keep, r[j]);
     }
   }
@@ -119,20 +94,20 @@ void output4_avx512(const float* m, i64 xs, i64 count, float bias, float* plane,
   const __m512i p_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const __m512i q_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
   const __m512i q_hi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
-  const V vb = set(bias);
+  const V vb = Avx512Ops::set(bias);
   for (i64 t = 0; t < count; t += 16) {
     const i64 n = std::min<i64>(16, count - t);
     const __mmask16 keep = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
     V mt[36];
     for (int xi = 0; xi < 36; xi++) mt[xi] = _mm512_maskz_loadu_ps(keep, m + xi * xs + t);
     V r[6][4];  // r[j] = A^T (column j of m)
-    for (int j = 0; j < 6; j++) output_1d(mt[j], mt[6 + j], mt[12 + j], mt[18 + j], mt[24 + j], mt[30 + j], r[j]);
+    for (int j = 0; j < 6; j++) Lanes4::output(mt[j], mt[6 + j], mt[12 + j], mt[18 + j], mt[24 + j], mt[30 + j], r[j]);
     const i64 ox = ox0 + 4 * t;
     const i64 limit = std::min<i64>(OW, ox0 + 4 * count);
     for (int i = 0; i < 4 && oy + i < OH; i++) {
       V y[4];
-      output_1d(r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i], y);
-      for (int j = 0; j < 4; j++) y[j] = add(y[j], vb);
+      Lanes4::output(r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i], y);
+      for (int j = 0; j < 4; j++) y[j] = Avx512Ops::add(y[j], vb);
       const V a_lo = _mm512_permutex2var_ps(y[0], p_lo, y[1]), a_hi = _mm512_permutex2var_ps(y[0], p_hi, y[1]);
       const V b_lo = _mm512_permutex2var_ps(y[2], p_lo, y[3]), b_hi = _mm512_permutex2var_ps(y[2], p_hi, y[3]);
       const V px[4] = {_mm512_permutex2var_ps(a_lo, q_lo, b_lo), _mm512_permutex2var_ps(a_lo, q_hi, b_lo),

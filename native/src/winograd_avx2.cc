@@ -10,17 +10,23 @@
 
 #include "conv.h"
 #include "gemm.h"
+#include "winograd4_lanes.h"
 
 namespace diffuse {
 
 namespace {
 
-using V = __m256;
-inline V set(float v) { return _mm256_set1_ps(v); }
-inline V add(V a, V b) { return _mm256_add_ps(a, b); }
-inline V sub(V a, V b) { return _mm256_sub_ps(a, b); }
-inline V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+struct Avx2Ops {
+  using V = __m256;
+  static V set(float v) { return _mm256_set1_ps(v); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+};
+using O = Avx2Ops;
+using V = O::V;
+using Lanes4 = Winograd4Lanes<O>;
 
 /** Lane mask of the first n lanes (n <= 8), for maskload / maskstore. */
 inline __m256i first_lanes(i64 n) {
@@ -88,7 +94,7 @@ void load_patches(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 n, V* d)
 template <int M>
 void store_pixels(const V* y, float bias, float* out, i64 ox0, i64 n, i64 limit) {
   alignas(32) float tmp[M][8];
-  for (int j = 0; j < M; j++) _mm256_store_ps(tmp[j], add(y[j], set(bias)));
+  for (int j = 0; j < M; j++) _mm256_store_ps(tmp[j], O::add(y[j], O::set(bias)));
   for (i64 k = 0; k < n; k++)
     for (int j = 0; j < M; j++) {
       const i64 x = ox0 + M * k + j;
@@ -100,7 +106,7 @@ void store_pixels(const V* y, float bias, float* out, i64 ox0, i64 n, i64 limit)
 // F(2x2, 3x3)
 
 void weights2_avx2(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U) {
-  const V half = set(0.5f);
+  const V half = O::set(0.5f);
   for (i64 c = c0; c < c0 + count; c += 8) {
     const i64 n = std::min<i64>(8, c0 + count - c);
     V g[9];
@@ -108,13 +114,13 @@ void weights2_avx2(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 
     V t[4][3];  // G g
     for (int j = 0; j < 3; j++) {
       t[0][j] = g[j];
-      t[1][j] = mul(half, add(add(g[j], g[3 + j]), g[6 + j]));
-      t[2][j] = mul(half, add(sub(g[j], g[3 + j]), g[6 + j]));
+      t[1][j] = O::mul(half, O::add(O::add(g[j], g[3 + j]), g[6 + j]));
+      t[2][j] = O::mul(half, O::add(O::sub(g[j], g[3 + j]), g[6 + j]));
       t[3][j] = g[6 + j];
     }
     for (int i = 0; i < 4; i++) {  // (G g) G^T
-      const V u[4] = {t[i][0], mul(half, add(add(t[i][0], t[i][1]), t[i][2])),
-                      mul(half, add(sub(t[i][0], t[i][1]), t[i][2])), t[i][2]};
+      const V u[4] = {t[i][0], O::mul(half, O::add(O::add(t[i][0], t[i][1]), t[i][2])),
+                      O::mul(half, O::add(O::sub(t[i][0], t[i][1]), t[i][2])), t[i][2]};
       for (int j = 0; j < 4; j++) store_lanes(U + ((i * 4 + j) * O + o) * C + c, u[j], n);
     }
   }
@@ -127,17 +133,17 @@ void input2_avx2(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count, fl
     load_patches<4, 2>(plane, H, W, y0, x0 + 2 * t, n, d);
     V b[4][4];  // B^T d
     for (int j = 0; j < 4; j++) {
-      b[0][j] = sub(d[j], d[8 + j]);
-      b[1][j] = add(d[4 + j], d[8 + j]);
-      b[2][j] = sub(d[8 + j], d[4 + j]);
-      b[3][j] = sub(d[4 + j], d[12 + j]);
+      b[0][j] = O::sub(d[j], d[8 + j]);
+      b[1][j] = O::add(d[4 + j], d[8 + j]);
+      b[2][j] = O::sub(d[8 + j], d[4 + j]);
+      b[3][j] = O::sub(d[4 + j], d[12 + j]);
     }
     float* o = v + t;
     for (int i = 0; i < 4; i++) {  // (B^T d) B
-      store_lanes(o + (i * 4 + 0) * xs, sub(b[i][0], b[i][2]), n);
-      store_lanes(o + (i * 4 + 1) * xs, add(b[i][1], b[i][2]), n);
-      store_lanes(o + (i * 4 + 2) * xs, sub(b[i][2], b[i][1]), n);
-      store_lanes(o + (i * 4 + 3) * xs, sub(b[i][1], b[i][3]), n);
+      store_lanes(o + (i * 4 + 0) * xs, O::sub(b[i][0], b[i][2]), n);
+      store_lanes(o + (i * 4 + 1) * xs, O::add(b[i][1], b[i][2]), n);
+      store_lanes(o + (i * 4 + 2) * xs, O::sub(b[i][2], b[i][1]), n);
+      store_lanes(o + (i * 4 + 3) * xs, O::sub(b[i][1], b[i][3]), n);
     }
   }
 }
@@ -151,11 +157,11 @@ void output2_avx2(const float* m, i64 xs, i64 count, float bias, float* plane, i
     for (int j = 0; j < 4; j++) {
       const V m0 = _mm256_maskload_ps(m + j * xs + t, keep), m1 = _mm256_maskload_ps(m + (4 + j) * xs + t, keep);
       const V m2 = _mm256_maskload_ps(m + (8 + j) * xs + t, keep), m3 = _mm256_maskload_ps(m + (12 + j) * xs + t, keep);
-      r[0][j] = add(add(m0, m1), m2);
-      r[1][j] = sub(sub(m1, m2), m3);
+      r[0][j] = O::add(O::add(m0, m1), m2);
+      r[1][j] = O::sub(O::sub(m1, m2), m3);
     }
     for (int i = 0; i < 2 && oy + i < OH; i++) {  // (A^T m) A
-      const V y[2] = {add(add(r[i][0], r[i][1]), r[i][2]), sub(sub(r[i][1], r[i][2]), r[i][3])};
+      const V y[2] = {O::add(O::add(r[i][0], r[i][1]), r[i][2]), O::sub(O::sub(r[i][1], r[i][2]), r[i][3])};
       store_pixels<2>(y, bias, plane + (oy + i) * OW, ox0 + 2 * t, n, limit);
     }
   }
@@ -164,46 +170,16 @@ void output2_avx2(const float* m, i64 xs, i64 count, float bias, float* plane, i
 // ---------------------------------------------------------------------------------------------------------------
 // F(4x4, 3x3)
 
-/** G g for a 3-vector of lanes. */
-inline void filter4_1d(V g0, V g1, V g2, V* u) {
-  u[0] = mul(set(0.25f), g0);
-  u[1] = mul(set(-1.0f / 6.0f), add(add(g0, g1), g2));
-  u[2] = mul(set(-1.0f / 6.0f), add(sub(g0, g1), g2));
-  u[3] = fma(set(1.0f / 24.0f), g0, fma(set(1.0f / 12.0f), g1, mul(set(1.0f / 6.0f), g2)));
-  u[4] = fma(set(1.0f / 24.0f), g0, fma(set(-1.0f / 12.0f), g1, mul(set(1.0f / 6.0f), g2)));
-  u[5] = g2;
-}
-
-/** B^T d for a 6-vector of lanes. */
-inline void input4_1d(V d0, V d1, V d2, V d3, V d4, V d5, V* b) {
-  const V d4m2 = sub(d4, d2);
-  b[0] = fma(set(4.0f), d0, fma(set(-5.0f), d2, d4));
-  b[1] = fma(set(-4.0f), add(d1, d2), add(d3, d4));
-  b[2] = fma(set(4.0f), sub(d1, d2), sub(d4, d3));
-  b[3] = fma(set(-2.0f), sub(d1, d3), d4m2);
-  b[4] = fma(set(2.0f), sub(d1, d3), d4m2);
-  b[5] = fma(set(4.0f), d1, fma(set(-5.0f), d3, d5));
-}
-
-/** A^T m for a 6-vector of lanes. */
-inline void output4_1d(V m0, V m1, V m2, V m3, V m4, V m5, V* r) {
-  const V s12 = add(m1, m2), d12 = sub(m1, m2), s34 = add(m3, m4), d34 = sub(m3, m4);
-  r[0] = add(add(m0, s12), s34);
-  r[1] = fma(set(2.0f), d34, d12);
-  r[2] = fma(set(4.0f), s34, s12);
-  r[3] = add(fma(set(8.0f), d34, d12), m5);
-}
-
 void weights4_avx2(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U) {
   for (i64 c = c0; c < c0 + count; c += 8) {
     const i64 n = std::min<i64>(8, c0 + count - c);
     V g[9];
     load_filters8(w, w16, o, c, n, C, g);
     V t[3][6];  // t[j] = G (column j of g)
-    for (int j = 0; j < 3; j++) filter4_1d(g[j], g[3 + j], g[6 + j], t[j]);
+    for (int j = 0; j < 3; j++) Lanes4::filter(g[j], g[3 + j], g[6 + j], t[j]);
     for (int i = 0; i < 6; i++) {  // row i of (G g) G^T
       V u[6];
-      filter4_1d(t[0][i], t[1][i], t[2][i], u);
+      Lanes4::filter(t[0][i], t[1][i], t[2][i], u);
       for (int j = 0; j < 6; j++) store_lanes(U + ((i * 6 + j) * O + o) * C + c, u[j], n);
     }
   }
@@ -215,11 +191,11 @@ void input4_avx2(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count, fl
     V d[36];
     load_patches<6, 4>(plane, H, W, y0, x0 + 4 * t, n, d);
     V b[6][6];  // b[j] = B^T (column j of the patches)
-    for (int j = 0; j < 6; j++) input4_1d(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j], b[j]);
+    for (int j = 0; j < 6; j++) Lanes4::input(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j], b[j]);
     float* out = v + t;
     for (int i = 0; i < 6; i++) {  // row i of (B^T d) B
       V r[6];
-      input4_1d(b[0][i], b[1][i], b[2][i], b[3][i], b[4][i], b[5][i], r);
+      Lanes4::input(b[0][i], b[1][i], b[2][i], b[3][i], b[4][i], b[5][i], r);
       for (int j = 0; j < 6; j++) store_lanes(out + (i * 6 + j) * xs, r[j], n);
     }
   }
@@ -233,10 +209,10 @@ void output4_avx2(const float* m, i64 xs, i64 count, float bias, float* plane, i
     V mt[36];
     for (int xi = 0; xi < 36; xi++) mt[xi] = _mm256_maskload_ps(m + xi * xs + t, keep);
     V r[6][4];  // r[j] = A^T (column j of m)
-    for (int j = 0; j < 6; j++) output4_1d(mt[j], mt[6 + j], mt[12 + j], mt[18 + j], mt[24 + j], mt[30 + j], r[j]);
+    for (int j = 0; j < 6; j++) Lanes4::output(mt[j], mt[6 + j], mt[12 + j], mt[18 + j], mt[24 + j], mt[30 + j], r[j]);
     for (int i = 0; i < 4 && oy + i < OH; i++) {
       V y[4];
-      output4_1d(r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i], y);
+      Lanes4::output(r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i], y);
       store_pixels<4>(y, bias, plane + (oy + i) * OW, ox0 + 4 * t, n, limit);
     }
   }
