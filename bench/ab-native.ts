@@ -8,6 +8,7 @@
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import type { NativeAddon } from "../src/backend/native/addon.js";
+import { lcgArray } from "./sd15-worker.js";
 import { printTable } from "./util.js";
 
 const args = process.argv.slice(2);
@@ -27,15 +28,9 @@ for (const addon of builds) {
   if (kernel && !addon.setKernel(kernel)) throw new Error(`this CPU cannot run the ${kernel} kernels`);
 }
 
-let seed = 1;
-const random = (n: number, scale = 1) => {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    a[i] = (seed / 2 ** 32 - 0.5) * scale;
-  }
-  return a;
-};
+let seed = 0;
+/** n values uniform in [-scale / 2, scale / 2), a new seed each call. */
+const random = (n: number, scale = 1) => lcgArray(n, ++seed, -scale / 2, scale / 2);
 
 /** Best time of each build over alternating rounds, and the largest difference between their outputs. */
 function compare(run: (addon: NativeAddon, out: Float32Array) => void, outLength: number) {

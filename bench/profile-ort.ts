@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { onnxGraph } from "./sd15.js";
+import { lcgArray } from "./sd15-worker.js";
 
 interface ProfileEvent {
   cat?: string;
@@ -30,19 +31,10 @@ const session = await ort.InferenceSession.create(graph.path, {
   enableProfiling: true,
   profileFilePrefix: join(dir, "unet"),
 });
-let seed = 1;
-const random = (n: number) => {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    a[i] = seed / 2 ** 32 - 0.5;
-  }
-  return a;
-};
 const feeds = {
-  sample: new ort.Tensor("float32", random(2 * 4 * 64 * 64), [2, 4, 64, 64]),
+  sample: new ort.Tensor("float32", lcgArray(2 * 4 * 64 * 64, 1), [2, 4, 64, 64]),
   timestep: new ort.Tensor("float32", new Float32Array([999, 999]), [2]),
-  encoder_hidden_states: new ort.Tensor("float32", random(2 * 77 * 768), [2, 77, 768]),
+  encoder_hidden_states: new ort.Tensor("float32", lcgArray(2 * 77 * 768, 2), [2, 77, 768]),
 };
 // onnxruntime needs two runs after its warm-up to settle (../shared/bench/sd15_unet/README.md)
 for (let r = 0; r < 4; r++) {

@@ -114,7 +114,8 @@ async function time(
   return { wall, cpu, cpuMin };
 }
 
-function lcgArray(n: number, seed: number, lo = -0.5, hi = 0.5): Float32Array {
+/** n values uniform in [lo, hi) from a linear congruential generator seeded with `seed` (deterministic inputs). */
+export function lcgArray(n: number, seed: number, lo = -0.5, hi = 0.5): Float32Array {
   const a = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
