@@ -534,7 +534,10 @@ Napi::Value UpsampleNearestFn(const Napi::CallbackInfo& info) {
   F32 x = f32(info, 0, "x"), out = f32(info, 1, "out");
   const i64 planes = num(info, 2, "planes"), h = num(info, 3, "h"), w = num(info, 4, "w"), oh = num(info, 5, "oh"),
             ow = num(info, 6, "ow");
-  if (planes < 0 || h < 1 || w < 1 || oh < 0 || ow < 0) range_error(env, "upsampleNearest: bad size");
+  if (planes < 0 || h < 1 || w < 1 || oh < 0 || ow < 0)
+    range_error(env, "upsampleNearest: expected planes >= 0, h and w >= 1, oh and ow >= 0; got planes " +
+                         std::to_string(planes) + ", " + std::to_string(h) + "x" + std::to_string(w) + " -> " +
+                         std::to_string(oh) + "x" + std::to_string(ow));
   check_len(env, "upsampleNearest x", x, planes * h * w);
   check_len(env, "upsampleNearest out", out, planes * oh * ow);
   check_disjoint(env, "upsampleNearest: x", x, out);

@@ -14,13 +14,12 @@ namespace {
 /**
  * The im2col matrix of one image's channel group, packed on the fly: B[kk][j] with kk = (c, ky, kx) and
  * j = (oy, ox), value x[c][oy*sh - ph + ky*dh][ox*sw - pw + kx*dw] (0 in the padding). Never materialised whole.
- * With `images` > 1, the im2col matrices of consecutive images (`image_stride` floats apart) side by side:
- * j = (n, oy, ox).
+ * Columns past one image's continue into the next image's (`image_stride` floats further): j = (n, oy, ox), the
+ * im2col matrices of a batch side by side.
  */
 class Im2colB final : public BPacker {
  public:
-  Im2colB(const float* x, const ConvShape& s, i64 images = 1, i64 image_stride = 0)
-      : x_(x), s_(s), images_(images), image_stride_(image_stride) {}
+  Im2colB(const float* x, const ConvShape& s, i64 image_stride = 0) : x_(x), s_(s), image_stride_(image_stride) {}
 
   void pack(float* dst, i64 k0, i64 kc, i64 j0, i64 nc, int nr) const override {
     const ConvShape& s = s_;
@@ -48,9 +47,8 @@ class Im2colB final : public BPacker {
   void row(float* out, i64 c, i64 ky, i64 kx, i64 j, i64 cols) const {
     const ConvShape& s = s_;
     const i64 ohw = s.out_h * s.out_w;
-    i64 n = images_ > 1 ? j / ohw : 0;
-    if (images_ > 1) j %= ohw;
-    const float* plane = x_ + n * image_stride_ + c * s.in_h * s.in_w;
+    const float* plane = x_ + (j / ohw) * image_stride_ + c * s.in_h * s.in_w;
+    j %= ohw;
     i64 oy = j / s.out_w, ox = j % s.out_w;
     i64 t = 0;
     while (t < cols) {
@@ -89,7 +87,7 @@ class Im2colB final : public BPacker {
  private:
   const float* x_;
   ConvShape s_;
-  i64 images_, image_stride_;
+  i64 image_stride_;
 };
 
 bool is_pointwise(const ConvShape& s) {
@@ -130,7 +128,7 @@ void conv2d_joint(const float* x, const float* w, const std::uint16_t* w16, cons
                   const ConvShape& s, const float* residual) {
   const i64 ohw = s.out_h * s.out_w, cols = s.batch * ohw, O = s.out_c;
   float* joint = scratch(kConvOut, O * cols);
-  Im2colB b(x, s, s.batch, s.in_c * s.in_h * s.in_w);
+  Im2colB b(x, s, s.in_c * s.in_h * s.in_w);
   GemmProblem P;
   P.m = O;
   P.n = cols;

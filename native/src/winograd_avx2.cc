@@ -24,9 +24,9 @@ struct Avx2Ops {
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 };
-using O = Avx2Ops;
-using V = O::V;
-using Lanes4 = Winograd4Lanes<O>;
+using Simd = Avx2Ops;  // (not `O`: the kernels' output-channel count has that name)
+using V = Simd::V;
+using Lanes4 = Winograd4Lanes<Simd>;
 
 /** Lane mask of the first n lanes (n <= 8), for maskload / maskstore. */
 inline __m256i first_lanes(i64 n) {
@@ -94,7 +94,7 @@ void load_patches(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 n, V* d)
 template <int M>
 void store_pixels(const V* y, float bias, float* out, i64 ox0, i64 n, i64 limit) {
   alignas(32) float tmp[M][8];
-  for (int j = 0; j < M; j++) _mm256_store_ps(tmp[j], O::add(y[j], O::set(bias)));
+  for (int j = 0; j < M; j++) _mm256_store_ps(tmp[j], Simd::add(y[j], Simd::set(bias)));
   for (i64 k = 0; k < n; k++)
     for (int j = 0; j < M; j++) {
       const i64 x = ox0 + M * k + j;
@@ -102,27 +102,39 @@ void store_pixels(const V* y, float bias, float* out, i64 ox0, i64 n, i64 limit)
     }
 }
 
+/**
+ * U[xi][o][c0 + u], u < count: the filters w[o][c0 + u] transformed by `Filter` (9 vectors -> XIS), 8 input
+ * channels at a time.
+ */
+template <int XIS, void (*Filter)(const V*, V*)>
+void weights_avx2(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U) {
+  for (i64 c = c0; c < c0 + count; c += 8) {
+    const i64 n = std::min<i64>(8, c0 + count - c);
+    V g[9], u[XIS];
+    load_filters8(w, w16, o, c, n, C, g);
+    Filter(g, u);
+    for (int xi = 0; xi < XIS; xi++) store_lanes(U + (xi * O + o) * C + c, u[xi], n);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // F(2x2, 3x3)
 
-void weights2_avx2(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U) {
-  const V half = O::set(0.5f);
-  for (i64 c = c0; c < c0 + count; c += 8) {
-    const i64 n = std::min<i64>(8, c0 + count - c);
-    V g[9];
-    load_filters8(w, w16, o, c, n, C, g);
-    V t[4][3];  // G g
-    for (int j = 0; j < 3; j++) {
-      t[0][j] = g[j];
-      t[1][j] = O::mul(half, O::add(O::add(g[j], g[3 + j]), g[6 + j]));
-      t[2][j] = O::mul(half, O::add(O::sub(g[j], g[3 + j]), g[6 + j]));
-      t[3][j] = g[6 + j];
-    }
-    for (int i = 0; i < 4; i++) {  // (G g) G^T
-      const V u[4] = {t[i][0], O::mul(half, O::add(O::add(t[i][0], t[i][1]), t[i][2])),
-                      O::mul(half, O::add(O::sub(t[i][0], t[i][1]), t[i][2])), t[i][2]};
-      for (int j = 0; j < 4; j++) store_lanes(U + ((i * 4 + j) * O + o) * C + c, u[j], n);
-    }
+/** G g G^T of F(2x2, 3x3) for 8 filters: g[9] (element i of each) -> u[16] (element xi of each). */
+void filter2(const V* g, V* u) {
+  const V half = Simd::set(0.5f);
+  V t[4][3];  // G g
+  for (int j = 0; j < 3; j++) {
+    t[0][j] = g[j];
+    t[1][j] = Simd::mul(half, Simd::add(Simd::add(g[j], g[3 + j]), g[6 + j]));
+    t[2][j] = Simd::mul(half, Simd::add(Simd::sub(g[j], g[3 + j]), g[6 + j]));
+    t[3][j] = g[6 + j];
+  }
+  for (int i = 0; i < 4; i++) {  // (G g) G^T
+    u[i * 4 + 0] = t[i][0];
+    u[i * 4 + 1] = Simd::mul(half, Simd::add(Simd::add(t[i][0], t[i][1]), t[i][2]));
+    u[i * 4 + 2] = Simd::mul(half, Simd::add(Simd::sub(t[i][0], t[i][1]), t[i][2]));
+    u[i * 4 + 3] = t[i][2];
   }
 }
 
@@ -133,17 +145,17 @@ void input2_avx2(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count, fl
     load_patches<4, 2>(plane, H, W, y0, x0 + 2 * t, n, d);
     V b[4][4];  // B^T d
     for (int j = 0; j < 4; j++) {
-      b[0][j] = O::sub(d[j], d[8 + j]);
-      b[1][j] = O::add(d[4 + j], d[8 + j]);
-      b[2][j] = O::sub(d[8 + j], d[4 + j]);
-      b[3][j] = O::sub(d[4 + j], d[12 + j]);
+      b[0][j] = Simd::sub(d[j], d[8 + j]);
+      b[1][j] = Simd::add(d[4 + j], d[8 + j]);
+      b[2][j] = Simd::sub(d[8 + j], d[4 + j]);
+      b[3][j] = Simd::sub(d[4 + j], d[12 + j]);
     }
     float* o = v + t;
     for (int i = 0; i < 4; i++) {  // (B^T d) B
-      store_lanes(o + (i * 4 + 0) * xs, O::sub(b[i][0], b[i][2]), n);
-      store_lanes(o + (i * 4 + 1) * xs, O::add(b[i][1], b[i][2]), n);
-      store_lanes(o + (i * 4 + 2) * xs, O::sub(b[i][2], b[i][1]), n);
-      store_lanes(o + (i * 4 + 3) * xs, O::sub(b[i][1], b[i][3]), n);
+      store_lanes(o + (i * 4 + 0) * xs, Simd::sub(b[i][0], b[i][2]), n);
+      store_lanes(o + (i * 4 + 1) * xs, Simd::add(b[i][1], b[i][2]), n);
+      store_lanes(o + (i * 4 + 2) * xs, Simd::sub(b[i][2], b[i][1]), n);
+      store_lanes(o + (i * 4 + 3) * xs, Simd::sub(b[i][1], b[i][3]), n);
     }
   }
 }
@@ -157,11 +169,11 @@ void output2_avx2(const float* m, i64 xs, i64 count, float bias, float* plane, i
     for (int j = 0; j < 4; j++) {
       const V m0 = _mm256_maskload_ps(m + j * xs + t, keep), m1 = _mm256_maskload_ps(m + (4 + j) * xs + t, keep);
       const V m2 = _mm256_maskload_ps(m + (8 + j) * xs + t, keep), m3 = _mm256_maskload_ps(m + (12 + j) * xs + t, keep);
-      r[0][j] = O::add(O::add(m0, m1), m2);
-      r[1][j] = O::sub(O::sub(m1, m2), m3);
+      r[0][j] = Simd::add(Simd::add(m0, m1), m2);
+      r[1][j] = Simd::sub(Simd::sub(m1, m2), m3);
     }
     for (int i = 0; i < 2 && oy + i < OH; i++) {  // (A^T m) A
-      const V y[2] = {O::add(O::add(r[i][0], r[i][1]), r[i][2]), O::sub(O::sub(r[i][1], r[i][2]), r[i][3])};
+      const V y[2] = {Simd::add(Simd::add(r[i][0], r[i][1]), r[i][2]), Simd::sub(Simd::sub(r[i][1], r[i][2]), r[i][3])};
       store_pixels<2>(y, bias, plane + (oy + i) * OW, ox0 + 2 * t, n, limit);
     }
   }
@@ -170,19 +182,11 @@ void output2_avx2(const float* m, i64 xs, i64 count, float bias, float* plane, i
 // ---------------------------------------------------------------------------------------------------------------
 // F(4x4, 3x3)
 
-void weights4_avx2(const float* w, const std::uint16_t* w16, i64 o, i64 c0, i64 count, i64 O, i64 C, float* U) {
-  for (i64 c = c0; c < c0 + count; c += 8) {
-    const i64 n = std::min<i64>(8, c0 + count - c);
-    V g[9];
-    load_filters8(w, w16, o, c, n, C, g);
-    V t[3][6];  // t[j] = G (column j of g)
-    for (int j = 0; j < 3; j++) Lanes4::filter(g[j], g[3 + j], g[6 + j], t[j]);
-    for (int i = 0; i < 6; i++) {  // row i of (G g) G^T
-      V u[6];
-      Lanes4::filter(t[0][i], t[1][i], t[2][i], u);
-      for (int j = 0; j < 6; j++) store_lanes(U + ((i * 6 + j) * O + o) * C + c, u[j], n);
-    }
-  }
+/** G g G^T of F(4x4, 3x3) for 8 filters: g[9] -> u[36]. */
+void filter4(const V* g, V* u) {
+  V t[3][6];  // t[j] = G (column j of g)
+  for (int j = 0; j < 3; j++) Lanes4::filter(g[j], g[3 + j], g[6 + j], t[j]);
+  for (int i = 0; i < 6; i++) Lanes4::filter(t[0][i], t[1][i], t[2][i], u + i * 6);  // row i of (G g) G^T
 }
 
 void input4_avx2(const float* plane, i64 H, i64 W, i64 y0, i64 x0, i64 count, float* v, i64 xs) {
@@ -220,7 +224,7 @@ void output4_avx2(const float* m, i64 xs, i64 count, float bias, float* plane, i
 
 }  // namespace
 
-const WinogradKernels kAvx2Winograd = {weights2_avx2, input2_avx2, output2_avx2};
-const WinogradKernels kAvx2Winograd4 = {weights4_avx2, input4_avx2, output4_avx2};
+const WinogradKernels kAvx2Winograd = {weights_avx2<16, filter2>, input2_avx2, output2_avx2};
+const WinogradKernels kAvx2Winograd4 = {weights_avx2<36, filter4>, input4_avx2, output4_avx2};
 
 }  // namespace diffuse

@@ -1,6 +1,6 @@
 // The native nearest-neighbour resize against the reference backend, bit for bit: the UNet's 2x upsample (the
 // doubled-columns path), fractional, shrinking and uneven scales (the index path), on 1 and 2 threads; and the
-// checks on its arguments.
+// checks on its arguments (sizes, lengths, overlap).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { nativeAddon } from "../../src/backend/native/index.js";
@@ -37,8 +37,12 @@ describe("native upsampleNearest", { skip }, () => {
     addon.setNumThreads(initial.threads);
   });
 
-  it("rejects arrays too short or shared", () => {
+  it("rejects impossible sizes, arrays too short or shared", () => {
     const x = new Float32Array(2 * 4 * 4);
+    assert.throws(
+      () => addon.upsampleNearest(x, new Float32Array(128), 2, 0, 4, 8, 8),
+      /expected planes >= 0, h and w >= 1, oh and ow >= 0; got planes 2, 0x4 -> 8x8/,
+    );
     assert.throws(
       () => addon.upsampleNearest(x, new Float32Array(10), 2, 4, 4, 8, 8),
       /out: needs 128 elements/,
