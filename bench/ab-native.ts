@@ -2,9 +2,10 @@
 // shapes (batch 2): the before/after of a kernel change without the drift between runs that a shared machine adds
 // (up to ~15% between processes here). Outputs are compared too (max absolute difference).
 //   node --import tsx bench/ab-native.ts OLD.node [NEW.node] [--threads=1] [--kernel=avx2] [--rounds=8]
-// NEW defaults to this checkout's build/Release. An older commit's addon builds beside it:
-//   git archive REV binding.gyp native | tar -x -C /tmp/old && ln -s "$PWD/node_modules" /tmp/old/node_modules
-//   (cd /tmp/old && node-gyp configure build)     # node-gyp from npm's own node_modules works too
+// NEW defaults to this checkout's build/Release. An older commit's addon, built in a scratch folder:
+//   OLD=$(mktemp -d) && git archive REV binding.gyp native scripts/build-native.js | tar -x -C "$OLD"
+//   ln -s "$PWD/node_modules" "$OLD/node_modules" && (cd "$OLD" && node scripts/build-native.js --strict)
+//   node --import tsx bench/ab-native.ts "$OLD/build/Release/diffuse_native.node"
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import type { NativeAddon } from "../src/backend/native/addon.js";

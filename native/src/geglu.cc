@@ -12,10 +12,9 @@ namespace diffuse {
 
 namespace {
 
-// The packed weight of the row-block path (<= 4 MB where the half width is a multiple of the kernel's columns, as in
-// every SD model; larger otherwise) and the chunked path's packed input (5 MB for SD 1.5 at
-// 512 x 512, batch 2) are kept for the next call up to 64 MB: mapping them afresh on each call cost a page fault
-// per 4 KB.
+// The packed weight of the row-block path (<= 4 MB where the half width is a multiple of the kernel's columns, as
+// in every SD model) and the chunked path's packed input (5 MB for SD 1.5 at 512 x 512, batch 2) are kept for the
+// next call up to 64 MB: mapping them afresh on each call cost a page fault per 4 KB.
 constexpr i64 kKeepFloats = i64{1} << 24;
 
 /**
