@@ -6,23 +6,37 @@
 //   OLD=$(mktemp -d) && git archive REV binding.gyp native scripts/build-native.js | tar -x -C "$OLD"
 //   ln -s "$PWD/node_modules" "$OLD/node_modules" && (cd "$OLD" && node scripts/build-native.js --strict)
 //   node --import tsx bench/ab-native.ts "$OLD/build/Release/diffuse_native.node"
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import type { NativeAddon } from "../src/backend/native/addon.js";
 import { lcgArray } from "./sd15-worker.js";
 import { printTable } from "./util.js";
 
+const usage =
+  "usage: bench/ab-native.ts OLD.node [NEW.node] [--threads=N] [--kernel=avx512|avx2|portable] [--rounds=N]";
 const args = process.argv.slice(2);
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const known = ["threads", "kernel", "rounds"];
+const unknown = args.find((a) => a.startsWith("--") && !known.some((k) => a.startsWith(`--${k}=`)));
+if (unknown) throw new Error(`unknown option ${unknown}; ${usage}`);
 const paths = args.filter((a) => !a.startsWith("--"));
-if (paths.length < 1)
-  throw new Error("usage: bench/ab-native.ts OLD.node [NEW.node] [--threads=N] [--kernel=K]");
+if (paths.length < 1 || paths.length > 2) throw new Error(usage);
 const require = createRequire(import.meta.url);
-const builds = [paths[0]!, paths[1] ?? "build/Release/diffuse_native.node"].map(
-  (p) => require(resolve(p)) as NativeAddon,
-);
-const threads = Number(option("threads") ?? 1);
-const rounds = Number(option("rounds") ?? 8);
+const builds = [paths[0]!, paths[1] ?? "build/Release/diffuse_native.node"].map((p) => {
+  if (!existsSync(resolve(p)))
+    throw new Error(`no native addon at ${p} (the header says how to build an old one)`);
+  return require(resolve(p)) as NativeAddon;
+});
+/** --name=N as an integer >= 1. */
+const count = (name: string, fallback: number) => {
+  const v = option(name);
+  const n = v === undefined ? fallback : Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be an integer >= 1, got ${v}`);
+  return n;
+};
+const threads = count("threads", 1);
+const rounds = count("rounds", 8);
 for (const addon of builds) {
   addon.setNumThreads(threads);
   const kernel = option("kernel");
@@ -33,10 +47,12 @@ let seed = 0;
 /** n values uniform in [-scale / 2, scale / 2), a new seed each call. */
 const random = (n: number, scale = 1) => lcgArray(n, ++seed, -scale / 2, scale / 2);
 
-/** Best time of each build over alternating rounds, and the largest difference between their outputs. */
+/** Best time of each build over alternating rounds after a warm-up call each, and the largest difference between
+ * their outputs. */
 function compare(run: (addon: NativeAddon, out: Float32Array) => void, outLength: number) {
   const outs = builds.map(() => new Float32Array(outLength));
   const best = [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY];
+  for (const [i, addon] of builds.entries()) run(addon, outs[i]!); // warm-up: scratch buffers, pages, caches
   for (let r = 0; r < rounds; r++) {
     for (const i of r % 2 ? [1, 0] : [0, 1]) {
       const t0 = performance.now();
@@ -50,7 +66,8 @@ function compare(run: (addon: NativeAddon, out: Float32Array) => void, outLength
 }
 
 const rows: (string | number)[][] = [];
-const row = (what: string, r: ReturnType<typeof compare>) =>
+const row = (what: string, r: ReturnType<typeof compare>) => {
+  process.stderr.write(`ab-native: ${what}: ${(r.best[1]! / r.best[0]!).toFixed(3)}\n`);
   rows.push([
     what,
     r.best[0]!.toFixed(2),
@@ -58,6 +75,7 @@ const row = (what: string, r: ReturnType<typeof compare>) =>
     (r.best[1]! / r.best[0]!).toFixed(3),
     r.diff.toExponential(1),
   ]);
+};
 
 // conv2d: [in, out, size, kernel]
 for (const [c, o, h, k] of [

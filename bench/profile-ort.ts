@@ -18,6 +18,10 @@ interface ProfileEvent {
 }
 
 const threads = Number(process.argv[2] ?? 1);
+if (!Number.isInteger(threads) || threads < 1)
+  throw new Error(
+    `usage: bench/profile-ort.ts [threads]; threads must be an integer >= 1, got ${process.argv[2]}`,
+  );
 const graph = onnxGraph("sd15_unet");
 if ("error" in graph) throw new Error(`no UNet graph to profile: ${graph.error}`);
 const ort = await import("onnxruntime-node");
